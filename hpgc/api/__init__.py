@@ -1,0 +1,1 @@
+"""The HTTP layer: routes, middlewares, content negotiation, OpenAPI. No business logic lives here."""

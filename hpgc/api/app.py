@@ -1,0 +1,76 @@
+"""The app factory: settings in, a ready aiohttp application out (services wired through web.AppKey)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import jinja2
+from aiohttp import web
+
+from hpgc.api import jobs, landing, processes
+from hpgc.api.keys import JOBS, REGISTRY, SETTINGS, STORE, TEMPLATES
+from hpgc.api.problems import body_limit_middleware, problem_middleware
+from hpgc.backends.base import Backend
+from hpgc.backends.local import LocalBackend
+from hpgc.config import Settings
+from hpgc.jobs.monitor import Monitor
+from hpgc.jobs.service import JobService
+from hpgc.packages.registry import ProcessRegistry
+from hpgc.store import Store
+
+log = logging.getLogger(__name__)
+MONITORS: web.AppKey[dict[str, Monitor]] = web.AppKey("monitors")
+
+
+def default_backends(settings: Settings) -> dict[str, Backend]:
+    backends: dict[str, Backend] = {"local": LocalBackend(settings.local, settings.data_dir / "jobs")}
+    if settings.clusters:
+        from hpgc.backends.slurm.backend import SlurmBackend
+
+        backends["slurm"] = SlurmBackend(settings.clusters, settings.data_dir)
+    return backends
+
+
+def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -> web.Application:
+    app = web.Application(
+        middlewares=[problem_middleware, body_limit_middleware], client_max_size=settings.max_body_bytes
+    )
+    app[SETTINGS] = settings
+    app[TEMPLATES] = jinja2.Environment(
+        loader=jinja2.PackageLoader("hpgc.api", "templates"), autoescape=True, trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    app.add_routes(landing.routes)
+    app.add_routes(processes.routes)
+    app.add_routes(jobs.routes)
+
+    async def services(app: web.Application) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = Store(settings.data_dir / "hpgc.sqlite")
+        registry = ProcessRegistry(store)
+        loaded = await asyncio.to_thread(registry.load_builtins, settings.appkgs_dir)
+        log.info("built-in processes: %s", ", ".join(loaded) or "none")
+        chosen = backends if backends is not None else default_backends(settings)
+        service = JobService(store, registry, chosen, settings.default_backend, settings.max_inputs)
+        monitors: dict[str, Monitor] = {}
+        for name, backend in chosen.items():
+            lo, hi = getattr(backend, "poll_intervals", (0.2, settings.poll_interval_s))
+            monitors[name] = Monitor(service, backend, lo, hi)
+            await backend.start(monitors[name].wake)
+        service.on_submitted = lambda name: monitors[name].wake()
+        app[STORE], app[REGISTRY], app[JOBS], app[MONITORS] = store, registry, service, monitors
+        await service.recover()
+        for monitor in monitors.values():
+            monitor.start()
+        yield
+        for monitor in monitors.values():
+            await monitor.stop()
+        for backend in chosen.values():
+            await backend.close()
+        service.close()
+        store.close()
+
+    app.cleanup_ctx.append(services)
+    return app

@@ -1,0 +1,13 @@
+"""Where handlers find who is calling. The auth middleware sets it; without auth everyone is anonymous."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hpgc.auth import ANONYMOUS, Principal
+
+PRINCIPAL_KEY = "hpgc.principal"
+
+
+def principal(request: web.Request) -> Principal:
+    return request.get(PRINCIPAL_KEY, ANONYMOUS)

@@ -1,0 +1,95 @@
+"""Content negotiation (JSON or HTML), links and the JSON forms of jobs and results."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from hpgc.api.keys import SETTINGS, TEMPLATES
+from hpgc.models.ogc import Link, StatusCode, StatusInfo
+
+JSON = "application/json"
+HTML = "text/html"
+
+
+def wants_html(request: web.Request) -> bool:
+    f = request.query.get("f")
+    if f is not None:
+        if f not in ("json", "html"):
+            raise web.HTTPBadRequest(text=f"unknown format f={f}; use f=json or f=html")
+        return f == "html"
+    best_html = best_json = 0.0
+    for part in request.headers.get("Accept", "").split(","):
+        media, _, params = part.strip().partition(";")
+        q = 1.0
+        for p in params.split(";"):
+            k, _, v = p.strip().partition("=")
+            if k == "q":
+                try:
+                    q = float(v)
+                except ValueError:
+                    q = 0.0
+        media = media.strip().lower()
+        if media == HTML:
+            best_html = max(best_html, q)
+        elif media in (JSON, "application/*", "*/*") or media.endswith("+json"):
+            best_json = max(best_json, q * (0.99 if media != JSON else 1.0))
+    return best_html > best_json
+
+
+def base_url(request: web.Request) -> str:
+    configured = request.app[SETTINGS].base_url
+    if configured:
+        return configured.rstrip("/")
+    return f"{request.scheme}://{request.host}"
+
+
+def respond(request: web.Request, data: dict[str, Any], template: str, status: int = 200,
+            headers: dict[str, str] | None = None, **context: Any) -> web.Response:
+    if wants_html(request):
+        html = request.app[TEMPLATES].get_template(template).render(
+            data=data, base=base_url(request), title=request.app[SETTINGS].title, request=request, **context
+        )
+        return web.Response(text=html, content_type=HTML, status=status, headers=headers)
+    return web.Response(text=json.dumps(data), content_type=JSON, status=status, headers=headers)
+
+
+def iso(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def self_links(request: web.Request, path: str, title: str) -> list[Link]:
+    base = base_url(request)
+    html = wants_html(request)
+    return [
+        Link(href=f"{base}{path}?f={'html' if html else 'json'}", rel="self", type=HTML if html else JSON,
+             title=f"{title} (this document)"),
+        Link(href=f"{base}{path}?f={'json' if html else 'html'}", rel="alternate", type=JSON if html else HTML,
+             title=f"{title} as {'JSON' if html else 'HTML'}"),
+    ]
+
+
+def status_info(request: web.Request, row: dict[str, Any]) -> dict[str, Any]:
+    base = base_url(request)
+    job_url = f"{base}/jobs/{row['id']}"
+    links = [
+        Link(href=job_url, rel="self", type=JSON, title="this job's status"),
+        Link(href=f"{job_url}?f=html", rel="alternate", type=HTML, title="this job's status as HTML"),
+        Link(href=f"{job_url}/logs", rel="logs", type=JSON, title="stdout, stderr and the event log"),
+    ]
+    if row["status"] == StatusCode.successful.value:
+        links.append(Link(href=f"{job_url}/results", rel="http://www.opengis.net/def/rel/ogc/1.0/results",
+                          type=JSON, title="results"))
+    elif row["status"] == StatusCode.failed.value:
+        links.append(Link(href=f"{job_url}/results", rel="http://www.opengis.net/def/rel/ogc/1.0/exceptions",
+                          type="application/problem+json", title="why the job failed"))
+    links.append(Link(href=f"{base}/processes/{row['process_id']}", rel="up", type=JSON, title="the process"))
+    info = StatusInfo(
+        processID=row["process_id"], jobID=row["id"], status=StatusCode(row["status"]), message=row.get("message"),
+        created=iso(row["created"]), started=iso(row.get("started")), finished=iso(row.get("finished")),
+        updated=iso(row.get("updated")), progress=row.get("progress"), links=links,
+    )
+    return info.wire()

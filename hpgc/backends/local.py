@@ -1,0 +1,259 @@
+"""The local backend: each job is a subprocess on this machine, in its own job directory and process group.
+
+It is the embedded default (no cluster needed). Jobs beyond `max_jobs` wait their turn in `accepted`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shlex
+import shutil
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from hpgc.backends.base import BackendError
+from hpgc.backends.files import (
+    OUTPUTS_FILE,
+    PROGRESS_FILE,
+    PROGRESS_HELPER,
+    command_outputs_manifest,
+    download,
+    parse_progress,
+)
+from hpgc.config import LocalBackendSettings
+from hpgc.models.ogc import StatusCode
+from hpgc.models.run import BackendStatus, JobRef, Logs, RunSpec
+
+log = logging.getLogger(__name__)
+EXIT_FILE = "exit_code"
+CANCEL_FILE = "cancelled"
+MAX_INPUT_BYTES = 10 * 1024**3
+STDERR_TAIL = 2000
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, settings: LocalBackendSettings, jobs_dir: Path) -> None:
+        self.settings = settings
+        self.jobs_dir = jobs_dir
+        self._slots = asyncio.Semaphore(settings.max_jobs)
+        self._procs: dict[str, asyncio.subprocess.Process] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._on_change: Callable[[], None] = lambda: None
+
+    @property
+    def resumable(self) -> bool:
+        return False
+
+    async def start(self, on_change: Callable[[], None]) -> None:
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self._on_change = on_change
+
+    async def close(self) -> None:
+        for job_id in list(self._procs):
+            self._kill(job_id, signal.SIGKILL)
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.jobs_dir / job_id
+
+    # submit ----------------------------------------------------------------------------------------
+    async def submit(self, spec: RunSpec) -> str:
+        if spec.job_id in self._tasks:
+            return f"local:{spec.job_id}"
+        jd = self.job_dir(spec.job_id)
+        (jd / "bin").mkdir(parents=True, exist_ok=True)
+        helper = jd / "bin" / "hpgc-progress"
+        helper.write_text(PROGRESS_HELPER)
+        helper.chmod(0o755)
+        for f in spec.files:
+            target = self._inside(jd, f.path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if f.content is not None:
+                target.write_bytes(f.content)
+            elif f.href is not None:
+                with target.open("wb") as out:
+                    async for chunk in download(f.href, MAX_INPUT_BYTES):
+                        out.write(chunk)
+            if f.executable:
+                target.chmod(0o755)
+        argv = self._argv(spec, jd)
+        (jd / "command.json").write_text(json.dumps(argv))
+        self._tasks[spec.job_id] = asyncio.create_task(self._run(spec, argv, jd))
+        return f"local:{spec.job_id}"
+
+    def _argv(self, spec: RunSpec, jd: Path) -> list[str]:
+        if spec.kind == "cwl":
+            argv = [_command(self.settings.cwltool), "--quiet", "--outdir", str(jd / "outputs")]
+            argv += ["--tmpdir-prefix", str(jd / "tmp") + "/", "--preserve-environment", "HPGC_JOB_DIR"]
+            if self.settings.container_runtime:
+                argv += ["--singularity"]
+            else:
+                argv += ["--no-container"]
+            return [*argv, str(jd / "tool.cwl"), str(jd / "job.json")]
+        if not spec.argv:
+            raise BackendError("the package gives no command to run")
+        if spec.container is None:
+            return list(spec.argv)
+        if not self.settings.container_runtime or not self.settings.image_cache:
+            raise BackendError(
+                "this package runs in a container, but the local backend has no container runtime "
+                "configured (local.container_runtime, local.image_cache)"
+            )
+        image = self.settings.image_cache / spec.container.image
+        return [self.settings.container_runtime, "exec", str(image), *spec.argv]
+
+    async def _run(self, spec: RunSpec, argv: list[str], jd: Path) -> None:
+        async with self._slots:
+            if (jd / CANCEL_FILE).exists():
+                return
+            env = {**os.environ, **spec.env, "HPGC_JOB_DIR": str(jd)}
+            env["PATH"] = f"{jd / 'bin'}:{env.get('PATH', '')}"
+            if self.settings.image_cache:
+                env["CWL_SINGULARITY_CACHE"] = str(self.settings.image_cache)
+            stdout_name = OUTPUTS_FILE if spec.kind == "cwl" else "stdout.log"
+            try:
+                with (jd / stdout_name).open("wb") as out, (jd / "stderr.log").open("wb") as err:
+                    proc = await asyncio.create_subprocess_exec(
+                        *argv, cwd=jd, env=env, stdout=out, stderr=err, stdin=asyncio.subprocess.DEVNULL,
+                        start_new_session=True,  # own process group: dismiss kills the whole tree
+                    )
+                    self._procs[spec.job_id] = proc
+                    self._on_change()
+                    code = await proc.wait()
+            except OSError as exc:
+                (jd / "stderr.log").write_text(f"could not start {argv[0]}: {exc}\n")
+                code = 127
+            finally:
+                self._procs.pop(spec.job_id, None)
+            if spec.kind == "command" and code == 0:
+                exists = {oid: (jd / rel).is_file() for oid, rel in spec.outputs.items()}
+                manifest = command_outputs_manifest(spec.outputs, exists, str(jd))
+                (jd / OUTPUTS_FILE).write_text(json.dumps(manifest))
+            (jd / EXIT_FILE).write_text(str(code))
+            self._on_change()
+
+    # follow ----------------------------------------------------------------------------------------
+    async def poll(self, jobs: list[JobRef]) -> dict[str, BackendStatus]:
+        return {ref.job_id: self._status(ref.job_id) for ref in jobs}
+
+    def _status(self, job_id: str) -> BackendStatus:
+        jd = self.job_dir(job_id)
+        exit_file = jd / EXIT_FILE
+        if exit_file.exists():
+            code = int(exit_file.read_text() or "1")
+            if (jd / CANCEL_FILE).exists():
+                return BackendStatus(status=StatusCode.dismissed, message="dismissed by the user", exit_code=code)
+            if code == 0:
+                return BackendStatus(status=StatusCode.successful, progress=100, message="finished",
+                                     exit_code=0)
+            tail = _tail(jd / "stderr.log", STDERR_TAIL)
+            message = f"the process exited with code {code}" + (f": {tail}" if tail else "")
+            return BackendStatus(status=StatusCode.failed, message=message, exit_code=code,
+                                 details={"stderr_tail": tail})
+        if job_id in self._procs:
+            progress, message = parse_progress(_read(jd / PROGRESS_FILE))
+            return BackendStatus(status=StatusCode.running, progress=progress, message=message or "running")
+        if (jd / CANCEL_FILE).exists():
+            return BackendStatus(status=StatusCode.dismissed, message="dismissed by the user")
+        if job_id in self._tasks:
+            return BackendStatus(status=StatusCode.accepted, message="waiting for a free slot")
+        return BackendStatus(
+            status=StatusCode.failed,
+            message="hpgc stopped while this job ran on the local backend; it cannot be followed after a "
+            "restart. Please submit it again.",
+        )
+
+    async def cancel(self, job: JobRef) -> None:
+        jd = self.job_dir(job.job_id)
+        if jd.is_dir():
+            (jd / CANCEL_FILE).touch()
+        if job.job_id in self._procs:
+            self._kill(job.job_id, signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._tasks[job.job_id]), timeout=5)
+            self._kill(job.job_id, signal.SIGKILL)
+        self._on_change()
+
+    def _kill(self, job_id: str, sig: int) -> None:
+        proc = self._procs.get(job_id)
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, sig)
+
+    # results ---------------------------------------------------------------------------------------
+    async def outputs(self, job: JobRef) -> dict[str, Any]:
+        path = self.job_dir(job.job_id) / OUTPUTS_FILE
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"the job left no readable outputs.json: {exc}") from None
+
+    def _inside(self, jd: Path, path: str) -> Path:
+        target = (jd / path).resolve()
+        if not target.is_relative_to(jd.resolve()):
+            raise BackendError(f"{path} is outside the job directory")
+        return target
+
+    async def file_size(self, job: JobRef, path: str) -> int:
+        target = self._inside(self.job_dir(job.job_id), path)
+        try:
+            return target.stat().st_size
+        except OSError:
+            raise BackendError(f"{path} does not exist") from None
+
+    async def read_file(
+        self, job: JobRef, path: str, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        target = self._inside(self.job_dir(job.job_id), path)
+        remaining = length
+        with target.open("rb") as fh:
+            fh.seek(offset)
+            while remaining is None or remaining > 0:
+                chunk = fh.read(1 << 16 if remaining is None else min(1 << 16, remaining))
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    async def logs(self, job: JobRef, tail: int | None = None) -> Logs:
+        jd = self.job_dir(job.job_id)
+        return Logs(stdout=_tail(jd / "stdout.log", tail), stderr=_tail(jd / "stderr.log", tail))
+
+    async def script(self, job: JobRef) -> str | None:
+        text = _read(self.job_dir(job.job_id) / "command.json")
+        if not text:
+            return None
+        return shlex.join(json.loads(text)) + "\n"
+
+    def remove(self, job_id: str) -> None:
+        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+
+def _command(name: str) -> str:
+    """A command on PATH, or installed beside this Python (the venv's bin/ when it is not activated)."""
+    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    return found or name
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _tail(path: Path, limit: int | None) -> str:
+    text = _read(path)
+    return text if limit is None else text[-limit:].strip()

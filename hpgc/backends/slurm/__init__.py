@@ -1,0 +1,1 @@
+"""Slurm backend: sbatch scripts (script.py), pooled SSH (ssh.py), batched sacct polling (sacct.py)."""

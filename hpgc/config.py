@@ -1,0 +1,104 @@
+"""One settings object for the whole server: a TOML file plus HPGC_* environment variables.
+
+Every field has a description: `hpgc config-docs` renders docs/configuration.md from them.
+Nested fields are set from the environment with `__`, e.g. HPGC_LOCAL__MAX_JOBS=8.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from hpgc.auth import AuthSettings
+from hpgc.backends.slurm.config import ClusterSettings
+
+REPO_APPKGS = Path(__file__).resolve().parent.parent / "appkgs"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message says which field and why."""
+
+
+class LocalBackendSettings(BaseModel):
+    max_jobs: int = Field(default=4, ge=1, description="Jobs run at once on this machine; others wait.")
+    cwltool: str = Field(default="cwltool", description="cwltool command used for CWL packages.")
+    container_runtime: str | None = Field(
+        default=None,
+        description="Run container packages with this runtime (apptainer/singularity); "
+        "None: containers are refused and CWL runs with --no-container.",
+    )
+    image_cache: Path | None = Field(default=None, description="Folder of .sif images for container runs.")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HPGC_", env_nested_delimiter="__", extra="forbid")
+
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port to listen on.")
+    data_dir: Path = Field(
+        default=Path("hpgc-data"), description="Database, job directories and keys live here."
+    )
+    base_url: str | None = Field(
+        default=None,
+        description="Public URL of the API (e.g. https://hpc.example.org/ogc). None: taken from each request.",
+    )
+    title: str = Field(default="hpgc", description="Title on the landing page.")
+    appkgs_dir: Path = Field(
+        default=REPO_APPKGS, description="Folder of built-in application packages, one sub-folder each."
+    )
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger → 413."
+    )
+    max_inputs: int = Field(default=10000, ge=1, description="Largest number of input values per request.")
+    sync_timeout_s: float = Field(
+        default=120.0, gt=0, description="How long a synchronous execute waits before answering with the job."
+    )
+    default_backend: str = Field(default="local", description="Backend for processes that name none.")
+    poll_interval_s: float = Field(default=1.0, gt=0, description="Monitor interval for the local backend.")
+    log_level: str = Field(default="INFO", description="Python logging level.")
+    local: LocalBackendSettings = Field(default_factory=LocalBackendSettings, description="Local backend.")
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="Authentication.")
+    clusters: dict[str, ClusterSettings] = Field(
+        default_factory=dict, description="Slurm clusters by name; the first is the default one."
+    )
+
+    _config_file: Path | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls._config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._config_file))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read the file (if any), the environment and explicit overrides; raise ConfigError, readable."""
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"configuration file {config_file} does not exist")
+    Settings._config_file = config_file
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        lines = [f"invalid configuration{f' in {config_file}' if config_file else ''}:"]
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"])
+            lines.append(f"  {where}: {err['msg']}")
+        raise ConfigError("\n".join(lines)) from None
+    finally:
+        Settings._config_file = None

@@ -1,0 +1,63 @@
+"""Domain errors. Services raise these; the API maps each to an HTTP status and an RFC 7807 body."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from hpgc.models.ogc import OGC_EXC
+
+
+class HpgcError(Exception):
+    status: ClassVar[int] = 400
+    type: ClassVar[str] = "about:blank"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NoSuchProcess(HpgcError):
+    status, type, title = 404, f"{OGC_EXC}/no-such-process", "No such process"
+
+
+class NoSuchJob(HpgcError):
+    status, type, title = 404, f"{OGC_EXC}/no-such-job", "No such job"
+
+
+class ResultNotReady(HpgcError):
+    status, type, title = 404, f"{OGC_EXC}/result-not-ready", "Result not ready"
+
+
+class NoSuchOutput(HpgcError):
+    status, type, title = 404, f"{OGC_EXC}/no-such-output", "No such output"
+
+
+class InvalidParameterValue(HpgcError):
+    status, type, title = 400, f"{OGC_EXC}/invalid-parameter-value", "Invalid parameter value"
+
+
+class InvalidRequest(HpgcError):
+    status, type, title = 400, f"{OGC_EXC}/invalid-request", "Invalid request"
+
+
+class NotAllowed(HpgcError):
+    status, type, title = 403, f"{OGC_EXC}/forbidden", "Forbidden"
+
+
+class JobNotDismissable(HpgcError):
+    status, type, title = 409, f"{OGC_EXC}/job-not-dismissable", "Job cannot be dismissed"
+
+
+class JobFailed(HpgcError):
+    """GET results of a failed job: the job's own exception is returned."""
+
+    status, type, title = 500, f"{OGC_EXC}/job-failed", "Job failed"
+
+    def __init__(self, detail: str, error: dict | None = None) -> None:
+        super().__init__(detail)
+        self.error = error or {}
+
+
+class BackendUnavailable(HpgcError):
+    status, type, title = 503, f"{OGC_EXC}/backend-unavailable", "Backend unavailable"

@@ -1,0 +1,1 @@
+"""Job bookkeeping (service), following backends (monitor) and telling subscribers (notifier)."""

@@ -1,0 +1,66 @@
+"""One monitor per backend: polls all of its active jobs in one call per cycle, at an adaptive interval."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from hpgc.backends.base import Backend
+from hpgc.jobs.service import JobService, job_ref
+
+log = logging.getLogger(__name__)
+
+
+class Monitor:
+    def __init__(self, service: JobService, backend: Backend, min_interval: float, max_interval: float) -> None:
+        self.service = service
+        self.backend = backend
+        self.min_interval = min_interval
+        self.max_interval = max_interval
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Poll at once (a job was submitted, or the backend saw a change)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"monitor-{self.backend.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def poll_once(self) -> int:
+        """One cycle; returns how many jobs changed."""
+        active = await self.service.db(self.service.store.active_jobs, self.backend.name)
+        refs = [job_ref(r) for r in active if r.get("external_id")]
+        if not refs:
+            return 0
+        statuses = await self.backend.poll(refs)
+        changed = 0
+        for job_id, st in statuses.items():
+            if await self.service.apply(job_id, st) is not None:
+                changed += 1
+        return changed
+
+    async def _run(self) -> None:
+        interval = self.min_interval
+        while True:
+            self._wake.clear()
+            try:
+                changed = await self.poll_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("polling %s failed; trying again", self.backend.name)
+                changed = 0
+            # quick while things change, slower while jobs just run
+            interval = self.min_interval if changed else min(interval * 1.5, self.max_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
+            if self._wake.is_set():
+                interval = self.min_interval

@@ -1,0 +1,316 @@
+"""JobService: create, follow, list, dismiss jobs and collect their results.
+
+It knows the store, the registry and the backends, and nothing about HTTP. Store calls run in one worker
+thread (SQLite work never blocks the event loop for long).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import mimetypes
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from hpgc.auth import Principal
+from hpgc.backends.base import Backend, BackendError
+from hpgc.errors import (
+    BackendUnavailable,
+    InvalidRequest,
+    JobFailed,
+    NoSuchJob,
+    NoSuchOutput,
+    NotAllowed,
+    ResultNotReady,
+)
+from hpgc.models.ogc import Execute, StatusCode
+from hpgc.models.run import BackendStatus, JobRef
+from hpgc.packages.inputs import validate_inputs
+from hpgc.packages.registry import Process, ProcessRegistry
+from hpgc.packages.translate import build_run_spec
+from hpgc.store import JobPage, JobQuery, Store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class OutputValue:
+    """A result that is a plain value (string, number, object...)."""
+
+    value: Any
+    media_type: str | None = None
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """A result that is a file in the job directory (read through the backend)."""
+
+    path: str
+    media_type: str
+    size: int | None = None
+
+
+Output = OutputValue | OutputFile
+
+
+def job_ref(row: dict[str, Any]) -> JobRef:
+    cluster = None
+    if row.get("external_id") and ":" in row["external_id"]:
+        cluster = row["external_id"].split(":", 1)[0]
+    return JobRef(job_id=row["id"], external_id=row.get("external_id"), cluster=cluster,
+                  unix_user=row.get("unix_user"))
+
+
+class JobService:
+    def __init__(
+        self, store: Store, registry: ProcessRegistry, backends: dict[str, Backend], default_backend: str,
+        max_inputs: int = 10000,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.backends = backends
+        self.default_backend = default_backend
+        self.max_inputs = max_inputs
+        self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="hpgc-db")
+        self._done: dict[str, asyncio.Event] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []  # called on every status change
+        self.on_submitted: Callable[[str], None] = lambda backend: None
+
+    async def db(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._db_thread, fn, *args)
+
+    def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self._db_thread.shutdown(wait=True)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # create ----------------------------------------------------------------------------------------
+    async def create(self, principal: Principal, process_id: str, execute: Execute) -> dict[str, Any]:
+        if not principal.can_execute:
+            raise NotAllowed("your token does not allow executing processes")
+        process = await self.db(self.registry.get, process_id)
+        inputs = validate_inputs(process.description, execute.inputs, self.max_inputs)
+        if execute.outputs:
+            unknown = sorted(set(execute.outputs) - set(process.description.outputs))
+            if unknown:
+                raise InvalidRequest(f"unknown output '{unknown[0]}'; process '{process.id}' has: "
+                                     + ", ".join(sorted(process.description.outputs)))
+        backend_name = process.backend or self.default_backend
+        if backend_name not in self.backends:
+            raise BackendUnavailable(f"backend '{backend_name}' is not configured on this server")
+        job_id = str(uuid.uuid4())
+        build_run_spec(process, job_id, inputs)  # fail now, not in the background, if it cannot be built
+        now = time.time()
+        row = {
+            "id": job_id, "process_id": process.id, "owner": principal.subject,
+            "unix_user": principal.unix_user, "status": StatusCode.accepted.value, "message": "accepted",
+            "progress": 0, "backend": backend_name, "external_id": None, "created": now, "started": None,
+            "finished": None, "updated": now, "request": execute.model_dump(mode="json", exclude_none=True),
+            "results": None, "error": None,
+            "subscriber": execute.subscriber.model_dump(exclude_none=True) if execute.subscriber else None,
+            "exit_code": None, "run_spec": None,
+        }
+        await self.db(self.store.insert_job, row, "job accepted")
+        self._notify(row)
+        self._spawn(self._submit(row))
+        return row
+
+    async def _submit(self, row: dict[str, Any]) -> None:
+        job_id = row["id"]
+        backend = self.backends[row["backend"]]
+        try:
+            process = await self.db(self.registry.get, row["process_id"])
+            execute = Execute.model_validate(row["request"])
+            inputs = validate_inputs(process.description, execute.inputs, self.max_inputs)
+            spec = build_run_spec(process, job_id, inputs)
+            spec.unix_user = row.get("unix_user")
+            external_id = await backend.submit(spec)
+        except (BackendError, OSError) as exc:
+            await self.apply(job_id, BackendStatus(status=StatusCode.failed, message=f"submission failed: {exc}"))
+            return
+        except Exception as exc:
+            log.exception("submission of job %s failed", job_id)
+            await self.apply(job_id, BackendStatus(status=StatusCode.failed,
+                                                   message=f"submission failed: {type(exc).__name__}: {exc}"))
+            return
+        await self.db(lambda: self.store.update_job(job_id, {"external_id": external_id},
+                                                    event=f"submitted to {backend.name} as {external_id}"))
+        self.on_submitted(backend.name)
+
+    async def recover(self) -> None:
+        """After a restart: submit what never reached a backend; the monitors pick up the rest."""
+        for row in await self.db(self.store.active_jobs):
+            if row["backend"] not in self.backends:
+                await self.apply(row["id"], BackendStatus(
+                    status=StatusCode.failed,
+                    message=f"backend '{row['backend']}' is no longer configured on this server"))
+            elif not row.get("external_id"):
+                log.info("resubmitting job %s (the server stopped before it reached the backend)", row["id"])
+                self._spawn(self._submit(row))
+
+    # follow ----------------------------------------------------------------------------------------
+    async def apply(self, job_id: str, st: BackendStatus) -> dict[str, Any] | None:
+        """Record what a backend says of a job; no-op when nothing changed or the job is already final."""
+        current = await self.db(self.store.get_job, job_id)
+        if current is None or StatusCode(current["status"]).terminal:
+            return None
+        changes: dict[str, Any] = {}
+        if st.status.value != current["status"]:
+            changes["status"] = st.status.value
+        if st.progress is not None and st.progress != current["progress"]:
+            changes["progress"] = st.progress
+        if st.message and st.message != current["message"]:
+            changes["message"] = st.message
+        if not changes:
+            return None
+        now = time.time()
+        if st.status == StatusCode.running and current["started"] is None:
+            changes["started"] = now
+        if st.status.terminal:
+            changes["finished"] = now
+            changes["exit_code"] = st.exit_code
+            if current["started"] is None:
+                changes["started"] = now
+            if st.status == StatusCode.successful:
+                changes["progress"] = 100
+                try:
+                    changes["results"] = await self.backends[current["backend"]].outputs(job_ref(current))
+                except (BackendError, OSError) as exc:
+                    changes.update(status=StatusCode.failed.value, message=f"results unreadable: {exc}")
+            if changes.get("status") == StatusCode.failed.value:
+                changes["error"] = {"type": "job-failed", "title": "Job failed",
+                                    "detail": changes.get("message") or st.message or "failed"}
+        row = await self.db(lambda: self.store.update_job(job_id, changes, details=st.details or None))
+        if row is not None:
+            self._notify(row)
+        return row
+
+    def _notify(self, row: dict[str, Any]) -> None:
+        if StatusCode(row["status"]).terminal:
+            event = self._done.pop(row["id"], None)
+            if event is not None:
+                event.set()
+        for listener in self.listeners:
+            listener(row)
+
+    async def wait(self, job_id: str, timeout: float) -> dict[str, Any]:
+        """The job once it is final, or as it is after `timeout` seconds."""
+        event = self._done.setdefault(job_id, asyncio.Event())
+        row = await self.db(self.store.get_job, job_id)
+        if row is not None and not StatusCode(row["status"]).terminal:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout)
+            row = await self.db(self.store.get_job, job_id)
+        if row is None:
+            raise NoSuchJob(f"job '{job_id}' does not exist")
+        return row
+
+    # read ------------------------------------------------------------------------------------------
+    async def get(self, principal: Principal, job_id: str) -> dict[str, Any]:
+        row = await self.db(self.store.get_job, job_id)
+        if row is None or not (principal.is_admin or row["owner"] == principal.subject):
+            raise NoSuchJob(f"job '{job_id}' does not exist")  # another user's job does not exist for you
+        return row
+
+    async def list(self, principal: Principal, query: JobQuery) -> JobPage:
+        query.owner = None if principal.is_admin else principal.subject
+        return await self.db(self.store.list_jobs, query)
+
+    async def events(self, principal: Principal, job_id: str) -> list[dict[str, Any]]:
+        await self.get(principal, job_id)
+        return await self.db(self.store.job_events, job_id)
+
+    async def dismiss(self, principal: Principal, job_id: str) -> dict[str, Any]:
+        row = await self.get(principal, job_id)
+        status = StatusCode(row["status"])
+        if status == StatusCode.dismissed:
+            return row
+        backend = self.backends.get(row["backend"])
+        if not status.terminal and backend is not None and row.get("external_id"):
+            try:
+                await backend.cancel(job_ref(row))
+            except BackendError as exc:
+                raise BackendUnavailable(f"the job could not be cancelled: {exc}") from None
+        now = time.time()
+        changes = {"status": StatusCode.dismissed.value, "message": "dismissed by the user", "finished":
+                   row["finished"] or now}
+        new = await self.db(lambda: self.store.update_job(job_id, changes, only_if_not_terminal=False))
+        assert new is not None
+        self._notify(new)
+        return new
+
+    async def logs(self, principal: Principal, job_id: str, tail: int | None) -> dict[str, Any]:
+        row = await self.get(principal, job_id)
+        backend = self.backends.get(row["backend"])
+        logs = {"stdout": "", "stderr": ""}
+        if backend is not None and row.get("external_id"):
+            try:
+                got = await backend.logs(job_ref(row), tail)
+                logs = got.model_dump()
+            except (BackendError, OSError) as exc:
+                logs["stderr"] = f"(logs unavailable: {exc})"
+        return {"jobID": job_id, **logs, "events": await self.db(self.store.job_events, job_id)}
+
+    async def script(self, principal: Principal, job_id: str) -> str | None:
+        row = await self.get(principal, job_id)
+        backend = self.backends.get(row["backend"])
+        if backend is None or not row.get("external_id"):
+            return None
+        return await backend.script(job_ref(row))
+
+    # results ---------------------------------------------------------------------------------------
+    async def results(self, principal: Principal, job_id: str) -> tuple[dict[str, Any], dict[str, Output]]:
+        row = await self.get(principal, job_id)
+        status = StatusCode(row["status"])
+        if status == StatusCode.failed:
+            raise JobFailed(row.get("message") or "the job failed", row.get("error"))
+        if status == StatusCode.dismissed:
+            raise NoSuchJob(f"job '{job_id}' was dismissed")
+        if status != StatusCode.successful:
+            raise ResultNotReady(f"job '{job_id}' is {status.value}; its results are not ready")
+        process = await self._process_or_none(row["process_id"])
+        return row, _outputs(row.get("results") or {}, process)
+
+    async def output(self, principal: Principal, job_id: str, output_id: str) -> tuple[JobRef, Backend, Output]:
+        row, outputs = await self.results(principal, job_id)
+        if output_id not in outputs:
+            raise NoSuchOutput(f"job '{job_id}' has no output '{output_id}'")
+        return job_ref(row), self.backends[row["backend"]], outputs[output_id]
+
+    async def _process_or_none(self, process_id: str) -> Process | None:
+        try:
+            return await self.db(self.registry.get, process_id)
+        except Exception:
+            return None
+
+
+def _outputs(manifest: dict[str, Any], process: Process | None) -> dict[str, Output]:
+    result: dict[str, Output] = {}
+    for oid, value in manifest.items():
+        if isinstance(value, dict) and value.get("class") == "File":
+            path = value.get("path") or str(value.get("location", "")).removeprefix("file://")
+            result[oid] = OutputFile(path=path, media_type=_media_type(oid, path, process), size=value.get("size"))
+        else:
+            result[oid] = OutputValue(value)
+    return result
+
+
+def _media_type(output_id: str, path: str, process: Process | None) -> str:
+    if process is not None and output_id in process.description.outputs:
+        schema = process.description.outputs[output_id].schema_
+        for s in [schema, *(schema.get("oneOf") or [])]:
+            if s.get("contentMediaType"):
+                return str(s["contentMediaType"])
+    return mimetypes.guess_type(path)[0] or "application/octet-stream"

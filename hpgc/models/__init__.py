@@ -1,0 +1,1 @@
+"""Pydantic models of OGC API - Processes documents, application packages and run specs."""

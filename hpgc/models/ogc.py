@@ -1,0 +1,178 @@
+"""OGC API - Processes - Part 1: Core 1.0 documents, as pydantic v2 models.
+
+Field names follow the standard (camelCase) so that `model_dump(exclude_none=True)` is the wire form.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+OGC_EXC = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0"
+CONF_PART1 = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf"
+REL_OGC = "http://www.opengis.net/def/rel/ogc/1.0"
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+
+    def wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+
+class Link(Model):
+    href: str
+    rel: str | None = None
+    type: str | None = None
+    hreflang: str | None = None
+    title: str | None = None
+
+
+class LandingPage(Model):
+    title: str | None = None
+    description: str | None = None
+    links: list[Link]
+
+
+class ConfClasses(Model):
+    conformsTo: list[str]
+
+
+class JobControlOption(StrEnum):
+    sync = "sync-execute"
+    async_ = "async-execute"
+    dismiss = "dismiss"
+
+
+class TransmissionMode(StrEnum):
+    value = "value"
+    reference = "reference"
+
+
+class AdditionalParameters(Model):
+    """The 1.0 form: an object with a `parameters` list; package authors often send the bare list."""
+
+    title: str | None = None
+    role: str | None = None
+    href: str | None = None
+    parameters: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class InputDescription(Model):
+    title: str | None = None
+    description: str | None = None
+    keywords: list[str] | None = None
+    metadata: list[dict[str, Any]] | None = None
+    additionalParameters: AdditionalParameters | None = None
+    minOccurs: int = 1
+    maxOccurs: int | str | None = None
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
+class OutputDescription(Model):
+    title: str | None = None
+    description: str | None = None
+    keywords: list[str] | None = None
+    metadata: list[dict[str, Any]] | None = None
+    additionalParameters: AdditionalParameters | None = None
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
+class ProcessSummary(Model):
+    id: str
+    version: str = "1.0.0"
+    title: str | None = None
+    description: str | None = None
+    keywords: list[str] | None = None
+    metadata: list[dict[str, Any]] | None = None
+    additionalParameters: AdditionalParameters | None = None
+    jobControlOptions: list[JobControlOption] = Field(
+        default_factory=lambda: [JobControlOption.async_, JobControlOption.sync, JobControlOption.dismiss]
+    )
+    outputTransmission: list[TransmissionMode] = Field(
+        default_factory=lambda: [TransmissionMode.value, TransmissionMode.reference]
+    )
+    links: list[Link] = Field(default_factory=list)
+
+
+class ProcessDescription(ProcessSummary):
+    inputs: dict[str, InputDescription] = Field(default_factory=dict)
+    outputs: dict[str, OutputDescription] = Field(default_factory=dict)
+
+    def summary(self) -> ProcessSummary:
+        return ProcessSummary.model_validate(self.model_dump(exclude={"inputs", "outputs"}, by_alias=True))
+
+
+class ProcessList(Model):
+    processes: list[ProcessSummary]
+    links: list[Link]
+
+
+class Subscriber(Model):
+    successUri: str | None = None
+    inProgressUri: str | None = None
+    failedUri: str | None = None
+
+
+class OutputRequest(Model):
+    format: dict[str, Any] | None = None
+    transmissionMode: TransmissionMode = TransmissionMode.value
+
+
+class ResponseType(StrEnum):
+    raw = "raw"
+    document = "document"
+
+
+class Execute(Model):
+    """An execute request. Inputs stay loosely typed here: they are checked against the process schemas."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    outputs: dict[str, OutputRequest] | None = None
+    response: ResponseType = ResponseType.raw
+    subscriber: Subscriber | None = None
+    mode: str | None = None  # 1.0 drafts sent it; accepted and ignored in favour of Prefer
+
+
+class StatusCode(StrEnum):
+    accepted = "accepted"
+    running = "running"
+    successful = "successful"
+    failed = "failed"
+    dismissed = "dismissed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (StatusCode.successful, StatusCode.failed, StatusCode.dismissed)
+
+
+class StatusInfo(Model):
+    processID: str | None = None
+    type: str = "process"
+    jobID: str
+    status: StatusCode
+    message: str | None = None
+    created: datetime | None = None
+    started: datetime | None = None
+    finished: datetime | None = None
+    updated: datetime | None = None
+    progress: int | None = Field(default=None, ge=0, le=100)
+    links: list[Link] = Field(default_factory=list)
+
+
+class JobList(Model):
+    jobs: list[StatusInfo]
+    links: list[Link]
+
+
+class Problem(Model):
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None

@@ -1,0 +1,2 @@
+"""Application packages: the process registry and the translation of a package + execute request into a
+RunSpec."""

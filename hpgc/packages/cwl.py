@@ -1,0 +1,157 @@
+"""CWL documents: validation and packing with cwltool, and the OGC description derived from them."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from hpgc.errors import InvalidRequest
+from hpgc.models.ogc import InputDescription, OutputDescription, ProcessDescription
+
+_cwltool_lock = threading.Lock()  # cwltool's loader keeps global caches; one document at a time
+
+SCALARS: dict[str, dict[str, Any]] = {
+    "string": {"type": "string"},
+    "int": {"type": "integer"},
+    "long": {"type": "integer"},
+    "float": {"type": "number"},
+    "double": {"type": "number"},
+    "boolean": {"type": "boolean"},
+    "Any": {},
+}
+
+
+def pack(path: Path | str) -> dict[str, Any]:
+    """Validate a CWL document (path, optionally with #id) and return it packed: one self-contained
+    document with every reference resolved, so it is never re-fetched at run time."""
+    from cwltool.main import main as cwltool_main
+
+    out, err = io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(err)
+    cwl_logger = logging.getLogger("cwltool")
+    with _cwltool_lock:
+        cwl_logger.addHandler(handler)
+        try:
+            rc = cwltool_main(["--pack", "--quiet", str(path)], stdout=out, stderr=err, logger_handler=handler)
+        finally:
+            cwl_logger.removeHandler(handler)
+    if rc != 0:
+        raise InvalidRequest(f"invalid CWL: {_tidy(err.getvalue())}")
+    return json.loads(out.getvalue())
+
+
+def pack_text(text: str, fragment: str | None = None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "package.cwl"
+        path.write_text(text)
+        return pack(f"{path}#{fragment}" if fragment else path)
+
+
+def _tidy(message: str) -> str:
+    lines = [ln for ln in message.splitlines() if ln.strip() and "INFO" not in ln]
+    return " ".join(ln.strip() for ln in lines)[:2000] or "cwltool rejected the document"
+
+
+def main_process(packed: dict[str, Any]) -> dict[str, Any]:
+    """The runnable object of a packed document: the document itself, or '#main' in its $graph."""
+    if "$graph" not in packed:
+        return packed
+    for obj in packed["$graph"]:
+        if obj.get("id") == "#main":
+            return obj
+    return packed["$graph"][0]
+
+
+def short_id(cwl_id: str) -> str:
+    return cwl_id.rsplit("/", 1)[-1].lstrip("#")
+
+
+def _schema(cwl_type: Any) -> tuple[dict[str, Any], bool, bool]:
+    """JSON schema for a CWL type → (schema, optional, is_file_list)."""
+    optional = False
+    if isinstance(cwl_type, list):
+        members = [t for t in cwl_type if t != "null"]
+        optional = len(members) < len(cwl_type)
+        if len(members) == 1:
+            schema, _, files = _schema(members[0])
+            return schema, optional, files
+        return {"oneOf": [_schema(m)[0] for m in members]}, optional, False
+    if isinstance(cwl_type, str):
+        if cwl_type in SCALARS:
+            return dict(SCALARS[cwl_type]), optional, False
+        if cwl_type in ("File", "Directory"):
+            return {"type": "string", "contentEncoding": "binary"}, optional, False
+        return {"type": "string"}, optional, False
+    kind = cwl_type.get("type")
+    if kind == "enum":
+        return {"type": "string", "enum": [short_id(s) for s in cwl_type["symbols"]]}, optional, False
+    if kind == "array":
+        item, _, _ = _schema(cwl_type["items"])
+        if cwl_type["items"] == "File":
+            return item, optional, True
+        return {"type": "array", "items": item}, optional, False
+    if kind == "record":
+        props = {short_id(f["name"]): _schema(f["type"])[0] for f in cwl_type.get("fields", [])}
+        return {"type": "object", "properties": props}, optional, False
+    return {}, optional, False
+
+
+def describe(packed: dict[str, Any], process_id: str, version: str = "1.0.0") -> ProcessDescription:
+    tool = main_process(packed)
+    inputs: dict[str, InputDescription] = {}
+    for inp in tool.get("inputs", []):
+        schema, optional, file_list = _schema(inp["type"])
+        if "default" in inp:
+            optional = True
+            schema["default"] = inp["default"]
+        if inp.get("format") and schema.get("contentEncoding"):
+            schema["contentMediaType"] = media_type_of(inp["format"])
+        inputs[short_id(inp["id"])] = InputDescription(
+            title=inp.get("label"),
+            description=_doc(inp.get("doc")),
+            minOccurs=0 if optional else 1,
+            maxOccurs="unbounded" if file_list else None,
+            schema=schema,
+        )
+    outputs: dict[str, OutputDescription] = {}
+    for out in tool.get("outputs", []):
+        schema, _, _ = _schema(out["type"])
+        outputs[short_id(out["id"])] = OutputDescription(
+            title=out.get("label"), description=_doc(out.get("doc")), schema=schema
+        )
+    return ProcessDescription(
+        id=process_id,
+        version=str(tool.get("s:version", version)),
+        title=tool.get("label") or process_id,
+        description=_doc(tool.get("doc")),
+        inputs=inputs,
+        outputs=outputs,
+    )
+
+
+def _doc(doc: Any) -> str | None:
+    if isinstance(doc, list):
+        return "\n".join(doc)
+    return doc
+
+
+def media_type_of(fmt: str) -> str:
+    """CWL formats are IRIs; IANA media type IRIs map back to the media type itself."""
+    prefix = "https://www.iana.org/assignments/media-types/"
+    if fmt.startswith(prefix):
+        return fmt[len(prefix):]
+    return fmt
+
+
+def is_file_input(tool: dict[str, Any], input_id: str) -> bool:
+    for inp in tool.get("inputs", []):
+        if short_id(inp["id"]) == input_id:
+            t = inp["type"]
+            members = t if isinstance(t, list) else [t]
+            return any(m == "File" or (isinstance(m, dict) and m.get("items") == "File") for m in members)
+    return False

@@ -1,0 +1,271 @@
+"""All persistent state, in one SQLite file through sqlite-utils (WAL mode).
+
+The store is synchronous and small; the job service runs its calls in one worker thread so the event
+loop never waits on the disk. Every job status change and its `job_events` row are written in one
+transaction, so the provenance log and the job row cannot disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+SCHEMA_VERSION = 1
+TERMINAL = ("successful", "failed", "dismissed")
+JSON_COLUMNS = ("request", "results", "error", "subscriber", "details", "package", "description")
+
+
+def _migrate_1(db: sqlite_utils.Database) -> None:
+    db["processes"].create(
+        {
+            "id": str, "kind": str, "owner": str, "media_type": str, "package": str, "description": str,
+            "backend": str, "status": str, "created": float, "updated": float,
+        },
+        pk="id",
+    )
+    db["jobs"].create(
+        {
+            "id": str, "process_id": str, "owner": str, "unix_user": str, "status": str, "message": str,
+            "progress": int, "backend": str, "external_id": str, "created": float, "started": float,
+            "finished": float, "updated": float, "request": str, "results": str, "error": str,
+            "subscriber": str, "exit_code": int, "run_spec": str,
+        },
+        pk="id",
+    )
+    db["jobs"].create_index(["created", "id"])
+    db["jobs"].create_index(["owner", "created", "id"])
+    db["jobs"].create_index(["status", "created"])
+    db["jobs"].create_index(["process_id", "created"])
+    db["jobs"].create_index(["backend", "status"])
+    db["job_events"].create(
+        {"id": int, "job_id": str, "ts": float, "status": str, "progress": int, "message": str, "details": str},
+        pk="id",
+    )
+    db["job_events"].create_index(["job_id", "id"])
+
+
+MIGRATIONS = {1: _migrate_1}
+
+
+def _encode(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: (json.dumps(v) if k in JSON_COLUMNS and v is not None and not isinstance(v, str) else v)
+        for k, v in row.items()
+    }
+
+
+def _decode(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {k: (json.loads(v) if k in JSON_COLUMNS and isinstance(v, str) else v) for k, v in row.items()}
+
+
+@dataclass
+class JobQuery:
+    owner: str | None = None
+    process_ids: list[str] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+    created_min: float | None = None
+    created_max: float | None = None
+    min_duration: float | None = None
+    max_duration: float | None = None
+    limit: int = 10
+    after: tuple[float, str] | None = None  # next page: older than this (created, id)
+    before: tuple[float, str] | None = None  # previous page: newer than this
+
+
+@dataclass
+class JobPage:
+    rows: list[dict[str, Any]]
+    has_older: bool
+    has_newer: bool
+
+
+class Store:
+    def __init__(self, path: Path | str) -> None:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self.db = sqlite_utils.Database(conn)
+        self._lock = threading.RLock()
+        if str(path) != ":memory:":
+            self.db.enable_wal()
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.migrate()
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    def migrate(self) -> None:
+        with self.transaction() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(f"database schema {version} is newer than this hpgc ({SCHEMA_VERSION})")
+            for v in range(version + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[v](db)
+                db.execute(f"PRAGMA user_version={v}")
+
+    # processes -------------------------------------------------------------------------------------
+    def put_process(self, row: dict[str, Any]) -> None:
+        now = time.time()
+        row = {"created": now, "updated": now, **row}
+        with self.transaction() as db:
+            existing = db["processes"].count_where("id = ?", [row["id"]])
+            if existing:
+                row.pop("created")
+                row["updated"] = now
+                db["processes"].update(row["id"], _encode(row))
+            else:
+                db["processes"].insert(_encode(row))
+
+    def get_process(self, process_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            rows = list(self.db["processes"].rows_where("id = ?", [process_id]))
+        return _decode(rows[0]) if rows else None
+
+    def list_processes(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [_decode(r) for r in self.db["processes"].rows_where(order_by="id")]  # type: ignore[misc]
+
+    def delete_process(self, process_id: str) -> bool:
+        with self.transaction() as db:
+            n = db["processes"].count_where("id = ?", [process_id])
+            db["processes"].delete_where("id = ?", [process_id])
+        return bool(n)
+
+    # jobs ------------------------------------------------------------------------------------------
+    def insert_job(self, row: dict[str, Any], message: str = "job created") -> None:
+        with self.transaction() as db:
+            db["jobs"].insert(_encode(row))
+            self._event(db, row["id"], row["status"], row.get("progress"), message, None)
+
+    def get_job(self, job_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            cur = self.db.execute("SELECT * FROM jobs WHERE id = ?", [job_id])
+            cols = [c[0] for c in cur.description]
+            row = cur.fetchone()
+        return _decode(dict(zip(cols, row, strict=True))) if row else None
+
+    def update_job(
+        self,
+        job_id: str,
+        changes: dict[str, Any],
+        event: str | None = None,
+        details: dict[str, Any] | None = None,
+        only_if_not_terminal: bool = True,
+    ) -> dict[str, Any] | None:
+        """Apply changes (and log an event when the status or an event text is given).
+
+        Returns the new row, or None when the job is gone or already terminal (terminal states are final:
+        a late poll never overwrites `dismissed`).
+        """
+        changes = {"updated": time.time(), **changes}
+        with self.transaction() as db:
+            cur = db.execute("SELECT status FROM jobs WHERE id = ?", [job_id]).fetchone()
+            if cur is None or (only_if_not_terminal and cur[0] in TERMINAL):
+                return None
+            db["jobs"].update(job_id, _encode(changes))
+            if event is not None or "status" in changes:
+                self._event(
+                    db, job_id, changes.get("status", cur[0]), changes.get("progress"),
+                    event or changes.get("message"), details,
+                )
+        return self.get_job(job_id)
+
+    @staticmethod
+    def _event(
+        db: sqlite_utils.Database, job_id: str, status: str, progress: int | None, message: str | None,
+        details: dict[str, Any] | None,
+    ) -> None:
+        db["job_events"].insert(
+            _encode({"job_id": job_id, "ts": time.time(), "status": status, "progress": progress,
+                     "message": message, "details": details})
+        )
+
+    def job_events(self, job_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [_decode(r) for r in self.db["job_events"].rows_where(  # type: ignore[misc]
+                "job_id = ?", [job_id], order_by="id")]
+
+    def active_jobs(self, backend: str | None = None) -> list[dict[str, Any]]:
+        where = "status IN ('accepted', 'running')"
+        args: list[Any] = []
+        if backend is not None:
+            where += " AND backend = ?"
+            args.append(backend)
+        with self._lock:
+            return [_decode(r) for r in self.db["jobs"].rows_where(where, args)]  # type: ignore[misc]
+
+    def list_jobs(self, q: JobQuery, now: float | None = None) -> JobPage:
+        where: list[str] = []
+        args: list[Any] = []
+        if q.owner is not None:
+            where.append("owner = ?")
+            args.append(q.owner)
+        for column, values in (("process_id", q.process_ids), ("status", q.statuses)):
+            if values:
+                where.append(f"{column} IN ({','.join('?' * len(values))})")
+                args.extend(values)
+        if q.created_min is not None:
+            where.append("created >= ?")
+            args.append(q.created_min)
+        if q.created_max is not None:
+            where.append("created <= ?")
+            args.append(q.created_max)
+        duration = "(COALESCE(finished, ?) - COALESCE(started, created))"
+        for bound, op in ((q.min_duration, ">="), (q.max_duration, "<=")):
+            if bound is not None:
+                where.append(f"{duration} {op} ?")
+                args.extend([now or time.time(), bound])
+        page_where = list(where)
+        page_args = list(args)
+        order = "DESC"
+        if q.after is not None:
+            page_where.append("(created < ? OR (created = ? AND id < ?))")
+            page_args.extend([q.after[0], q.after[0], q.after[1]])
+        elif q.before is not None:
+            page_where.append("(created > ? OR (created = ? AND id > ?))")
+            page_args.extend([q.before[0], q.before[0], q.before[1]])
+            order = "ASC"
+        sql = "SELECT * FROM jobs"
+        if page_where:
+            sql += " WHERE " + " AND ".join(page_where)
+        sql += f" ORDER BY created {order}, id {order} LIMIT ?"
+        with self._lock:
+            cur = self.db.execute(sql, [*page_args, q.limit + 1])
+            cols = [c[0] for c in cur.description]
+            rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+        more = len(rows) > q.limit
+        rows = rows[: q.limit]
+        if order == "ASC":
+            rows.reverse()
+            has_newer, has_older = more, True
+        else:
+            has_older, has_newer = more, q.after is not None
+        return JobPage([_decode(r) for r in rows], has_older=has_older, has_newer=has_newer)  # type: ignore[misc]
+
+    def bulk_insert_jobs(self, rows: Iterable[dict[str, Any]]) -> None:
+        """For benchmarks and imports: many rows in one transaction, without events."""
+        with self.transaction() as db:
+            db["jobs"].insert_all((_encode(r) for r in rows), batch_size=1000)
