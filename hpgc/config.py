@@ -20,6 +20,7 @@ from pydantic_settings import (
 from hpgc.auth import AuthSettings
 from hpgc.backends.slurm.config import ClusterSettings
 
+_config_file: Path | None = None  # set by load_settings for the duration of one load
 REPO_APPKGS = Path(__file__).resolve().parent.parent / "appkgs"
 
 
@@ -70,8 +71,6 @@ class Settings(BaseSettings):
         default_factory=dict, description="Slurm clusters by name; the first is the default one."
     )
 
-    _config_file: Path | None = None
-
     @classmethod
     def settings_customise_sources(
         cls,
@@ -82,8 +81,8 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if cls._config_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._config_file))
+        if _config_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=_config_file))
         return tuple(sources)
 
 
@@ -91,7 +90,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     """Read the file (if any), the environment and explicit overrides; raise ConfigError, readable."""
     if config_file is not None and not config_file.is_file():
         raise ConfigError(f"configuration file {config_file} does not exist")
-    Settings._config_file = config_file
+    global _config_file
+    _config_file = config_file
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
@@ -101,4 +101,4 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             lines.append(f"  {where}: {err['msg']}")
         raise ConfigError("\n".join(lines)) from None
     finally:
-        Settings._config_file = None
+        _config_file = None

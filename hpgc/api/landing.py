@@ -60,8 +60,7 @@ async def api(request: web.Request) -> web.Response:
     if request.query.get("f") == "html":
         raise web.HTTPFound("/api.html")
     doc = openapi_document(request.app, base_url(request))
-    return web.Response(text=json.dumps(doc), content_type="application/vnd.oai.openapi+json",
-                        charset="utf-8", headers={"Content-Type": f"{OPENAPI_JSON}; charset=utf-8"})
+    return web.Response(text=json.dumps(doc), headers={"Content-Type": f"{OPENAPI_JSON}; charset=utf-8"})
 
 
 SWAGGER_PAGE = """<!doctype html>

@@ -52,7 +52,7 @@ async def problem_middleware(request: web.Request, handler: Any) -> web.StreamRe
         elif exc.status == 404 and detail is None:
             detail = f"nothing at {request.path}"
         elif exc.status == 413:
-            detail = f"the body is larger than the {request.app['max_body']} bytes this server accepts"
+            detail = f"the body is larger than the {request.app[SETTINGS].max_body_bytes} bytes this server accepts"
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "www-authenticate")}
         return problem(exc.status, title, detail, type_, headers=headers)
     except Exception:

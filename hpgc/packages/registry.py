@@ -5,6 +5,7 @@ Both live in the store; a Process is the stored row with its description parsed.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -48,11 +49,16 @@ def _from_row(row: dict[str, Any]) -> Process:
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _pack_file(path: Path, mtime_ns: int) -> str:
+    return json.dumps(cwl.pack(path))  # JSON text: the cached value must not be mutable
+
+
 def load_builtin(folder: Path) -> tuple[ProcessDescription, dict[str, Any], str]:
     """One appkgs/ folder → (description, package, media type)."""
     cwl_files = sorted(folder.glob("*.cwl"))
     if cwl_files:
-        packed = cwl.pack(cwl_files[0])
+        packed = json.loads(_pack_file(cwl_files[0], cwl_files[0].stat().st_mtime_ns))
         description = cwl.describe(packed, folder.name)
         extra = folder / "process.json"  # optional overrides: jobControlOptions, title, keywords
         if extra.is_file():

@@ -40,27 +40,17 @@ def stage(input_id: str, values: list[InputValue]) -> tuple[list[StagedFile], li
 
 
 def cwl_run_spec(process: Process, job_id: str, inputs: dict[str, list[InputValue]]) -> RunSpec:
-    tool = cwl.main_process(process.package)
     files: list[StagedFile] = []
     job: dict[str, object] = {}
     for input_id, values in inputs.items():
         staged, seen = stage(input_id, values)
         files.extend(staged)
         as_cwl = [{"class": "File", "path": s.path} if isinstance(s, StagedFile) else s for s in seen]
-        single = len(as_cwl) == 1 and not _is_array(tool, input_id)
-        job[input_id] = as_cwl[0] if single else as_cwl
+        max_occurs = process.description.inputs[input_id].maxOccurs
+        job[input_id] = as_cwl[0] if max_occurs in (None, 1) else as_cwl
     files.append(StagedFile(path="tool.cwl", content=json.dumps(process.package, indent=1).encode()))
     files.append(StagedFile(path="job.json", content=json.dumps(job, indent=1).encode()))
     return RunSpec(job_id=job_id, process_id=process.id, kind="cwl", files=files)
-
-
-def _is_array(tool: dict, input_id: str) -> bool:
-    for inp in tool.get("inputs", []):
-        if cwl.short_id(inp["id"]) == input_id:
-            t = inp["type"]
-            members = t if isinstance(t, list) else [t]
-            return any(isinstance(m, dict) and m.get("type") == "array" for m in members)
-    return False
 
 
 def build_run_spec(process: Process, job_id: str, inputs: dict[str, list[InputValue]]) -> RunSpec:

@@ -1,0 +1,176 @@
+"""RunSpec → sbatch script: a small template plus typed options.
+
+The text is shown to the job's owner (`GET /jobs/{id}/script`), so it reads like a script a person would
+write: #SBATCH lines, environment, stage-in, the command, stage-out, the exit code. Every value that comes
+from a request is `shlex.quote`d; #SBATCH lines (which Slurm parses without a shell) only ever carry
+generated or validated values.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass
+
+from hpgc.backends.base import BackendError
+from hpgc.backends.files import OUTPUTS_FILE, PROGRESS_FILE
+from hpgc.backends.slurm.config import ClusterSettings
+from hpgc.models.run import RunSpec
+
+SCRIPT_FILE = "job.sbatch"
+STDOUT_FILE = "stdout.log"
+STDERR_FILE = "stderr.log"
+SLURM_ID_FILE = "slurm_job_id"
+_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+
+
+def job_name(job_id: str) -> str:
+    return f"hpgc-{job_id}"
+
+
+@dataclass(frozen=True)
+class SbatchOptions:
+    """What goes into #SBATCH lines; every field is already validated or generated."""
+
+    job_name: str
+    chdir: str
+    output: str
+    error: str
+    cpus_per_task: int | None = None
+    mem_mb: int | None = None
+    time: str | None = None
+    tmp_mb: int | None = None
+    nodes: int | None = None
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    extra: tuple[str, ...] = ()
+
+    def lines(self) -> list[str]:
+        opts = [f"--job-name={self.job_name}", f"--chdir={self.chdir}", f"--output={self.output}",
+                f"--error={self.error}"]
+        pairs = [("--nodes", self.nodes), ("--cpus-per-task", self.cpus_per_task),
+                 ("--mem", f"{self.mem_mb}M" if self.mem_mb else None), ("--time", self.time),
+                 ("--tmp", f"{self.tmp_mb}M" if self.tmp_mb else None), ("--partition", self.partition),
+                 ("--account", self.account), ("--qos", self.qos)]
+        opts += [f"{k}={v}" for k, v in pairs if v is not None]
+        opts += list(self.extra)
+        for o in opts:
+            if any(c in o for c in "\n\r \t'\"\\$`"):
+                raise BackendError(f"unsafe sbatch option {o!r}")
+        return [f"#SBATCH {o}" for o in opts]
+
+
+def slurm_time(seconds: int) -> str:
+    """Seconds → Slurm's D-HH:MM:SS (it rounds up to whole minutes itself)."""
+    days, rest = divmod(seconds, 86400)
+    h, rest = divmod(rest, 3600)
+    m, s = divmod(rest, 60)
+    return f"{days}-{h:02}:{m:02}:{s:02}" if days else f"{h}:{m:02}:{s:02}"
+
+
+def job_dir(cluster: ClusterSettings, job_id: str, unix_user: str | None) -> str:
+    user = unix_user or cluster.user
+    if not _JOB_ID.match(job_id):
+        raise BackendError(f"job id {job_id!r} cannot name a Slurm job")
+    if not _USER.match(user):
+        raise BackendError(f"unix user {user!r} is not a valid user name")
+    return f"{cluster.work_root}/{user}/{job_id}"
+
+
+def _comment(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)[:200]
+
+
+def sbatch_options(spec: RunSpec, cluster: ClusterSettings, jd: str) -> SbatchOptions:
+    r = spec.resources
+    return SbatchOptions(
+        job_name=job_name(spec.job_id), chdir=jd, output=f"{jd}/{STDOUT_FILE}", error=f"{jd}/{STDERR_FILE}",
+        cpus_per_task=r.cpus, mem_mb=r.memory_mb, tmp_mb=r.tmp_mb, nodes=r.nodes,
+        time=slurm_time(r.time_limit_s) if r.time_limit_s else cluster.time_limit,
+        partition=cluster.partition, account=cluster.account, qos=cluster.qos, extra=tuple(cluster.sbatch_options),
+    )
+
+
+def _env_lines(spec: RunSpec, cluster: ClusterSettings, jd: str) -> list[str]:
+    q = shlex.quote
+    lines = [f"export HPGC_JOB_DIR={q(jd)}", 'export PATH="$HPGC_JOB_DIR/bin:$PATH"',
+             # apptainer/singularity reset PATH inside the image: prepend the helper's folder there too.
+             'export APPTAINERENV_PREPEND_PATH="$HPGC_JOB_DIR/bin" SINGULARITYENV_PREPEND_PATH="$HPGC_JOB_DIR/bin"']
+    if cluster.image_cache:
+        lines.append(f"export CWL_SINGULARITY_CACHE={q(cluster.image_cache)}")
+    for name, value in spec.env.items():
+        if not _ENV_NAME.match(name):
+            raise BackendError(f"environment variable name {name!r} is not valid")
+        lines.append(f"export {name}={q(value)}")
+    return lines
+
+
+def _stage_in_lines(spec: RunSpec, cluster: ClusterSettings) -> list[str]:
+    if cluster.stage_in != "job":
+        return []
+    q = shlex.quote
+    lines = []
+    for f in spec.files:
+        if f.content is None and f.href is not None:
+            lines.append(f"curl -fsSL --retry 3 --create-dirs -o {q(f.path)} {q(f.href)} "
+                         f"|| {{ echo {q('hpgc: could not download input ' + f.path)} >&2; exit 1; }}")
+            if f.executable:
+                lines.append(f"chmod +x {q(f.path)}")
+    return lines
+
+
+def _command_lines(spec: RunSpec, cluster: ClusterSettings) -> list[str]:
+    q = shlex.quote
+    if spec.kind == "cwl":
+        argv = [cluster.cwltool, "--quiet", "--outdir", "outputs", "--tmpdir-prefix", "tmp/",
+                "--preserve-environment", "HPGC_JOB_DIR"]
+        argv += ["--singularity"] if cluster.container_runtime else ["--no-container"]
+        return [shlex.join([*argv, "tool.cwl", "job.json"]) + f" > {OUTPUTS_FILE}"]
+    if not spec.argv:
+        raise BackendError("the package gives no command to run")
+    argv = list(spec.argv)
+    if spec.container is not None:
+        if not cluster.container_runtime or not cluster.image_cache:
+            raise BackendError("this package runs in a container, but the cluster has no container_runtime "
+                               "and image_cache configured")
+        image = spec.container.image
+        if "/" in image or image.startswith("."):
+            raise BackendError(f"image {image!r} must be a file name in the image cache")
+        argv = [cluster.container_runtime, "exec", f"{cluster.image_cache}/{image}", *argv]
+    return [" ".join(q(a) for a in argv)]
+
+
+def _stage_out_lines(spec: RunSpec, jd: str) -> list[str]:
+    """Write outputs.json (CWL output-object form) for the declared outputs the command made."""
+    if spec.kind == "cwl":
+        return []
+    q = shlex.quote
+    lines = ["if [ \"$code\" -eq 0 ]; then", "  {", "    sep=''", "    printf '{'"]
+    for oid, rel in spec.outputs.items():
+        entry = json.dumps(oid) + ": " + json.dumps({"class": "File", "path": f"{jd}/{rel}"})
+        lines += [f"    if [ -f {q(rel)} ]; then printf '%s%s' \"$sep\" {q(entry)}; sep=', '; fi"]
+    lines += ["    printf '}\\n'", f"  }} > {OUTPUTS_FILE}", "fi"]
+    return lines
+
+
+def render(spec: RunSpec, cluster: ClusterSettings, jd: str) -> str:
+    """The whole sbatch script for one job."""
+    lines = ["#!/bin/bash", *sbatch_options(spec, cluster, jd).lines(),
+             f"# hpgc job {spec.job_id}, process {_comment(spec.process_id)} ({spec.kind})",
+             f"# Progress: `hpgc-progress PERCENT MESSAGE` writes $HPGC_JOB_DIR/{PROGRESS_FILE}.", "",
+             "# --- environment", *_env_lines(spec, cluster, jd)]
+    if cluster.setup:
+        lines += ["", "# --- site set-up", *cluster.setup]
+    stage_in = _stage_in_lines(spec, cluster)
+    if stage_in:
+        lines += ["", "# --- stage-in", *stage_in]
+    lines += ["", "# --- command", *_command_lines(spec, cluster), "code=$?"]
+    stage_out = _stage_out_lines(spec, jd)
+    if stage_out:
+        lines += ["", "# --- stage-out", *stage_out]
+    lines += ["", 'exit "$code"', ""]
+    return "\n".join(lines)
