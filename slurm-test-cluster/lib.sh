@@ -1,0 +1,42 @@
+# Shared settings and helpers for up/down/status/ctl. Sourced, never run.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+STATE=$HERE/.state
+CACHE=${HPGC_CLUSTER_CACHE:-/var/cache/hpgc-slurm-test-cluster}
+# Everything a running cluster owns on the host (unpacked root, per-node overlays,
+# the shared /home and /data). `down` deletes it; the cache survives.
+RUN=${HPGC_CLUSTER_RUN:-/var/lib/hpgc-slurm-test-cluster}
+# A /24 used for nothing but these namespaces; the host end of the bridge is .1.
+NET=${HPGC_CLUSTER_NET:-10.213.47}
+BRIDGE=hpgcbr0
+PREFIX=hpgc-                     # network namespace and veth names start with this
+NODES=(login node1 node2)
+declare -A ADDR=([login]=$NET.10 [node1]=$NET.11 [node2]=$NET.12)
+CLUSTER_NAME=hpgc
+PARTITION=debug
+USERS=(alice bob)
+
+export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
+
+log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+need_root() { [ "$(id -u)" = 0 ] || die "run me as root"; }
+
+# Host PID of a node's init (PID 1 inside the node), or nothing.
+node_pid() {
+    local f=$RUN/nodes/$1/unshare.pid upid
+    [ -f "$f" ] || return 0
+    upid=$(cat "$f")
+    [ -d /proc/$upid ] || return 0
+    # unshare --fork waits for its one child: that child is the node's PID 1.
+    cat /proc/$upid/task/$upid/children 2>/dev/null | awk '{print $1}'
+}
+node_up() { [ -n "$(node_pid "$1")" ]; }
+
+# Run a command inside a node: all its namespaces, its root and its cwd.
+in_node() {
+    local node=$1 pid; shift
+    pid=$(node_pid "$node"); [ -n "$pid" ] || die "node $node is not running"
+    nsenter -t "$pid" -a -r -w "$@"
+}
