@@ -35,11 +35,11 @@ def pack(path: Path | str) -> dict[str, Any]:
     handler = logging.StreamHandler(err)
     cwl_logger = logging.getLogger("cwltool")
     with _cwltool_lock:
-        cwl_logger.addHandler(handler)
+        propagate, cwl_logger.propagate = cwl_logger.propagate, False  # its chatter belongs in `err` only
         try:
             rc = cwltool_main(["--pack", "--quiet", str(path)], stdout=out, stderr=err, logger_handler=handler)
         finally:
-            cwl_logger.removeHandler(handler)
+            cwl_logger.propagate = propagate
     if rc != 0:
         raise InvalidRequest(f"invalid CWL: {_tidy(err.getvalue())}")
     return json.loads(out.getvalue())
