@@ -286,7 +286,7 @@ async def test_logs_and_script(client: TestClient) -> None:
     await _wait_final(client, job_id)
     logs = await (await client.get(f"/jobs/{job_id}/logs")).json()
     assert logs["stdout"] == "out" and logs["stderr"] == "err"
-    assert [e["status"] for e in logs["events"]][0] == "accepted"
+    assert next(e["status"] for e in logs["events"]) == "accepted"
     assert logs["events"][-1]["status"] == "successful"
     script = await client.get(f"/jobs/{job_id}/script")
     assert "echo fake" in await script.text()

@@ -93,7 +93,7 @@ async def test_cancel_kills_the_whole_process_group(tmp_path: Path) -> None:
     await asyncio.sleep(0.2)
     try:
         os.kill(child, 0)
-        alive = not Path(f"/proc/{child}/stat").read_text().split()[2] == "Z"
+        alive = Path(f"/proc/{child}/stat").read_text().split()[2] != "Z"
     except ProcessLookupError:
         alive = False
     assert not alive, "the grandchild survived the dismiss"
