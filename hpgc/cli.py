@@ -39,6 +39,8 @@ def _describe_model(model: type, prefix: str, lines: list[str]) -> None:
             _describe_model(ann, f"{key}.", lines)
             continue
         default = field.get_default(call_default_factory=True) if not field.is_required() else "(required)"
+        if isinstance(default, Path) and default.is_absolute():
+            default = f"<hpgc checkout>/{default.name}"
         lines.append(f"| `{key}` | `{default}` | {field.description or ''} |")
 
 
