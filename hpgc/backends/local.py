@@ -34,6 +34,8 @@ from hpgc.models.run import BackendStatus, JobRef, Logs, RunSpec
 log = logging.getLogger(__name__)
 EXIT_FILE = "exit_code"
 CANCEL_FILE = "cancelled"
+PID_FILE = "pid"
+KILL_GRACE_S = 3  # after SIGTERM, before SIGKILL: cwltool cleans up its temporary folders
 MAX_INPUT_BYTES = 10 * 1024**3
 STDERR_TAIL = 2000
 
@@ -129,6 +131,7 @@ class LocalBackend:
                         start_new_session=True,  # own process group: dismiss kills the whole tree
                     )
                     self._procs[spec.job_id] = proc
+                    (jd / PID_FILE).write_text(str(proc.pid))
                     self._on_change()
                     code = await proc.wait()
             except OSError as exc:
@@ -168,6 +171,7 @@ class LocalBackend:
             return BackendStatus(status=StatusCode.dismissed, message="dismissed by the user")
         if job_id in self._tasks:
             return BackendStatus(status=StatusCode.accepted, message="waiting for a free slot")
+        _kill_orphan(jd)
         return BackendStatus(
             status=StatusCode.failed,
             message="hpgc stopped while this job ran on the local backend; it cannot be followed after a "
@@ -181,7 +185,7 @@ class LocalBackend:
         if job.job_id in self._procs:
             self._kill(job.job_id, signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._tasks[job.job_id]), timeout=5)
+                await asyncio.wait_for(asyncio.shield(self._tasks[job.job_id]), timeout=KILL_GRACE_S)
             self._kill(job.job_id, signal.SIGKILL)
         self._on_change()
 
@@ -239,6 +243,20 @@ class LocalBackend:
 
     def remove(self, job_id: str) -> None:
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+
+def _kill_orphan(jd: Path) -> None:
+    """A job left running by a server that died: kill its process group, if that pid is still this job's
+    (a recycled pid belongs to someone else: its environment would not name this job directory)."""
+    try:
+        pid = int((jd / PID_FILE).read_text())
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return
+    if f"HPGC_JOB_DIR={jd}".encode() in environ:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+            log.warning("killed the processes of %s, left running by a previous server", jd.name)
 
 
 def _command(name: str) -> str:

@@ -47,7 +47,9 @@ def test_dismiss_kills_a_running_job(server: Server) -> None:
     time.sleep(2.5)
     progress = httpx.get(f"{url}/jobs/{job_id}").json()
     assert 0 < progress["progress"] < 100 and "slept" in progress["message"]
-    resp = httpx.delete(f"{url}/jobs/{job_id}")
+    t0 = time.monotonic()
+    resp = httpx.delete(f"{url}/jobs/{job_id}", timeout=30)
+    print(f"dismiss took {time.monotonic() - t0:.2f} s")
     assert resp.status_code == 200 and resp.json()["status"] == "dismissed"
     time.sleep(0.5)
     import subprocess
@@ -69,6 +71,11 @@ def test_restart_marks_interrupted_local_jobs_failed(server: Server) -> None:
     try:
         job = _wait(again.url, job_id, timeout=20)
         assert job["status"] == "failed" and "restart" in job["message"]
+        time.sleep(0.5)
+        import subprocess
+
+        orphans = subprocess.run(["pgrep", "-f", job_id], capture_output=True, text=True).stdout.split()
+        assert orphans == [], "the interrupted job's processes outlived the restart"
         finished = httpx.get(f"{again.url}/jobs?status=failed").json()["jobs"]
         assert [j["jobID"] for j in finished] == [job_id]
     finally:
