@@ -93,12 +93,6 @@ class Sacct:
                 f"--format={','.join(self.FIELDS)}")
 
     @classmethod
-    def by_name(cls, name: str) -> str:
-        """Jobs named NAME over the last 60 days (sacct without -j looks at today only)."""
-        return (f"sacct --parsable2 --noheader -X -S now-60days --name={shlex.quote(name)} "
-                "--format=JobID,State")
-
-    @classmethod
     def parse(cls, stdout: str) -> dict[str, SacctRecord]:
         """Main record per job id; steps add what only they know (MaxRSS lives on the batch step)."""
         records: dict[str, SacctRecord] = {}
@@ -146,10 +140,6 @@ class Squeue:
 
     def command(self) -> str:
         return f"squeue --noheader -j {','.join(check_ids(self.ids))} --format='%i|%T|%r'"
-
-    @staticmethod
-    def by_name(name: str) -> str:
-        return f"squeue --noheader --name={shlex.quote(name)} --format='%i|%T'"
 
     @staticmethod
     def parse(stdout: str) -> dict[str, tuple[str, str]]:

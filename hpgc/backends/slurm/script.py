@@ -97,7 +97,7 @@ def sbatch_options(spec: RunSpec, cluster: ClusterSettings, jd: str) -> SbatchOp
 
 def _env_lines(spec: RunSpec, cluster: ClusterSettings, jd: str) -> list[str]:
     q = shlex.quote
-    lines = [f"export HPGC_JOB_DIR={q(jd)}", 'export PATH="$HPGC_JOB_DIR/bin:$PATH"',
+    lines = [f"export HPGC_JOB_DIR={q(jd)}", 'cd "$HPGC_JOB_DIR" || exit 1', 'export PATH="$HPGC_JOB_DIR/bin:$PATH"',
              # apptainer/singularity reset PATH inside the image: prepend the helper's folder there too.
              'export APPTAINERENV_PREPEND_PATH="$HPGC_JOB_DIR/bin" SINGULARITYENV_PREPEND_PATH="$HPGC_JOB_DIR/bin"']
     if cluster.image_cache:

@@ -1,0 +1,276 @@
+"""SlurmBackend: RunSpecs become Slurm jobs on one or more clusters, reached over pooled SSH.
+
+Round trips: a submit is one command (two with server-side `href` inputs); a poll is one command per
+(cluster, SSH identity) whatever the number of jobs; results and logs go over the connection's SFTP session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import posixpath
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from hpgc.backends.base import BackendError
+from hpgc.backends.files import OUTPUTS_FILE, PROGRESS_HELPER, download, parse_progress
+from hpgc.backends.slurm import remote
+from hpgc.backends.slurm.config import ClusterSettings
+from hpgc.backends.slurm.sacct import Sacct, Scancel, Squeue, to_status
+from hpgc.backends.slurm.script import SCRIPT_FILE, SLURM_ID_FILE, STDERR_FILE, STDOUT_FILE, job_dir, job_name, render
+from hpgc.backends.slurm.ssh import SSHClient, SSHError, SSHPool
+from hpgc.models.ogc import StatusCode
+from hpgc.models.run import BackendStatus, JobRef, Logs, RunSpec
+
+log = logging.getLogger(__name__)
+CHUNK = 256 * 1024
+MESSAGE_STDERR_CHARS = 500
+
+
+class SlurmBackend:
+    name = "slurm"
+
+    def __init__(self, clusters: dict[str, ClusterSettings], data_dir: Path) -> None:
+        if not clusters:
+            raise BackendError("the slurm backend needs at least one cluster in [clusters]")
+        self.clusters = clusters
+        self.default_cluster = next(iter(clusters))
+        self.data_dir = data_dir
+        self.pool = SSHPool(clusters)
+        self._on_change: Callable[[], None] = lambda: None
+        self._missing_since: dict[str, float] = {}
+
+    @property
+    def resumable(self) -> bool:
+        return True
+
+    @property
+    def poll_intervals(self) -> tuple[float, float]:
+        """(min, max) poll interval for the monitor, from the clusters' settings."""
+        return (min(c.poll_min_s for c in self.clusters.values()),
+                max(c.poll_max_s for c in self.clusters.values()))
+
+    async def start(self, on_change: Callable[[], None]) -> None:
+        # Connections open lazily: a cluster that is down must not keep the server from starting.
+        self._on_change = on_change
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    # where things are -------------------------------------------------------------------------------
+    def _cluster(self, name: str | None) -> tuple[str, ClusterSettings]:
+        name = name or self.default_cluster
+        if name not in self.clusters:
+            raise BackendError(f"unknown cluster {name!r}; configured: {', '.join(self.clusters)}")
+        return name, self.clusters[name]
+
+    def _ref(self, job: JobRef) -> tuple[SSHClient, str, str | None]:
+        """(client, job dir, Slurm job id) of a stored job."""
+        cluster, slurm_id = job.cluster, None
+        if job.external_id:
+            cluster, _, slurm_id = job.external_id.rpartition(":")
+        name, settings = self._cluster(cluster)
+        return self.pool.client(name, job.unix_user), job_dir(settings, job.job_id, job.unix_user), slurm_id
+
+    # submit ------------------------------------------------------------------------------------------
+    async def submit(self, spec: RunSpec) -> str:
+        cluster, settings = self._cluster(spec.cluster)
+        jd = job_dir(settings, spec.job_id, spec.unix_user)
+        text = render(spec, settings, jd)
+        client = self.pool.client(cluster, spec.unix_user)
+        files: dict[str, tuple[bytes, int]] = {}
+        for f in spec.files:
+            _relative(f.path)
+            if f.content is not None:
+                files[f.path] = (f.content, 0o755 if f.executable else 0o644)
+        files["bin/hpgc-progress"] = (PROGRESS_HELPER.encode(), 0o755)
+        files[SCRIPT_FILE] = (text.encode(), 0o644)  # last: its presence means "sbatch may have run"
+        if settings.stage_in == "server" and any(f.content is None and f.href for f in spec.files):
+            existing = await self._read_small(client, f"{jd}/{SLURM_ID_FILE}")
+            if existing and existing.strip().isdigit():
+                return f"{cluster}:{existing.strip()}"
+            await self._upload_hrefs(client, spec, jd, settings.max_input_bytes)
+        result = await client.run(remote.submit_command(jd, job_name(spec.job_id)), input=remote.tar_files(files))
+        for line in result.stdout.splitlines():
+            parts = line.split()
+            if result.ok and len(parts) == 3 and parts[0] == remote.MARK and parts[2].isdigit():
+                if parts[1] == "existing":
+                    log.info("job %s was already in Slurm as %s; not submitted again", spec.job_id, parts[2])
+                return f"{cluster}:{parts[2]}"
+        detail = (result.stderr or result.stdout).strip()[-1000:]
+        raise BackendError(f"sbatch on cluster {cluster} failed (exit {result.exit_status}): {detail}")
+
+    async def _upload_hrefs(self, client: SSHClient, spec: RunSpec, jd: str, max_bytes: int) -> None:
+        async with client.sftp() as sftp:
+            for f in spec.files:
+                if f.content is not None or not f.href:
+                    continue
+                target = f"{jd}/{f.path}"
+                await sftp.makedirs(posixpath.dirname(target), exist_ok=True)
+                async with sftp.open(target, "wb") as out:
+                    async for chunk in download(f.href, max_bytes):
+                        await out.write(chunk)
+                if f.executable:
+                    await sftp.chmod(target, 0o755)
+
+    # poll --------------------------------------------------------------------------------------------
+    async def poll(self, jobs: list[JobRef]) -> dict[str, BackendStatus]:
+        groups: dict[int, tuple[SSHClient, list[tuple[JobRef, str, str]]]] = {}
+        out: dict[str, BackendStatus] = {}
+        for job in jobs:
+            try:
+                client, jd, slurm_id = self._ref(job)
+            except BackendError as exc:
+                out[job.job_id] = BackendStatus(status=StatusCode.failed, message=str(exc))
+                continue
+            if slurm_id is None or not slurm_id.isdigit():
+                continue
+            groups.setdefault(id(client), (client, []))[1].append((job, slurm_id, jd))
+        results = await asyncio.gather(*(self._poll_group(c, js) for c, js in groups.values()))
+        for r in results:
+            out.update(r)
+        return out
+
+    async def _poll_group(self, client: SSHClient, jobs: list[tuple[JobRef, str, str]]) -> dict[str, BackendStatus]:
+        settings = client.settings
+        try:
+            result = await client.run(remote.poll_command(settings.sacct_chunk),
+                                      input=remote.poll_input([(sid, jd) for _, sid, jd in jobs]))
+            if not result.ok:
+                raise SSHError(f"the poll command failed (exit {result.exit_status}): {result.stderr.strip()[-500:]}")
+        except SSHError as exc:
+            down_for = time.monotonic() - client.last_ok
+            if down_for <= settings.unreachable_timeout_s:
+                log.warning("polling %s failed (%s); trying again", client.cluster, exc)
+                return {}
+            msg = (f"cluster {client.cluster} has been unreachable for {down_for:.0f} s "
+                   f"(more than unreachable_timeout_s={settings.unreachable_timeout_s:g}): {exc}")
+            return {job.job_id: BackendStatus(status=StatusCode.failed, message=msg) for job, _, _ in jobs}
+        parsed = remote.parse_poll(result.stdout)
+        records = Sacct.parse(parsed.sacct)
+        queued = Squeue.parse(parsed.squeue or "")
+        now = time.monotonic()
+        out: dict[str, BackendStatus] = {}
+        for job, sid, _ in jobs:
+            rec = records.get(sid)
+            if rec is not None:
+                self._missing_since.pop(job.job_id, None)
+                tail = "\n".join(parsed.stderr.get(sid, [])).strip()
+                st = to_status(rec.state, rec.exit_code, rec.signal, rec.reason,
+                               tail[-MESSAGE_STDERR_CHARS:], rec.accounting)
+                if tail:
+                    st.details["stderr_tail"] = tail
+            elif sid in queued:
+                state, reason = queued[sid]
+                st = to_status(state, reason=reason)
+            elif parsed.sacct_failed:
+                continue  # sacct itself is down: no news is not bad news
+            else:
+                first = self._missing_since.setdefault(job.job_id, now)
+                if now - first < settings.squeue_grace_s:
+                    continue
+                st = BackendStatus(status=StatusCode.failed, message=f"Slurm has no record of job {sid} on "
+                                   f"cluster {client.cluster} (neither sacct nor squeue knows it)")
+            if st.status == StatusCode.running and sid in parsed.progress:
+                st.progress, pmsg = parse_progress(parsed.progress[sid])
+                st.message = pmsg or st.message
+            out[job.job_id] = st
+        return out
+
+    # cancel ------------------------------------------------------------------------------------------
+    async def cancel(self, job: JobRef) -> None:
+        client, _, slurm_id = self._ref(job)
+        # Submitted but the id never stored: Slurm knows it by name.
+        command = Scancel(slurm_id).command() if slurm_id else f"scancel --name={job_name(job.job_id)}"
+        result = await client.run(command)
+        if not result.ok and "already completing or completed" not in result.stderr.lower():
+            raise BackendError(f"scancel failed: {result.stderr.strip()[-500:]}")
+        self._on_change()
+
+    # files -------------------------------------------------------------------------------------------
+    async def outputs(self, job: JobRef) -> dict[str, Any]:
+        client, jd, _ = self._ref(job)
+        text = await self._read_small(client, f"{jd}/{OUTPUTS_FILE}")
+        if text is None:
+            raise BackendError("the job left no outputs.json")
+        try:
+            return json.loads(text or "{}")
+        except ValueError as exc:
+            raise BackendError(f"the job's outputs.json is not JSON: {exc}") from None
+
+    async def _read_small(self, client: SSHClient, path: str, tail: int | None = None) -> str | None:
+        async with client.sftp() as sftp:
+            try:
+                async with sftp.open(path, "rb") as fh:
+                    if tail is not None:
+                        size = (await fh.stat()).size or 0
+                        await fh.seek(max(0, size - tail))
+                    data = await fh.read()
+            except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPFailure):
+                return None
+        return data.decode(errors="replace") if isinstance(data, bytes) else data
+
+    async def _inside(self, client: SSHClient, jd: str, path: str) -> str:
+        full = posixpath.normpath(path if path.startswith("/") else f"{jd}/{path}")
+        if not full.startswith(jd + "/"):
+            raise BackendError(f"{path} is outside the job directory")
+        async with client.sftp() as sftp:
+            try:
+                real = await sftp.realpath(full)
+                root = await sftp.realpath(jd)
+            except asyncssh.SFTPError:
+                raise BackendError(f"{path} does not exist") from None
+        if not str(real).startswith(str(root) + "/"):  # a symlink made by the job pointing elsewhere
+            raise BackendError(f"{path} is outside the job directory")
+        return str(real)
+
+    async def file_size(self, job: JobRef, path: str) -> int:
+        client, jd, _ = self._ref(job)
+        full = await self._inside(client, jd, path)
+        async with client.sftp() as sftp:
+            try:
+                return (await sftp.stat(full)).size or 0
+            except asyncssh.SFTPError:
+                raise BackendError(f"{path} does not exist") from None
+
+    async def read_file(self, job: JobRef, path: str, offset: int = 0,
+                        length: int | None = None) -> AsyncIterator[bytes]:
+        client, jd, _ = self._ref(job)
+        full = await self._inside(client, jd, path)
+        remaining = length
+        async with client.sftp() as sftp:
+            try:
+                fh = await sftp.open(full, "rb")
+            except asyncssh.SFTPError:
+                raise BackendError(f"{path} does not exist") from None
+            async with fh:
+                await fh.seek(offset)
+                while remaining is None or remaining > 0:
+                    data = await fh.read(CHUNK if remaining is None else min(CHUNK, remaining))
+                    if not data:
+                        break
+                    chunk = data.encode() if isinstance(data, str) else data
+                    if remaining is not None:
+                        remaining -= len(chunk)
+                    yield chunk
+
+    async def logs(self, job: JobRef, tail: int | None = None) -> Logs:
+        client, jd, _ = self._ref(job)
+        out, err = await asyncio.gather(self._read_small(client, f"{jd}/{STDOUT_FILE}", tail),
+                                        self._read_small(client, f"{jd}/{STDERR_FILE}", tail))
+        return Logs(stdout=out or "", stderr=err or "")
+
+    async def script(self, job: JobRef) -> str | None:
+        client, jd, _ = self._ref(job)
+        return await self._read_small(client, f"{jd}/{SCRIPT_FILE}")
+
+
+def _relative(path: str) -> None:
+    norm = posixpath.normpath(path)
+    if path.startswith("/") or norm.startswith("..") or norm in (".", SCRIPT_FILE, SLURM_ID_FILE):
+        raise BackendError(f"staged file path {path!r} is not a plain path inside the job directory")

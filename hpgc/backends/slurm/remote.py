@@ -1,0 +1,151 @@
+"""The shell programs hpgc runs on the login node, one round trip each.
+
+They read their variable data (job lists, file trees) from stdin, so the command text has a fixed size
+whatever the number of jobs, and nothing from a request is ever spliced into it unquoted.
+"""
+
+from __future__ import annotations
+
+import io
+import shlex
+import tarfile
+from dataclasses import dataclass, field
+
+from hpgc.backends.files import PROGRESS_FILE
+from hpgc.backends.slurm.sacct import FAILED, Sacct, check_ids
+from hpgc.backends.slurm.script import SCRIPT_FILE, SLURM_ID_FILE, STDERR_FILE
+
+MARK = "@@hpgc"
+STDERR_TAIL_BYTES = 2000
+
+
+def submit_command(jd: str, name: str) -> str:
+    """Unpack the job's files (a tar on stdin) and sbatch its script, unless it was submitted already.
+
+    `slurm_job_id` is written on the cluster right after sbatch, so a retry after a lost answer finds it.
+    If the script is there but not the id (a crash between the two), Slurm itself is asked by job name:
+    a job is never submitted twice. If Slurm cannot be asked, nothing is submitted. (sacct without -j
+    only looks at today: hence -S.)
+    """
+    q = shlex.quote
+    return f"""jd={q(jd)}; name={q(name)}
+if [ -s "$jd/{SLURM_ID_FILE}" ]; then echo "{MARK} existing $(cat "$jd/{SLURM_ID_FILE}")"; exit 0; fi
+if [ -e "$jd/{SCRIPT_FILE}" ]; then
+  found=$(sacct --parsable2 --noheader -X -S now-60days --name="$name" --format=JobID) \\
+    || {{ echo "hpgc: sacct failed, not resubmitting" >&2; exit 92; }}
+  q=$(squeue --noheader --name="$name" --format=%i) || {{ echo "hpgc: squeue failed, not resubmitting" >&2; exit 92; }}
+  found=$(printf '%s\\n%s\\n' "$q" "$found" | sed -n 's/^\\([0-9][0-9]*\\).*/\\1/p' | head -n 1)
+  if [ -n "$found" ]; then echo "$found" > "$jd/{SLURM_ID_FILE}"; echo "{MARK} existing $found"; exit 0; fi
+fi
+mkdir -p "$jd" && tar -x -m -C "$jd" || {{ echo "hpgc: cannot write the job directory $jd" >&2; exit 90; }}
+out=$(sbatch --parsable "$jd/{SCRIPT_FILE}" 2>&1) || {{ echo "$out" >&2; exit 91; }}
+id=$(printf '%s\\n' "$out" | tail -n 1); id=${{id%%;*}}
+echo "$id" > "$jd/{SLURM_ID_FILE}"
+echo "{MARK} submitted $id"
+"""
+
+
+def tar_files(files: dict[str, tuple[bytes, int]]) -> bytes:
+    """path → (content, mode) as an uncompressed tar (the job directory's new files)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path, (content, mode) in files.items():
+            info = tarfile.TarInfo(path)
+            info.size = len(content)
+            info.mode = mode
+            tar.addfile(info, io.BytesIO(content))
+    return buf.getvalue()
+
+
+_FAILED_RE = "|".join(sorted(FAILED))
+_POLL_AWK = r"""
+BEGIN { while ((getline l < S) > 0) { n = split(l, f, "|"); if (f[1] ~ /^[0-9]+$/) st[f[1]] = f[3] } close(S) }
+{
+  id = $1; jd = $2
+  if (!(id in st)) miss = miss (miss == "" ? "" : ",") id
+  p = jd "/PROGRESS"; last = ""
+  while ((getline l < p) > 0) last = l
+  close(p)
+  if (last != "") print "MARK progress " id " " last
+  s = st[id]; sub(/ .*/, "", s)
+  if (s ~ /^(FAILEDRE)$/) {
+    cmd = "tail -c TAILBYTES '" jd "/STDERR' 2>/dev/null"
+    while ((cmd | getline l) > 0) print "MARK stderr " id " " l
+    close(cmd)
+  }
+}
+END { printf "%s", miss > M }
+"""
+
+
+def poll_command(chunk: int) -> str:
+    """sacct for every job (chunked), progress lines, stderr tails of failed jobs, squeue for jobs sacct
+    does not know yet: all in one round trip. stdin: one 'SLURM_ID|JOB_DIR' line per job."""
+    awk = (_POLL_AWK.replace("MARK", MARK).replace("PROGRESS", PROGRESS_FILE).replace("FAILEDRE", _FAILED_RE)
+           .replace("TAILBYTES", str(STDERR_TAIL_BYTES)).replace("STDERR", STDERR_FILE))
+    fmt = ",".join(Sacct.FIELDS)
+    return f"""t=$(mktemp -d) || exit 1
+trap 'rm -rf "$t"' EXIT
+cat > "$t/jobs"
+cut -d'|' -f1 "$t/jobs" | xargs -n {int(chunk)} | tr ' ' ',' > "$t/chunks"
+while read -r ids; do
+  sacct --parsable2 --noheader -j "$ids" --format={fmt} 2>>"$t/err" || echo "{MARK} sacct-failed" >> "$t/err"
+done < "$t/chunks" > "$t/sacct"
+echo "{MARK} sacct"; cat "$t/sacct"
+if [ -s "$t/err" ]; then echo "{MARK} sacct-err"; cat "$t/err"; fi
+echo "{MARK} files"
+awk -F'|' -v S="$t/sacct" -v M="$t/missing" {shlex.quote(awk)} "$t/jobs"
+if [ -s "$t/missing" ]; then
+  echo "{MARK} squeue"; squeue --noheader -j "$(cat "$t/missing")" --format='%i|%T|%r' 2>&1
+fi
+"""
+
+
+def poll_input(jobs: list[tuple[str, str]]) -> bytes:
+    check_ids([i for i, _ in jobs])
+    return "".join(f"{i}|{jd}\n" for i, jd in jobs).encode()
+
+
+@dataclass
+class PollOutput:
+    sacct: str = ""
+    sacct_error: str = ""
+    sacct_failed: bool = False
+    squeue: str | None = None
+    progress: dict[str, str] = field(default_factory=dict)
+    stderr: dict[str, list[str]] = field(default_factory=dict)
+
+
+def parse_poll(stdout: str) -> PollOutput:
+    out = PollOutput()
+    section = ""
+    sacct: list[str] = []
+    err: list[str] = []
+    squeue: list[str] = []
+    for line in stdout.splitlines():
+        if line.startswith(MARK + " "):
+            word, _, rest = line[len(MARK) + 1:].partition(" ")
+            if word in ("sacct", "sacct-err", "files", "squeue"):
+                section = word
+                continue
+            if word == "sacct-failed":
+                out.sacct_failed = True
+                continue
+            job, _, text = rest.partition(" ")
+            if word == "progress":
+                out.progress[job] = text
+            elif word == "stderr":
+                out.stderr.setdefault(job, []).append(text)
+            continue
+        if section == "sacct":
+            sacct.append(line)
+        elif section == "sacct-err":
+            err.append(line)
+        elif section == "squeue":
+            squeue.append(line)
+    out.sacct = "\n".join(sacct)
+    out.sacct_error = "\n".join(err).strip()
+    if out.sacct_error and not sacct:
+        out.sacct_failed = True
+    out.squeue = "\n".join(squeue) if squeue or section == "squeue" else None
+    return out

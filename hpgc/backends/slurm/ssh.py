@@ -1,0 +1,237 @@
+"""Pooled SSH to a cluster: one asyncssh connection per (cluster, unix user).
+
+A connection carries many channels at once (sbatch ×N, sacct, SFTP), up to `max_channels` so sshd's
+MaxSessions is never hit. A lost connection is re-opened on next use, with exponential backoff so a
+dead cluster is not hammered. Host keys are always checked against the configured known_hosts file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+
+from hpgc.backends.base import BackendError
+from hpgc.backends.slurm.config import ClusterSettings
+
+log = logging.getLogger(__name__)
+BACKOFF_START_S = 0.5
+BACKOFF_MAX_S = 30.0
+
+
+class SSHError(BackendError):
+    """The cluster could not be reached, or a command did not finish in time."""
+
+
+class HostKeyError(SSHError):
+    """The login node's host key is not the one in known_hosts: never retried silently."""
+
+
+@dataclass
+class Result:
+    exit_status: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+class SSHClient:
+    """One connection to one cluster as one SSH user, opened lazily and re-opened when lost."""
+
+    def __init__(self, cluster: str, settings: ClusterSettings, login: str, key_file: Path | None) -> None:
+        self.cluster = cluster
+        self.settings = settings
+        self.login = login
+        self.key_file = key_file
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._sftp: asyncssh.SFTPClient | None = None
+        self._lock = asyncio.Lock()
+        self._sftp_lock = asyncio.Lock()
+        # One channel stays free for the SFTP session.
+        self._channels = asyncio.Semaphore(max(1, settings.max_channels - 1))
+        self._backoff = 0.0
+        self._next_try = 0.0
+        self.connects = 0  # how many connections were opened: tests and the bench read it
+        self.round_trips = 0
+        self.last_ok = time.monotonic()
+
+    def __repr__(self) -> str:
+        return f"<SSHClient {self.login}@{self.settings.host}:{self.settings.port} ({self.cluster})>"
+
+    async def _connection(self) -> asyncssh.SSHClientConnection:
+        conn = self._conn
+        if conn is not None and not conn.is_closed():
+            return conn
+        async with self._lock:
+            if self._conn is not None and not self._conn.is_closed():
+                return self._conn
+            wait = self._next_try - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                self._conn = await self._open()
+            except Exception:
+                self._backoff = min(BACKOFF_MAX_S, max(BACKOFF_START_S, self._backoff * 2))
+                self._next_try = time.monotonic() + self._backoff
+                raise
+            self._backoff = 0.0
+            self._sftp = None
+            self.connects += 1
+            return self._conn
+
+    async def _open(self) -> asyncssh.SSHClientConnection:
+        s = self.settings
+        if not s.known_hosts.is_file():
+            raise SSHError(f"cluster {self.cluster}: known_hosts file {s.known_hosts} does not exist")
+        try:
+            return await asyncssh.connect(
+                s.host, s.port, username=self.login, known_hosts=str(s.known_hosts),
+                client_keys=[str(self.key_file)] if self.key_file else (),
+                agent_path=None if self.key_file else (),
+                keepalive_interval=s.keepalive_s, keepalive_count_max=3,
+                connect_timeout=s.connect_timeout_s, login_timeout=s.connect_timeout_s,
+            )
+        except asyncssh.HostKeyNotVerifiable as exc:
+            raise HostKeyError(
+                f"cluster {self.cluster}: the host key of {s.host}:{s.port} does not match {s.known_hosts} "
+                f"({exc.reason}); refusing to connect"
+            ) from None
+        except asyncssh.PermissionDenied:
+            raise SSHError(f"cluster {self.cluster}: {self.login}@{s.host} refused our key") from None
+        except (OSError, asyncssh.Error, TimeoutError) as exc:
+            raise SSHError(f"cluster {self.cluster}: cannot connect to {s.host}:{s.port}: "
+                           f"{_describe(exc)}") from None
+
+    def _drop(self, conn: asyncssh.SSHClientConnection | None) -> None:
+        if conn is not None and conn is self._conn:
+            conn.abort()
+            self._conn = None
+            self._sftp = None
+
+    async def run(self, command: str, input: bytes | None = None, timeout: float | None = None,
+                  retry: bool = True) -> Result:
+        """Run a shell command; on a dropped connection re-open it and (if `retry`) run it once more.
+        Only commands that are safe to repeat may use retry (all of hpgc's are: submit looks first)."""
+        attempts = 2 if retry else 1
+        for attempt in range(attempts):
+            conn = await self._connection()
+            try:
+                async with self._channels:
+                    result = await self._exec(conn, command, input, timeout or self.settings.command_timeout_s)
+                self.last_ok = time.monotonic()
+                return result
+            except (asyncssh.ConnectionLost, asyncssh.DisconnectError, asyncssh.ChannelOpenError,
+                    BrokenPipeError, ConnectionResetError) as exc:
+                self._drop(conn)
+                if attempt + 1 == attempts:
+                    raise SSHError(f"cluster {self.cluster}: connection lost: {_describe(exc)}") from None
+                log.info("%r: connection lost (%s), reconnecting", self, _describe(exc))
+        raise AssertionError("unreachable")
+
+    async def _exec(self, conn: asyncssh.SSHClientConnection, command: str, input: bytes | None,
+                    timeout: float) -> Result:
+        self.round_trips += 1
+        try:
+            async with asyncio.timeout(timeout):
+                proc = await conn.create_process(command, encoding=None, input=input)
+                async with proc:
+                    done = await proc.wait()
+        except TimeoutError:
+            raise SSHError(f"cluster {self.cluster}: command did not finish within {timeout:g} s: "
+                           f"{command[:80]}") from None
+        if done.exit_status is None or done.exit_status < 0:
+            if done.exit_signal is None:
+                # The channel closed without an exit status: the connection went away under us.
+                raise asyncssh.ConnectionLost("the channel closed without an exit status")
+            status = 128 + _signal_number(done.exit_signal[0])
+        else:
+            status = done.exit_status
+        out = done.stdout or b""
+        err = done.stderr or b""
+        return Result(status, _text(out), _text(err))
+
+    # SFTP -------------------------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def sftp(self) -> AsyncIterator[asyncssh.SFTPClient]:
+        """The connection's SFTP session (one channel, shared by all transfers)."""
+        for attempt in range(2):
+            conn = await self._connection()
+            try:
+                async with self._sftp_lock:
+                    if self._sftp is None or self._conn is not conn:
+                        self._sftp = await asyncio.wait_for(conn.start_sftp_client(),
+                                                            self.settings.command_timeout_s)
+                    client = self._sftp
+                break
+            except (asyncssh.ConnectionLost, asyncssh.DisconnectError, asyncssh.ChannelOpenError,
+                    OSError, TimeoutError) as exc:
+                self._drop(conn)
+                if attempt == 1:
+                    raise SSHError(f"cluster {self.cluster}: SFTP unavailable: {_describe(exc)}") from None
+        try:
+            yield client
+            self.last_ok = time.monotonic()
+        except (asyncssh.ConnectionLost, asyncssh.DisconnectError) as exc:
+            self._drop(conn)
+            raise SSHError(f"cluster {self.cluster}: connection lost: {_describe(exc)}") from None
+
+    async def close(self) -> None:
+        conn, self._conn, self._sftp = self._conn, None, None
+        if conn is not None:
+            conn.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.wait_closed(), 5)
+
+
+class SSHPool:
+    """Clients per (cluster, SSH login), created on first use."""
+
+    def __init__(self, clusters: dict[str, ClusterSettings]) -> None:
+        self.clusters = clusters
+        self._clients: dict[tuple[str, str], SSHClient] = {}
+
+    def client(self, cluster: str, unix_user: str | None = None) -> SSHClient:
+        settings = self.clusters.get(cluster)
+        if settings is None:
+            raise BackendError(f"unknown cluster {cluster!r}")
+        try:
+            login, key = settings.key_for(unix_user)
+        except ValueError as exc:
+            raise BackendError(str(exc)) from None
+        key_id = (cluster, login)
+        if key_id not in self._clients:
+            self._clients[key_id] = SSHClient(cluster, settings, login, key)
+        return self._clients[key_id]
+
+    def all(self) -> list[SSHClient]:
+        return list(self._clients.values())
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.close() for c in self._clients.values()), return_exceptions=True)
+        self._clients.clear()
+
+
+def _signal_number(name: str) -> int:
+    try:
+        return int(signal.Signals(f"SIG{name}"))
+    except ValueError:
+        return 127
+
+
+def _text(data: bytes | str) -> str:
+    return data.decode(errors="replace") if isinstance(data, bytes) else data
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, asyncssh.Error) else f"{type(exc).__name__}: {text}"

@@ -1,0 +1,244 @@
+"""SlurmBackend end to end against a fake Slurm behind a real SSH server on 127.0.0.1: the backend's
+real shell programs (submit, poll) run with bash; SFTP is asyncssh's own server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from hpgc.backends.base import BackendError
+from hpgc.backends.slurm.backend import SlurmBackend
+from hpgc.backends.slurm.config import ClusterSettings
+from hpgc.models.ogc import StatusCode
+from hpgc.models.run import BackendStatus, JobRef, Resources, RunSpec, StagedFile
+from tests.unit.slurm_fake import FakeSSHServer, fake_jobs, install_fake_slurm, kill_fake_jobs
+
+
+@dataclass
+class Env:
+    server: FakeSSHServer
+    state: Path
+    work: Path
+    settings: ClusterSettings
+    backend: SlurmBackend
+
+    def knob(self, name: str, value: float | None) -> None:
+        p = self.state / name
+        if value is None:
+            p.unlink(missing_ok=True)
+        else:
+            p.write_text(str(value))
+
+    def new_backend(self, **kw: object) -> SlurmBackend:
+        return SlurmBackend({"fake": self.settings.model_copy(update=kw)}, self.work.parent / "data")
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    bin_dir, state = install_fake_slurm(tmp_path / "slurm")
+    work = tmp_path / "work"
+    work.mkdir()
+    server_env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "FAKESLURM_STATE": str(state), "HOME": str(tmp_path),
+                  "LANG": "C.UTF-8"}
+    server = FakeSSHServer(tmp_path, server_env)
+    await server.start()
+    settings = ClusterSettings(host="127.0.0.1", port=server.port, known_hosts=server.known_hosts, user="alice",
+                               key_file=server.client_key_file, work_root=str(work), poll_min_s=0.1,
+                               command_timeout_s=10, connect_timeout_s=5, unreachable_timeout_s=30,
+                               squeue_grace_s=30)
+    backend = SlurmBackend({"fake": settings}, tmp_path / "data")
+    await backend.start(lambda: None)
+    try:
+        yield Env(server, state, work, settings, backend)
+    finally:
+        await backend.close()
+        await server.stop()
+        kill_fake_jobs(state)
+
+
+def _spec(job_id: str, argv: list[str], **kw: object) -> RunSpec:
+    return RunSpec(job_id=job_id, process_id="p", kind="command", argv=argv, **kw)
+
+
+async def _final(backend: SlurmBackend, ref: JobRef, timeout: float = 20) -> BackendStatus:
+    st = None
+    for _ in range(int(timeout / 0.1)):
+        st = (await backend.poll([ref])).get(ref.job_id)
+        if st is not None and st.status.terminal:
+            return st
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not final: {st}")
+
+
+async def test_submit_poll_outputs_logs_script(env: Env) -> None:
+    spec = _spec("j1", ["sh", "-c", "hpgc-progress 50 half; cat inputs/a_0.txt > out.txt; echo to-stdout"],
+                 files=[StagedFile(path="inputs/a_0.txt", content=b"hello")], outputs={"out": "out.txt"})
+    ext = await env.backend.submit(spec)
+    assert ext.startswith("fake:") and ext.split(":")[1].isdigit()
+    ref = JobRef(job_id="j1", external_id=ext, cluster="fake")
+    st = await _final(env.backend, ref)
+    assert st.status == StatusCode.successful, st
+    assert st.details["NodeList"] == "fake1" and st.details["MaxRSS"] == "2048K"
+    jd = env.work / "alice" / "j1"
+    assert await env.backend.outputs(ref) == {"out": {"class": "File", "path": f"{jd}/out.txt"}}
+    assert b"".join([c async for c in env.backend.read_file(ref, "out.txt")]) == b"hello"
+    assert b"".join([c async for c in env.backend.read_file(ref, f"{jd}/out.txt", 1, 3)]) == b"ell"
+    assert await env.backend.file_size(ref, "out.txt") == 5
+    logs = await env.backend.logs(ref)
+    assert logs.stdout == "to-stdout\n"
+    script = await env.backend.script(ref)
+    assert script is not None and "#SBATCH --job-name=hpgc-j1" in script
+    assert (jd / "progress").read_text() == "50 half\n"
+
+
+async def test_paths_outside_job_dir_refused(env: Env) -> None:
+    ext = await env.backend.submit(_spec("j2", ["sh", "-c", "ln -s /etc/passwd link"]))
+    ref = JobRef(job_id="j2", external_id=ext)
+    await _final(env.backend, ref)
+    for path in ["../j1/out.txt", "/etc/passwd", "link", "a/../../x"]:
+        with pytest.raises(BackendError):
+            async for _ in env.backend.read_file(ref, path):
+                pass
+    with pytest.raises(BackendError):
+        await env.backend.file_size(ref, "nope.txt")
+
+
+async def test_failed_job_exit_code_and_stderr(env: Env) -> None:
+    ext = await env.backend.submit(_spec("j3", ["sh", "-c", "echo 'it broke' >&2; exit 3"]))
+    st = await _final(env.backend, JobRef(job_id="j3", external_id=ext))
+    assert st.status == StatusCode.failed and st.exit_code == 3
+    assert st.message == "the job exited with code 3. stderr: it broke"
+    assert st.details["stderr_tail"] == "it broke"
+
+
+async def test_timeout(env: Env) -> None:
+    env.knob("time_scale", 0.01)  # the fake runs a 60 s limit for 0.6 s
+    ext = await env.backend.submit(_spec("j4", ["sleep", "30"], resources=Resources(time_limit_s=60)))
+    st = await _final(env.backend, JobRef(job_id="j4", external_id=ext))
+    assert st.status == StatusCode.failed and (st.message or "").startswith("TIMEOUT")
+
+
+async def test_progress_while_running_and_cancel(env: Env) -> None:
+    ext = await env.backend.submit(_spec("j5", ["sh", "-c", "hpgc-progress 42 tiling; sleep 30"]))
+    ref = JobRef(job_id="j5", external_id=ext)
+    for _ in range(100):
+        st = (await env.backend.poll([ref]))["j5"]
+        if st.progress == 42:
+            break
+        await asyncio.sleep(0.1)
+    assert st.status == StatusCode.running and st.progress == 42 and st.message == "tiling"
+    await env.backend.cancel(ref)
+    st = await _final(env.backend, ref)
+    assert st.status == StatusCode.dismissed
+
+
+async def test_submit_is_idempotent(env: Env) -> None:
+    spec = _spec("j6", ["true"])
+    first = await env.backend.submit(spec)
+    assert await env.backend.submit(spec) == first
+    # a crash between sbatch and storing the id: the id file is gone, the script is there
+    (env.work / "alice" / "j6" / "slurm_job_id").unlink()
+    assert await env.new_backend().submit(spec) == first
+    assert [j["name"] for j in fake_jobs(env.state)].count("hpgc-j6") == 1
+
+
+async def test_submit_refuses_to_resubmit_when_slurm_cannot_say(env: Env) -> None:
+    spec = _spec("j7", ["true"])
+    await env.backend.submit(spec)
+    (env.work / "alice" / "j7" / "slurm_job_id").unlink()
+    env.knob("sacct_fail", 1)
+    with pytest.raises(BackendError, match="not resubmitting"):
+        await env.backend.submit(spec)
+    assert [j["name"] for j in fake_jobs(env.state)].count("hpgc-j7") == 1
+
+
+async def test_sbatch_error_is_reported(env: Env) -> None:
+    env.knob("sbatch_fail", 1)
+    with pytest.raises(BackendError, match="fake failure"):
+        await env.backend.submit(_spec("j8", ["true"]))
+
+
+async def test_squeue_fallback_then_lost(env: Env) -> None:
+    env.knob("sacct_lag", 1000)  # slurmdbd far behind slurmctld
+    ext = await env.backend.submit(_spec("j9", ["sleep", "30"]))
+    ref = JobRef(job_id="j9", external_id=ext)
+    for _ in range(50):
+        st = (await env.backend.poll([ref]))["j9"]
+        if st.status == StatusCode.running:
+            break
+        await asyncio.sleep(0.1)
+    assert st.status == StatusCode.running
+    # finished and not in sacct yet: left out during the grace period, then declared lost
+    await env.backend.cancel(ref)
+    assert await env.backend.poll([ref]) == {}
+    backend = env.new_backend(squeue_grace_s=0.01)
+    await backend.poll([ref])
+    await asyncio.sleep(0.05)
+    st = (await backend.poll([ref]))["j9"]
+    assert st.status == StatusCode.failed and "no record" in (st.message or "")
+    await backend.close()
+
+
+async def test_sacct_down_is_not_lost(env: Env) -> None:
+    ext = await env.backend.submit(_spec("j10", ["true"]))
+    env.knob("sacct_fail", 1)
+    backend = env.new_backend(squeue_grace_s=0.01)
+    for _ in range(3):
+        assert await backend.poll([JobRef(job_id="j10", external_id=ext)]) == {}
+        await asyncio.sleep(0.02)
+    await backend.close()
+
+
+async def test_many_jobs_one_round_trip(env: Env) -> None:
+    exts = await asyncio.gather(*(env.backend.submit(_spec(f"m{i}", ["true"])) for i in range(30)))
+    refs = [JobRef(job_id=f"m{i}", external_id=e) for i, e in enumerate(exts)]
+    # fake ids too: sacct gets them all in chunks of 7, still one SSH command
+    refs += [JobRef(job_id=f"x{i}", external_id=f"fake:{900000 + i}") for i in range(200)]
+    backend = env.new_backend(sacct_chunk=7)
+    await asyncio.sleep(1.5)
+    before = len(env.server.commands)
+    calls_before = _sacct_calls(env)
+    statuses = await backend.poll(refs)
+    assert len(env.server.commands) == before + 1
+    assert _sacct_calls(env) - calls_before == (230 + 6) // 7
+    assert sum(1 for s in statuses.values() if s.status == StatusCode.successful) == 30
+    await backend.close()
+
+
+def _sacct_calls(env: Env) -> int:
+    p = env.state / "sacct_calls"
+    return len(p.read_text().splitlines()) if p.exists() else 0
+
+
+async def test_unreachable_cluster_fails_jobs_after_timeout(env: Env) -> None:
+    ext = await env.backend.submit(_spec("j11", ["sleep", "30"]))
+    ref = JobRef(job_id="j11", external_id=ext)
+    await env.server.stop()
+    backend = env.new_backend(unreachable_timeout_s=0.3, connect_timeout_s=1)
+    assert await backend.poll([ref]) == {}  # not yet: a transient drop must not fail jobs
+    await asyncio.sleep(0.4)
+    st = (await backend.poll([ref]))["j11"]
+    assert st.status == StatusCode.failed and "unreachable" in (st.message or "")
+    await backend.close()
+
+
+async def test_unknown_cluster_and_identity(env: Env) -> None:
+    with pytest.raises(BackendError, match="unknown cluster"):
+        await env.backend.submit(_spec("j12", ["true"], cluster="nope"))
+    with pytest.raises(BackendError, match="no SSH key"):
+        await env.backend.submit(_spec("j12", ["true"], unix_user="mallory"))
+
+
+async def test_hostile_argv_in_real_job(env: Env, tmp_path: Path) -> None:
+    ext = await env.backend.submit(_spec("j13", ["printf", "%s|", "$(touch pwned)", "`touch pwned`", "a'b"]))
+    st = await _final(env.backend, JobRef(job_id="j13", external_id=ext))
+    assert st.status == StatusCode.successful
+    logs = await env.backend.logs(JobRef(job_id="j13", external_id=ext))
+    assert logs.stdout == "$(touch pwned)|`touch pwned`|a'b|"
+    assert not [p for p in tmp_path.rglob("pwned")]
+    assert os.path.exists(env.work / "alice" / "j13" / "job.sbatch")

@@ -1,0 +1,164 @@
+"""sbatch script rendering: #SBATCH lines, quoting (run for real with bash), outputs manifest."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from hpgc.backends.base import BackendError
+from hpgc.backends.slurm.config import ClusterSettings
+from hpgc.backends.slurm.script import job_dir, render, slurm_time
+from hpgc.models.run import Container, Resources, RunSpec, StagedFile
+
+EVIL = ["$(touch pwned1)", "`touch pwned2`", "'; touch pwned3; '", '"; touch pwned4; "', "a\nb", "*", "~",
+        "${HOME}", "\\", "$((1+1))", "-n", "", "; touch pwned5", "|touch pwned6", "&& touch pwned7"]
+
+
+def _cluster(**kw: object) -> ClusterSettings:
+    base: dict[str, object] = {"host": "login", "known_hosts": "/etc/ssh/known", "user": "alice",
+                               "work_root": "/data/hpgc"}
+    return ClusterSettings(**{**base, **kw})
+
+
+def _spec(**kw: object) -> RunSpec:
+    base: dict[str, object] = {"job_id": "0b7c-12", "process_id": "p", "kind": "command", "argv": ["true"]}
+    return RunSpec(**{**base, **kw})
+
+
+def test_sbatch_lines_resources_and_defaults() -> None:
+    c = _cluster(partition="debug", account="hpgc", qos="normal", time_limit="2:00:00",
+                 sbatch_options=["--exclusive"], setup=["module load apptainer"])
+    text = render(_spec(resources=Resources(cpus=2, memory_mb=512, time_limit_s=90, tmp_mb=10, nodes=1)),
+                  c, "/data/hpgc/alice/0b7c-12")
+    sb = [line for line in text.splitlines() if line.startswith("#SBATCH")]
+    assert sb == ["#SBATCH --job-name=hpgc-0b7c-12", "#SBATCH --chdir=/data/hpgc/alice/0b7c-12",
+                  "#SBATCH --output=/data/hpgc/alice/0b7c-12/stdout.log",
+                  "#SBATCH --error=/data/hpgc/alice/0b7c-12/stderr.log", "#SBATCH --nodes=1",
+                  "#SBATCH --cpus-per-task=2", "#SBATCH --mem=512M", "#SBATCH --time=0:01:30", "#SBATCH --tmp=10M",
+                  "#SBATCH --partition=debug", "#SBATCH --account=hpgc", "#SBATCH --qos=normal",
+                  "#SBATCH --exclusive"]
+    assert text.startswith("#!/bin/bash\n")
+    assert "module load apptainer" in text
+    assert 'exit "$code"' in text
+    # the cluster default applies when the process asks for no time
+    assert "#SBATCH --time=2:00:00" in render(_spec(), c, "/d/x")
+
+
+def test_slurm_time() -> None:
+    assert slurm_time(60) == "0:01:00"
+    assert slurm_time(3661) == "1:01:01"
+    assert slurm_time(2 * 86400 + 5) == "2-00:00:05"
+
+
+def test_job_dir_refuses_odd_ids_and_users() -> None:
+    c = _cluster()
+    assert job_dir(c, "abc-1", None) == "/data/hpgc/alice/abc-1"
+    assert job_dir(c, "abc-1", "bob") == "/data/hpgc/bob/abc-1"
+    for bad in ["../x", "a b", "a;b", "", "a/b", "$(x)"]:
+        with pytest.raises(BackendError):
+            job_dir(c, bad, None)
+    for user in ["Bob;", "../root", "a b"]:
+        with pytest.raises(BackendError):
+            job_dir(c, "x", user)
+
+
+def test_cluster_settings_refuse_unsafe_values() -> None:
+    for field, value in [("partition", "debug\n#SBATCH --uid=0"), ("account", "a b"), ("qos", "$(x)"),
+                         ("work_root", "relative/path"), ("work_root", "/data/hp gc"),
+                         ("sbatch_options", ["--comment=a b"]), ("sbatch_options", ["-x"])]:
+        with pytest.raises(ValidationError):
+            _cluster(**{field: value})
+    with pytest.raises(ValidationError):
+        _cluster(poll_min_s=10, poll_max_s=5)
+    assert _cluster(work_root="/data/hpgc/").work_root == "/data/hpgc"
+
+
+def test_container_and_cwl_command_lines() -> None:
+    c = _cluster(container_runtime="apptainer", image_cache="/data/images")
+    text = render(_spec(container=Container(image="python_3.11-slim.sif"), argv=["python3", "-c", "print(1)"]),
+                  c, "/d/j")
+    assert "apptainer exec /data/images/python_3.11-slim.sif python3 -c 'print(1)'" in text
+    cwl = render(_spec(kind="cwl", argv=[]), c, "/d/j")
+    assert "cwltool --quiet --outdir outputs" in cwl and "--singularity tool.cwl job.json > outputs.json" in cwl
+    assert "export CWL_SINGULARITY_CACHE=/data/images" in cwl
+    assert "--no-container" in render(_spec(kind="cwl", argv=[]), _cluster(), "/d/j")
+    with pytest.raises(BackendError, match="container"):
+        render(_spec(container=Container(image="x.sif")), _cluster(), "/d/j")
+    for image in ["../etc/passwd", "a/b.sif", ".hidden"]:
+        with pytest.raises(BackendError):
+            render(_spec(container=Container(image=image)), c, "/d/j")
+    with pytest.raises(BackendError):
+        render(_spec(argv=[]), c, "/d/j")
+    with pytest.raises(BackendError):
+        render(_spec(env={"A B": "x"}), c, "/d/j")
+
+
+def test_comment_lines_cannot_break_out() -> None:
+    text = render(_spec(process_id="p\n#SBATCH --uid=0\ntouch pwned"), _cluster(), "/d/j")
+    assert "\n#SBATCH --uid" not in text and "\ntouch pwned" not in text
+
+
+def test_job_mode_stage_in_uses_curl_quoted() -> None:
+    spec = _spec(files=[StagedFile(path="inputs/a_0.tif", href="https://x.org/a.tif?q=$(id)&b='1'")])
+    text = render(spec, _cluster(stage_in="job"), "/d/j")
+    href = shlex.quote("https://x.org/a.tif?q=$(id)&b='1'")
+    assert f"curl -fsSL --retry 3 --create-dirs -o inputs/a_0.tif {href} " in text
+    assert "curl" not in render(spec, _cluster(), "/d/j")
+
+
+def _run_script(text: str, jd: Path, extra_path: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": f"{extra_path}:/usr/bin:/bin" if extra_path else "/usr/bin:/bin", "HOME": str(jd)}
+    return subprocess.run(["bash", "-c", text], cwd=jd, env=env, capture_output=True, text=True, timeout=30)
+
+
+def test_rendered_script_passes_hostile_values_literally(tmp_path: Path) -> None:
+    jd = tmp_path / "job"
+    (jd / "bin").mkdir(parents=True)
+    spec = _spec(argv=["printf", "%s\\n", *EVIL], env={"EVIL": "$(touch pwned8)'\"`x`"},
+                 outputs={"out'1": "result $(x).txt", "missing": "nope.txt"})
+    text = render(spec, _cluster(work_root=str(tmp_path)), str(jd))
+    r = _run_script(text, jd)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:-1] == [line for e in EVIL for line in e.split("\n")]
+    assert not list(tmp_path.rglob("pwned*"))
+    # nothing of the declared outputs exists: an empty manifest
+    assert json.loads((jd / "outputs.json").read_text()) == {}
+    # env value arrives verbatim
+    r = _run_script(render(_spec(argv=["sh", "-c", 'printf %s "$EVIL"'], env=spec.env), _cluster(), str(jd)), jd)
+    assert r.stdout == "$(touch pwned8)'\"`x`"
+    assert not list(tmp_path.rglob("pwned*"))
+
+
+def test_outputs_manifest_and_exit_code(tmp_path: Path) -> None:
+    jd = tmp_path / "job"
+    (jd / "bin").mkdir(parents=True)
+    outputs = {"out'1": "result $(x).txt", "b": "sub/b.txt", "missing": "nope.txt"}
+    spec = _spec(argv=["sh", "-c", "mkdir sub; echo 1 > 'result $(x).txt'; echo 2 > sub/b.txt"], outputs=outputs)
+    r = _run_script(render(spec, _cluster(), str(jd)), jd)
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads((jd / "outputs.json").read_text())
+    assert manifest == {"out'1": {"class": "File", "path": f"{jd}/result $(x).txt"},
+                        "b": {"class": "File", "path": f"{jd}/sub/b.txt"}}
+    (jd / "outputs.json").unlink()
+    r = _run_script(render(_spec(argv=["sh", "-c", "echo boom >&2; exit 3"], outputs=outputs), _cluster(),
+                           str(jd)), jd)
+    assert r.returncode == 3 and "boom" in r.stderr
+    assert not (jd / "outputs.json").exists()
+
+
+def test_progress_helper_on_path(tmp_path: Path) -> None:
+    from hpgc.backends.files import PROGRESS_HELPER
+
+    jd = tmp_path / "job"
+    (jd / "bin").mkdir(parents=True)
+    helper = jd / "bin" / "hpgc-progress"
+    helper.write_text(PROGRESS_HELPER)
+    helper.chmod(0o755)
+    r = _run_script(render(_spec(argv=["hpgc-progress", "42", "tiling"]), _cluster(), str(jd)), jd)
+    assert r.returncode == 0, r.stderr
+    assert (jd / "progress").read_text() == "42 tiling\n"
