@@ -1,12 +1,180 @@
-"""Who is calling: bearer tokens → Principal. (Placeholder until OAuth2 lands: everyone is anonymous.)"""
+"""Who is calling: settings for OAuth2 bearer authentication, and verified token claims → Principal.
+
+Nothing here speaks HTTP: token verification lives in hpgc/oidc.py, the middleware in hpgc/api/auth.py and
+the development issuer's keys in hpgc/dev_issuer.py.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+import ipaddress
+import re
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+
+from hpgc.errors import HpgcError, NotAllowed
+
+# Symmetric algorithms would need a secret shared with the issuer, and they are what an attacker reaches
+# for when a verifier lets the token's header pick the algorithm: they are never accepted.
+ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
+                         "EdDSA")
+DEFAULT_AUDIENCE = "hpgc"
+
+
+def _loopback(host: str | None) -> bool:
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str, allow_http: bool = False) -> str:
+    """Keys and introspection answers decide who gets in: fetch them over TLS unless on this machine."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and parts.hostname and (allow_http or _loopback(parts.hostname)):
+        return url
+    raise ValueError(f"'{url}' must be an https:// URL (http:// only for loopback addresses or with allow_http)")
+
+
+class IssuerSettings(BaseModel):
+    issuer: str = Field(description="The issuer identifier, exactly as in the tokens' `iss` claim "
+                        "(Keycloak: https://HOST/realms/REALM).")
+    audience: list[str] = Field(
+        default_factory=lambda: [DEFAULT_AUDIENCE],
+        description="Accepted `aud` values; a token must name one of them. Empty: audience not checked "
+        "(only for issuers that mint tokens for this server alone).")
+    algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "ES256", "PS256", "EdDSA"],
+        description="Signature algorithms accepted; asymmetric ones only.")
+    discovery_url: str | None = Field(
+        default=None, description="OpenID discovery document; default {issuer}/.well-known/openid-configuration.")
+    jwks_uri: str | None = Field(default=None, description="JWKS URL; default: the discovery document's jwks_uri.")
+    introspection_endpoint: str | None = Field(
+        default=None, description="RFC 7662 endpoint for opaque tokens; default: the discovery document's, "
+        "when client_id is set.")
+    client_id: str | None = Field(default=None, description="Client id hpgc introspects tokens with.")
+    client_secret: SecretStr | None = Field(default=None, description="Secret of that client.")
+    introspection_cache_s: float = Field(
+        default=60.0, ge=0, le=600, description="How long an introspection answer is reused (never past the "
+        "token's exp). Revoked tokens keep working at most this long.")
+    jwks_refresh_min_s: float = Field(
+        default=60.0, ge=0, description="Least time between two JWKS fetches triggered by an unknown kid "
+        "(a flood of forged kids must not become a flood of requests to the issuer).")
+    jwks_max_age_s: float = Field(default=3600.0, gt=0, description="Keys are re-fetched after this long.")
+    subject_prefix: str = Field(
+        default="", description="Prepended to `sub` to make the job owner: with several issuers, give each "
+        "its own so that one issuer's subjects cannot collide with another's.")
+    allow_http: bool = Field(default=False, description="Allow http:// issuer URLs off loopback (never in "
+                             "production: keys fetched in clear can be replaced).")
+    timeout_s: float = Field(default=10.0, gt=0, description="Timeout of requests to the issuer.")
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric(cls, value: list[str]) -> list[str]:
+        bad = [a for a in value if a not in ASYMMETRIC_ALGORITHMS]
+        if bad:
+            raise ValueError(f"algorithm '{bad[0]}' is not accepted; choose from {', '.join(ASYMMETRIC_ALGORITHMS)}")
+        if not value:
+            raise ValueError("at least one algorithm is needed")
+        return value
+
+    @model_validator(mode="after")
+    def _urls(self) -> IssuerSettings:
+        for url in (self.issuer, self.discovery_url, self.jwks_uri, self.introspection_endpoint):
+            if url is not None:
+                check_url(url, self.allow_http)
+        if self.client_id and self.client_secret is None:
+            raise ValueError(f"issuer {self.issuer}: client_id needs client_secret")
+        return self
+
+    @property
+    def introspects(self) -> bool:
+        return self.client_id is not None
+
+
+class RegexRule(BaseModel):
+    pattern: str = Field(description="Regular expression the whole claim value must match.")
+    replacement: str = Field(description=r"The Unix user, with \1 or \g<name> groups of the match.")
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        re.compile(value)
+        return value
+
+
+class IdentitySettings(BaseModel):
+    mode: Literal["template", "regex", "table", "none"] = Field(
+        default="template", description="How a token maps to a Unix/Slurm account: `template` fills "
+        "`template` with claims; `regex` applies `rules` to `claim`; `table` looks `claim` up in `table`; "
+        "`none` maps nobody (jobs run as the service account).")
+    template: str = Field(default="{preferred_username}",
+                          description="Template mode: claim names (dotted paths allowed) in braces.")
+    claim: str = Field(default="sub", description="Regex and table modes: the claim to map.")
+    rules: list[RegexRule] = Field(default_factory=list, description="Regex mode: first matching rule wins.")
+    table: dict[str, str] = Field(default_factory=dict, description="Table mode: claim value → Unix user.")
+    forbidden: list[str] = Field(default_factory=lambda: ["root"],
+                                 description="Unix users no token may map to.")
+
+
+class DevIssuerSettings(BaseModel):
+    enabled: bool | None = Field(
+        default=None, description="Run the built-in development issuer. None: only when no issuer is "
+        "configured. Anyone who can read the data dir can mint tokens: never in production.")
+    algorithm: Literal["ES256", "RS256"] = Field(default="ES256", description="Signing algorithm of its key.")
+    subject_prefix: str = Field(default="", description="Prepended to `sub` of its tokens (see issuers).")
 
 
 class AuthSettings(BaseModel):
-    enabled: bool = Field(default=False, description="Require bearer tokens on protected routes.")
+    enabled: bool = Field(
+        default=True, description="Require bearer tokens on every route but the public façade. False: no "
+        "authentication at all, every caller is an administrator (trusted single-user setups only).")
+    issuers: list[IssuerSettings] = Field(default_factory=list,
+                                          description="Trusted OpenID Connect / OAuth2 issuers.")
+    dev_issuer: DevIssuerSettings = Field(default_factory=DevIssuerSettings,
+                                          description="Built-in development issuer.")
+    realm: str = Field(default="hpgc", description="realm of the WWW-Authenticate challenge.")
+    leeway_s: int = Field(default=30, ge=0, le=300, description="Clock skew tolerated on exp, nbf and iat.")
+    permission_claims: list[str] = Field(
+        default_factory=lambda: ["scope", "scp"],
+        description="Claims (dotted paths, e.g. realm_access.roles or groups) whose values grant permissions; "
+        "a space-separated string or a list.")
+    execute_scopes: list[str] = Field(default_factory=lambda: ["hpgc:execute"],
+                                      description="Values granting read and execute.")
+    deploy_scopes: list[str] = Field(default_factory=lambda: ["hpgc:deploy"],
+                                     description="Values granting deploy, replace and undeploy.")
+    admin_scopes: list[str] = Field(default_factory=lambda: ["hpgc:admin"],
+                                    description="Values granting admin (every job; implies the others).")
+    name_claims: list[str] = Field(default_factory=lambda: ["name", "preferred_username", "email"],
+                                   description="Claims tried in turn for the display name.")
+    identity: IdentitySettings = Field(default_factory=IdentitySettings, description="Unix/Slurm identity mapping.")
+
+    @model_validator(mode="after")
+    def _issuers_distinct(self) -> AuthSettings:
+        names = [i.issuer for i in self.issuers]
+        if len(set(names)) != len(names):
+            raise ValueError("an issuer is configured twice")
+        prefixes = [i.subject_prefix for i in self.issuers]
+        if self.dev_issuer_active:
+            prefixes.append(self.dev_issuer.subject_prefix)
+        if len(set(prefixes)) != len(prefixes):
+            raise ValueError("issuers share a subject_prefix: give each issuer its own, or two users of "
+                             "different issuers could own the same jobs")
+        # an opaque token says nothing of its issuer: sending it to several introspection endpoints
+        # would hand one issuer's tokens to another
+        if sum(i.introspects for i in self.issuers) > 1:
+            raise ValueError("only one issuer may introspect opaque tokens (client_id set)")
+        return self
+
+    @property
+    def dev_issuer_active(self) -> bool:
+        wanted = self.dev_issuer.enabled
+        return self.enabled and (not self.issuers if wanted is None else wanted)
 
 
 class Principal(BaseModel):
@@ -16,6 +184,131 @@ class Principal(BaseModel):
     can_execute: bool = True
     can_deploy: bool = True
     is_admin: bool = False
+    issuer: str | None = None
+    scopes: frozenset[str] = frozenset()
 
 
 ANONYMOUS = Principal(subject="anonymous", is_admin=True)
+
+
+# errors -------------------------------------------------------------------------------------------------
+class InvalidToken(HpgcError):
+    """401: no usable token. The description goes to the client: it says why, never echoes the token."""
+
+    status, type, title = 401, "about:blank", "Unauthorized"
+
+
+class InsufficientScope(NotAllowed):
+    """403: the token is good but does not grant this."""
+
+    title = "Insufficient scope"
+
+    def __init__(self, detail: str, permission: Literal["execute", "deploy", "admin"]) -> None:
+        super().__init__(detail)
+        self.permission = permission
+
+
+class UnmappedUser(NotAllowed):
+    title = "No Unix account for this user"
+
+
+class AuthUnavailable(HpgcError):
+    """503: the issuer cannot be reached, so no token of it can be checked (not the client's fault)."""
+
+    status, type, title = 503, "about:blank", "Authentication unavailable"
+
+
+def require_deploy(principal: Principal) -> None:
+    """For deploy/replace/undeploy handlers."""
+    if not principal.can_deploy:
+        raise InsufficientScope("your token does not allow deploying, replacing or undeploying processes",
+                                "deploy")
+
+
+def require_admin(principal: Principal) -> None:
+    if not principal.is_admin:
+        raise InsufficientScope("this needs an administrator's token", "admin")
+
+
+# claims → principal -------------------------------------------------------------------------------------
+def claim(claims: dict[str, Any], path: str) -> Any:
+    node: Any = claims
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def claim_values(claims: dict[str, Any], path: str) -> list[str]:
+    value = claim(claims, path)
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+UNIX_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
+TEMPLATE_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.:-]*)\}")
+
+
+def _safe_unix(name: str, identity: IdentitySettings, why: str) -> str:
+    # the name reaches sbatch/ssh command lines and directory names: only a portable POSIX user name passes
+    if not UNIX_NAME.fullmatch(name):
+        raise UnmappedUser(f"{why} gives '{name[:40]}', which is not a valid Unix user name")
+    if name in identity.forbidden:
+        raise UnmappedUser(f"{why} gives '{name}', which no token may act as")
+    return name
+
+
+def map_unix_user(claims: dict[str, Any], identity: IdentitySettings) -> str | None:
+    """The Unix/Slurm account this token acts as; UnmappedUser (403) when there is none."""
+    if identity.mode == "none":
+        return None
+    if identity.mode == "template":
+        missing: list[str] = []
+
+        def fill(match: re.Match[str]) -> str:
+            value = claim(claims, match.group(1))
+            if not isinstance(value, str) or not value:
+                missing.append(match.group(1))
+                return ""
+            return value
+
+        name = TEMPLATE_FIELD.sub(fill, identity.template)
+        if missing:
+            raise UnmappedUser(f"your token has no '{missing[0]}' claim, which names your Unix account here")
+        return _safe_unix(name, identity, f"the template {identity.template}")
+    value = claim(claims, identity.claim)
+    if not isinstance(value, str):
+        raise UnmappedUser(f"your token has no '{identity.claim}' claim, which names your Unix account here")
+    if identity.mode == "table":
+        if value not in identity.table:
+            raise UnmappedUser(f"'{value}' has no Unix account on this server; ask an administrator to map it")
+        return _safe_unix(identity.table[value], identity, f"the table entry of '{value}'")
+    for rule in identity.rules:
+        match = re.fullmatch(rule.pattern, value)
+        if match:
+            return _safe_unix(match.expand(rule.replacement), identity, f"the rule {rule.pattern}")
+    raise UnmappedUser(f"'{value}' matches no identity rule of this server; ask an administrator to map it")
+
+
+def principal_from_claims(claims: dict[str, Any], issuer: str, subject_prefix: str,
+                          settings: AuthSettings) -> Principal:
+    sub = claims.get("sub") or claims.get("username")
+    if not isinstance(sub, str) or not sub:
+        raise InvalidToken("the token names no subject (sub)")
+    granted = {v for path in settings.permission_claims for v in claim_values(claims, path)}
+    admin = bool(granted & set(settings.admin_scopes))
+    can_execute = admin or bool(granted & set(settings.execute_scopes))
+    if not can_execute:
+        # every protected route reads or runs something: without this permission the token is no use here
+        raise InsufficientScope(f"your token does not grant {' or '.join(settings.execute_scopes)}", "execute")
+    name = next((v for c in settings.name_claims if isinstance(v := claim(claims, c), str) and v), sub)
+    return Principal(
+        subject=subject_prefix + sub, name=name, issuer=issuer, scopes=frozenset(granted),
+        unix_user=map_unix_user(claims, settings.identity), is_admin=admin,
+        can_execute=can_execute,
+        can_deploy=admin or bool(granted & set(settings.deploy_scopes)),
+    )

@@ -28,6 +28,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    from hpgc.dev_issuer import cli_token
+
+    settings = load_settings(args.config, data_dir=args.data_dir)
+    token, warning = cli_token(settings, args.user, args.scope, args.ttl, args.issuer)
+    if warning:
+        print(f"hpgc: warning: {warning}", file=sys.stderr)
+    print(token)
+    return 0
+
+
+def cmd_dev_issuer(args: argparse.Namespace) -> int:
+    from hpgc.api.auth import run_dev_issuer
+
+    settings = load_settings(args.config, data_dir=args.data_dir)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run_dev_issuer(settings, args.host, args.port)
+
+
 def _describe_model(model: type, prefix: str, lines: list[str]) -> None:
     from pydantic import BaseModel
 
@@ -55,6 +74,11 @@ def cmd_config_docs(args: argparse.Namespace) -> int:
 
     lines += ["", "## `[clusters.NAME]`: one Slurm cluster", "", "| setting | default | meaning |", "|---|---|---|"]
     _describe_model(ClusterSettings, "", lines)
+    from hpgc.auth import IssuerSettings
+
+    lines += ["", "## `[[auth.issuers]]`: one trusted OpenID Connect issuer (see docs/auth.md)", "",
+              "| setting | default | meaning |", "|---|---|---|"]
+    _describe_model(IssuerSettings, "", lines)
     text = "\n".join(lines) + "\n"
     if args.output:
         Path(args.output).write_text(text)
@@ -74,6 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
     docs = sub.add_parser("config-docs", help="print the configuration reference (Markdown)")
     docs.add_argument("--output", help="write to this file")
     docs.set_defaults(func=cmd_config_docs)
+    token = sub.add_parser("token", help="print a token of the development issuer (never in production)")
+    _common(token)
+    token.add_argument("--user", required=True, help="subject and user name of the token")
+    token.add_argument("--scope", default="hpgc:execute hpgc:deploy", help="space-separated scopes")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    token.add_argument("--issuer", help="issuer URL (default: the one recorded in the data dir)")
+    token.set_defaults(func=cmd_token)
+    dev = sub.add_parser("dev-issuer", help="run the development issuer alone (tests, demos)")
+    _common(dev)
+    dev.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    dev.add_argument("--port", type=int, default=0, help="port (0: a free one, printed)")
+    dev.set_defaults(func=cmd_dev_issuer)
     return parser
 
 

@@ -10,6 +10,7 @@ import jinja2
 from aiohttp import web
 
 from hpgc.api import jobs, landing, processes
+from hpgc.api.auth import auth_middleware, setup_auth
 from hpgc.api.keys import JOBS, REGISTRY, SETTINGS, STORE, TEMPLATES
 from hpgc.api.problems import body_limit_middleware, problem_middleware
 from hpgc.backends.base import Backend
@@ -35,7 +36,8 @@ def default_backends(settings: Settings) -> dict[str, Backend]:
 
 def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -> web.Application:
     app = web.Application(
-        middlewares=[problem_middleware, body_limit_middleware], client_max_size=settings.max_body_bytes
+        middlewares=[problem_middleware, body_limit_middleware, auth_middleware],
+        client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
     app[TEMPLATES] = jinja2.Environment(
@@ -45,6 +47,7 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
     app.add_routes(landing.routes)
     app.add_routes(processes.routes)
     app.add_routes(jobs.routes)
+    setup_auth(app, settings)
 
     async def services(app: web.Application) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,311 @@
+"""Bearer token → verified claims: JWTs against each issuer's JWKS (OpenID discovery), opaque tokens by
+RFC 7662 introspection. Every refusal raises InvalidToken with a reason fit for the client.
+
+What decides acceptance is never taken from the token alone: the issuer must be configured, the algorithm
+must be one configured for it, the key comes from that issuer's JWKS (never from jku/x5u/jwk headers), and
+its type must fit the algorithm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from hpgc.auth import AuthSettings, AuthUnavailable, InvalidToken, IssuerSettings, check_url
+from hpgc.jose import (
+    BadSignatureError,
+    ExpiredTokenError,
+    InvalidClaimError,
+    InvalidTokenError,
+    JoseError,
+    JsonWebKey,
+    JsonWebToken,
+    Key,
+    MissingClaimError,
+)
+
+log = logging.getLogger(__name__)
+MAX_DOCUMENT = 1024 * 1024
+MAX_TOKEN = 16 * 1024
+KTY_FOR_ALG = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
+ACCESS_TOKEN_TYPES = {"jwt", "at+jwt", "application/at+jwt"}
+MIN_RSA_BITS = 2048
+FAILURE_BACKOFF_S = 5.0
+
+
+def _b64json(segment: str) -> Any:
+    try:
+        return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+
+
+def split_jwt(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(header, unverified payload) of a compact JWS, or None when the token is not one (opaque)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    header = _b64json(parts[0])
+    if not isinstance(header, dict) or "alg" not in header:
+        return None
+    payload = _b64json(parts[1])
+    if not isinstance(payload, dict):
+        raise InvalidToken("the token's payload is not a JSON object")
+    return header, payload
+
+
+class Issuer:
+    """One trusted issuer: its discovery document, its keys (cached, re-fetched when a kid is unknown, at
+    most every jwks_refresh_min_s) and its introspection endpoint."""
+
+    def __init__(self, settings: IssuerSettings, session: Callable[[], aiohttp.ClientSession],
+                 local_jwks: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.settings = settings
+        self._session = session
+        self._local_jwks = local_jwks  # the embedded dev issuer: keys straight from its file, no HTTP
+        self.metadata: dict[str, Any] | None = None
+        self._keys: dict[str, Key] = {}
+        self._fetched_at = float("-inf")
+        self._lock = asyncio.Lock()
+        self._failure: tuple[float, AuthUnavailable] | None = None
+        self.jwks_fetches = 0
+        self.introspections = 0
+        self._introspected: dict[str, tuple[float, dict[str, Any] | None]] = {}
+
+    @property
+    def id(self) -> str:
+        return self.settings.issuer
+
+    async def _get_json(self, url: str, what: str) -> dict[str, Any]:
+        check_url(url, self.settings.allow_http)
+        timeout = aiohttp.ClientTimeout(total=self.settings.timeout_s)
+        try:
+            async with self._session().get(url, timeout=timeout, allow_redirects=False,
+                                           headers={"Accept": "application/json"}) as resp:
+                body = await resp.content.read(MAX_DOCUMENT + 1)
+                if resp.status != 200:
+                    raise AuthUnavailable(f"the {what} of issuer {self.id} answered HTTP {resp.status}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise AuthUnavailable(f"the {what} of issuer {self.id} is unreachable: {exc or type(exc).__name__}") \
+                from None
+        doc = json.loads(body) if len(body) <= MAX_DOCUMENT else None
+        if not isinstance(doc, dict):
+            raise AuthUnavailable(f"the {what} of issuer {self.id} is not a JSON object")
+        return doc
+
+    async def discover(self) -> dict[str, Any]:
+        if self.metadata is None:
+            url = self.settings.discovery_url or f"{self.id.rstrip('/')}/.well-known/openid-configuration"
+            doc = await self._get_json(url, "discovery document")
+            if doc.get("issuer") != self.id:  # OpenID Discovery §4.3: a mismatch means a wrong or forged document
+                raise AuthUnavailable(f"the discovery document at {url} is for issuer {doc.get('issuer')!r}")
+            self.metadata = doc
+        return self.metadata
+
+    async def _fetch_keys(self) -> None:
+        self.jwks_fetches += 1
+        if self._local_jwks is not None:
+            jwks = self._local_jwks()
+        else:
+            uri = self.settings.jwks_uri or (await self.discover()).get("jwks_uri")
+            if not isinstance(uri, str):
+                raise AuthUnavailable(f"issuer {self.id} publishes no jwks_uri")
+            jwks = await self._get_json(uri, "JWKS")
+        keys: dict[str, Key] = {}
+        for jwk in jwks.get("keys") or []:
+            key = self._import(jwk)
+            if key is not None:
+                keys[jwk.get("kid", "")] = key
+        self._keys, self._fetched_at = keys, time.monotonic()
+        log.info("issuer %s: %d signing key(s): %s", self.id, len(keys), ", ".join(keys) or "-")
+
+    def _import(self, jwk: Any) -> Key | None:
+        if not isinstance(jwk, dict) or jwk.get("use", "sig") != "sig" or jwk.get("kty") not in ("RSA", "EC", "OKP"):
+            return None
+        try:
+            key = JsonWebKey.import_key(jwk)
+        except (JoseError, ValueError, TypeError) as exc:
+            log.warning("issuer %s: ignoring key %s: %s", self.id, jwk.get("kid"), exc)
+            return None
+        if jwk["kty"] == "RSA" and key.public_key.key_size < MIN_RSA_BITS:
+            log.warning("issuer %s: ignoring key %s: RSA keys under %d bits", self.id, jwk.get("kid"), MIN_RSA_BITS)
+            return None
+        return key
+
+    async def key(self, kid: str | None) -> Key:
+        if time.monotonic() - self._fetched_at > self.settings.jwks_max_age_s:
+            await self.refresh_keys(stale_ok=bool(self._keys))
+        found = self._find(kid)
+        if found is None and time.monotonic() - self._fetched_at >= self.settings.jwks_refresh_min_s:
+            await self.refresh_keys(stale_ok=True)  # a kid we do not know yet: the issuer may have rotated keys
+            found = self._find(kid)
+        if found is None:
+            raise InvalidToken(f"the token's signing key (kid {kid!r}) is not one of issuer {self.id}'s keys")
+        return found
+
+    async def refresh_keys(self, stale_ok: bool) -> None:
+        seen = self._fetched_at
+        async with self._lock:
+            if self._fetched_at != seen:  # another request refreshed while we waited: one fetch serves all
+                return
+            if self._failure is not None and time.monotonic() - self._failure[0] < FAILURE_BACKOFF_S \
+                    and not stale_ok:
+                raise self._failure[1]  # the issuer was down a moment ago: do not queue a fetch per request
+            try:
+                await self._fetch_keys()
+                self._failure = None
+            except AuthUnavailable as exc:
+                self._failure = (time.monotonic(), exc)
+                if not stale_ok:
+                    raise
+                log.warning("%s; keeping the keys fetched before", exc.detail)
+                self._fetched_at = time.monotonic()  # do not retry on every request while the issuer is down
+
+    def _find(self, kid: str | None) -> Key | None:
+        if kid is not None:
+            return self._keys.get(kid)
+        return next(iter(self._keys.values())) if len(self._keys) == 1 else None
+
+    # opaque tokens ----------------------------------------------------------------------------------
+    async def introspect(self, token: str, leeway: int) -> dict[str, Any]:
+        digest = hashlib.sha256(token.encode()).hexdigest()  # the cache never holds tokens themselves
+        now = time.monotonic()
+        hit = self._introspected.get(digest)
+        if hit is not None and hit[0] > now:
+            answer = hit[1]
+        else:
+            answer = await self._ask(token)
+            self._remember(digest, answer, now)
+        if answer is None:
+            raise InvalidToken("the token is not active (introspection)")
+        return answer
+
+    async def _ask(self, token: str) -> dict[str, Any] | None:
+        s = self.settings
+        url = s.introspection_endpoint or (await self.discover()).get("introspection_endpoint")
+        if not isinstance(url, str):
+            raise AuthUnavailable(f"issuer {self.id} has no introspection endpoint")
+        check_url(url, s.allow_http)
+        assert s.client_id is not None and s.client_secret is not None
+        self.introspections += 1
+        try:
+            async with self._session().post(
+                url, data={"token": token, "token_type_hint": "access_token"},
+                auth=aiohttp.BasicAuth(s.client_id, s.client_secret.get_secret_value()),
+                timeout=aiohttp.ClientTimeout(total=s.timeout_s), allow_redirects=False,
+                headers={"Accept": "application/json"},
+            ) as resp:
+                body = await resp.content.read(MAX_DOCUMENT + 1)
+                if resp.status != 200:
+                    raise AuthUnavailable(f"introspection at issuer {self.id} answered HTTP {resp.status}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise AuthUnavailable(f"introspection at issuer {self.id} failed: {exc or type(exc).__name__}") from None
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise AuthUnavailable(f"introspection at issuer {self.id} did not answer a JSON object")
+        return answer if answer.get("active") is True else None
+
+    def _remember(self, digest: str, answer: dict[str, Any] | None, now: float) -> None:
+        ttl = self.settings.introspection_cache_s
+        if answer is not None and isinstance(answer.get("exp"), int | float):
+            ttl = min(ttl, answer["exp"] - time.time())
+        if ttl <= 0:
+            return
+        if len(self._introspected) >= 10000:
+            self._introspected = {k: v for k, v in self._introspected.items() if v[0] > now}
+            while len(self._introspected) >= 10000:
+                del self._introspected[next(iter(self._introspected))]
+        self._introspected[digest] = (now + ttl, answer)
+
+
+class TokenVerifier:
+    def __init__(self, settings: AuthSettings, issuers: list[Issuer]) -> None:
+        self.settings = settings
+        self.issuers = {i.id: i for i in issuers}
+
+    async def warm_up(self) -> None:
+        """Fetch discovery and keys early, so the first request is quick and a misconfiguration shows in the
+        log at start; an issuer that is down is retried on the first request."""
+        for issuer in self.issuers.values():
+            try:
+                await issuer.refresh_keys(stale_ok=False)
+            except AuthUnavailable as exc:
+                log.warning("%s (retried on the first request that needs it)", exc.detail)
+
+    async def verify(self, token: str) -> tuple[Issuer, dict[str, Any]]:
+        if len(token) > MAX_TOKEN:
+            raise InvalidToken("the token is too long")
+        parts = split_jwt(token)
+        if parts is None:
+            return await self._opaque(token)
+        header, unverified = parts
+        iss = unverified.get("iss")
+        issuer = self.issuers.get(iss) if isinstance(iss, str) else None
+        if issuer is None:
+            raise InvalidToken(f"the token's issuer {iss!r} is not trusted here"[:200])
+        return issuer, await self._verify_jwt(token, header, issuer)
+
+    async def _verify_jwt(self, token: str, header: dict[str, Any], issuer: Issuer) -> dict[str, Any]:
+        s = issuer.settings
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in s.algorithms:
+            raise InvalidToken(f"the token's algorithm {alg!r} is not accepted (accepted: {', '.join(s.algorithms)})")
+        typ = header.get("typ")
+        if typ is not None and (not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES):
+            raise InvalidToken(f"a token of type {typ!r} is not an access token")
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise InvalidToken("the token's kid is not a string")
+        key = await issuer.key(kid)
+        if key.kty != KTY_FOR_ALG[alg[:2]] or key.tokens.get("alg", alg) != alg:
+            raise InvalidToken(f"the key {kid!r} is not for algorithm {alg}")
+        options: dict[str, Any] = {"iss": {"essential": True, "value": issuer.id}, "exp": {"essential": True}}
+        if s.audience:
+            options["aud"] = {"essential": True, "values": s.audience}
+        try:
+            claims = JsonWebToken([alg]).decode(token, key, claims_options=options)
+            claims.validate(leeway=self.settings.leeway_s)
+        except ExpiredTokenError:
+            raise InvalidToken("the token has expired") from None
+        except InvalidTokenError:
+            raise InvalidToken("the token is not valid yet (nbf or iat in the future)") from None
+        except BadSignatureError:
+            raise InvalidToken("the token's signature does not verify") from None
+        except InvalidClaimError as exc:
+            raise InvalidToken(f"the token's '{exc.claim_name}' claim is not acceptable here") from None
+        except MissingClaimError as exc:
+            raise InvalidToken(f"the token lacks a claim: {exc.description}") from None
+        except (JoseError, ValueError, TypeError) as exc:
+            raise InvalidToken(f"the token is malformed: {getattr(exc, 'description', None) or exc}") from None
+        return dict(claims)
+
+    async def _opaque(self, token: str) -> tuple[Issuer, dict[str, Any]]:
+        introspecting = [i for i in self.issuers.values() if i.settings.introspects]
+        if not introspecting:
+            raise InvalidToken("the token is not a JWT, and no issuer here introspects opaque tokens")
+        issuer = introspecting[0]  # configuration allows one: an opaque token must not visit several issuers
+        answer = await issuer.introspect(token, self.settings.leeway_s)
+        now, leeway = time.time(), self.settings.leeway_s
+        if answer.get("iss") not in (None, issuer.id):
+            raise InvalidToken("the introspected token is from another issuer")
+        if isinstance(answer.get("exp"), int | float) and answer["exp"] < now - leeway:
+            raise InvalidToken("the token has expired")
+        if isinstance(answer.get("nbf"), int | float) and answer["nbf"] > now + leeway:
+            raise InvalidToken("the token is not valid yet")
+        aud = answer.get("aud")
+        auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+        if issuer.settings.audience and auds and not set(auds) & set(issuer.settings.audience):
+            raise InvalidToken("the token's 'aud' claim is not acceptable here")
+        return issuer, answer
