@@ -98,6 +98,7 @@ class SSHClient:
                 s.host, s.port, username=self.login, known_hosts=str(s.known_hosts),
                 client_keys=[str(self.key_file)] if self.key_file else (),
                 agent_path=None if self.key_file else (),
+                config=None,  # ~/.ssh/config of the server's account must not change where we connect
                 keepalive_interval=s.keepalive_s, keepalive_count_max=3,
                 connect_timeout=s.connect_timeout_s, login_timeout=s.connect_timeout_s,
             )

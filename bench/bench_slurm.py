@@ -1,0 +1,121 @@
+"""Slurm backend throughput against the test cluster (slurm-test-cluster must be up).
+
+1. Submission: jobs/s through SlurmBackend.submit (job dir, files, script, sbatch; concurrent up to the
+   channel limit) vs raw `sbatch --wrap` over one asyncssh connection with the same concurrency, in the
+   same run. Every job is submitted held (--hold) so 2 cores are not swamped; all are cancelled at the end.
+2. Polling: one SlurmBackend.poll cycle over 1,000 real (held) Slurm jobs: wall time and SSH round trips.
+
+    .venv/bin/python bench/bench_slurm.py [--jobs 200] [--poll-jobs 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import asyncssh
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from hpgc.backends.slurm.backend import SlurmBackend  # noqa: E402
+from hpgc.backends.slurm.config import ClusterSettings  # noqa: E402
+from hpgc.models.run import JobRef, RunSpec  # noqa: E402
+
+
+def settings(c: dict, channels: int) -> ClusterSettings:
+    return ClusterSettings(host=c["host"], port=c["port"], known_hosts=c["known_hosts"], user="alice",
+                           key_file=c["users"]["alice"], work_root=c["work_root"], partition=c.get("partition"),
+                           sbatch_options=["--hold"], max_channels=channels)
+
+
+async def raw_submit(conn: asyncssh.SSHClientConnection, n: int, concurrency: int, tag: str) -> tuple[float, list[str]]:
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> str:
+        async with sem:
+            r = await conn.run(f"sbatch --parsable --hold --job-name=bench-raw-{tag}-{i} --wrap true", check=True)
+            return str(r.stdout).strip().split(";")[0]
+
+    t0 = time.perf_counter()
+    ids = await asyncio.gather(*(one(i) for i in range(n)))
+    return n / (time.perf_counter() - t0), ids
+
+
+async def backend_submit(backend: SlurmBackend, n: int, tag: str) -> tuple[float, list[str]]:
+    specs = [RunSpec(job_id=f"bench-{tag}-{i}", process_id="bench", kind="command", argv=["true"])
+             for i in range(n)]
+    t0 = time.perf_counter()
+    exts = await asyncio.gather(*(backend.submit(s) for s in specs))
+    return n / (time.perf_counter() - t0), [e.split(":")[1] for e in exts]
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cluster-json", type=Path, default=REPO / "slurm-test-cluster/.state/cluster.json")
+    ap.add_argument("--jobs", type=int, default=200, help="jobs per submission round")
+    ap.add_argument("--poll-jobs", type=int, default=1000)
+    ap.add_argument("--channels", type=int, default=8)
+    args = ap.parse_args()
+    c = json.loads(args.cluster_json.read_text())
+    tag = uuid.uuid4().hex[:6]
+    s = settings(c, args.channels)
+    concurrency = args.channels - 1  # the backend keeps one channel for SFTP: same number of sbatch at once
+    backend = SlurmBackend({"test": s}, REPO / ".bench-data")
+    all_ids: list[str] = []
+    async with asyncssh.connect(c["host"], c["port"], username="alice", client_keys=[c["users"]["alice"]],
+                                known_hosts=c["known_hosts"], agent_path=None, config=None) as conn:
+        try:
+            raw_rates, be_rates = [], []
+            for rnd in range(2):  # interleaved, so drift in the cluster hits both alike
+                rate, ids = await raw_submit(conn, args.jobs, concurrency, f"{tag}-{rnd}")
+                raw_rates.append(rate)
+                all_ids += ids
+                rate, ids = await backend_submit(backend, args.jobs, f"{tag}-{rnd}")
+                be_rates.append(rate)
+                all_ids += ids
+            raw, be = statistics.mean(raw_rates), statistics.mean(be_rates)
+
+            # top up to poll-jobs held jobs with raw sbatch, then poll them all through the backend
+            extra = max(0, args.poll_jobs - len(all_ids))
+            if extra:
+                _, ids = await raw_submit(conn, extra, concurrency, f"{tag}-fill")
+                all_ids += ids
+            polled = all_ids[:args.poll_jobs]
+            refs = [JobRef(job_id=f"poll-{i}", external_id=f"test:{sid}") for i, sid in enumerate(polled)]
+            client = backend.pool.client("test")
+            times, trips = [], []
+            for _ in range(5):
+                rt0, t0 = client.round_trips, time.perf_counter()
+                statuses = await backend.poll(refs)
+                times.append(time.perf_counter() - t0)
+                trips.append(client.round_trips - rt0)
+            assert len(statuses) == len(refs), f"only {len(statuses)} of {len(refs)} jobs reported"
+            t0 = time.perf_counter()
+            await conn.run(f"sacct --parsable2 --noheader -j {','.join(polled)} --format=JobID,State >/dev/null",
+                           check=True)
+            bare = time.perf_counter() - t0
+        finally:
+            for i in range(0, len(all_ids), 500):
+                await conn.run("scancel " + " ".join(all_ids[i:i + 500]))
+            await backend.close()
+    print(f"Slurm backend bench: {c['host']} (Slurm {c.get('slurm_version')}), {args.jobs} jobs x 2 rounds, "
+          f"{concurrency} concurrent channels")
+    print("| measure | value |")
+    print("|---|---|")
+    print(f"| raw `sbatch --wrap` over one SSH connection | {raw:.1f} jobs/s |")
+    print(f"| SlurmBackend.submit (dir + files + script + sbatch) | {be:.1f} jobs/s |")
+    print(f"| ratio backend / raw | {be / raw:.2f} (goal >= 0.9) |")
+    print(f"| poll cycle, {len(refs)} active jobs (median of 5) | {statistics.median(times) * 1000:.0f} ms |")
+    print(f"| SSH round trips per poll cycle | {max(trips)} |")
+    print(f"| bare `sacct -j` of the same {len(refs)} ids, one round trip | {bare * 1000:.0f} ms |")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
