@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 TERMINAL = ("successful", "failed", "dismissed")
 JSON_COLUMNS = ("request", "results", "error", "subscriber", "details", "package", "description")
 
@@ -53,7 +53,28 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
     db["job_events"].create_index(["job_id", "id"])
 
 
-MIGRATIONS = {1: _migrate_1}
+def _migrate_2(db: sqlite_utils.Database) -> None:
+    """Subscriber callbacks: the outbox (one row per notification) and its delivery attempts."""
+    db["jobs"].add_column("base_url", str)  # the URL the job was submitted to: absolute links in callbacks
+    db["outbox"].create(
+        {
+            "id": int, "job_id": str, "event": str, "url": str, "host": str, "payload": str,
+            "delivery_id": str, "attempts": int, "created": float, "next_attempt": float, "last_status": int,
+            "last_error": str, "delivered": float, "given_up": float,
+        },
+        pk="id",
+    )
+    # the dispatcher only ever looks for pending rows: a partial index keeps that cheap however long the
+    # history of delivered ones grows
+    db.execute("CREATE INDEX outbox_pending ON outbox(next_attempt) WHERE delivered IS NULL AND given_up IS NULL")
+    db["outbox"].create_index(["job_id", "id"])
+    db["outbox_attempts"].create(
+        {"id": int, "outbox_id": int, "ts": float, "status": int, "error": str, "duration_ms": float}, pk="id"
+    )
+    db["outbox_attempts"].create_index(["outbox_id", "id"])
+
+
+MIGRATIONS = {1: _migrate_1, 2: _migrate_2}
 
 
 def _encode(row: dict[str, Any]) -> dict[str, Any]:
@@ -174,11 +195,14 @@ class Store:
         event: str | None = None,
         details: dict[str, Any] | None = None,
         only_if_not_terminal: bool = True,
+        outbox: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any] | None:
         """Apply changes (and log an event when the status or an event text is given).
 
         Returns the new row, or None when the job is gone or already terminal (terminal states are final:
-        a late poll never overwrites `dismissed`).
+        a late poll never overwrites `dismissed`). `outbox` rows (callback notifications caused by this
+        change) are written in the same transaction: a change is never stored without its notifications,
+        and a refused change leaves none.
         """
         changes = {"updated": time.time(), **changes}
         with self.transaction() as db:
@@ -191,6 +215,8 @@ class Store:
                     db, job_id, changes.get("status", cur[0]), changes.get("progress"),
                     event or changes.get("message"), details,
                 )
+            if outbox:
+                db["outbox"].insert_all(outbox)
         return self.get_job(job_id)
 
     @staticmethod
@@ -269,3 +295,57 @@ class Store:
         """For benchmarks and imports: many rows in one transaction, without events."""
         with self.transaction() as db:
             db["jobs"].insert_all((_encode(r) for r in rows), batch_size=1000)
+
+    # outbox ----------------------------------------------------------------------------------------
+    def due_outbox(
+        self, now: float, limit: int, busy_ids: Iterable[int] = (), busy_hosts: Iterable[str] = ()
+    ) -> list[dict[str, Any]]:
+        """Pending notifications whose time has come, oldest first.
+
+        A row waits while an older pending row for the same job and URL exists, so one receiver sees a
+        job's notifications in order. Rows already being sent, or for hosts with no free slot, are skipped.
+        """
+        busy_ids, busy_hosts = list(busy_ids), list(busy_hosts)
+        sql = (
+            "SELECT * FROM outbox o WHERE delivered IS NULL AND given_up IS NULL AND next_attempt <= ?"
+            " AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.job_id = o.job_id AND p.url = o.url"
+            " AND p.id < o.id AND p.delivered IS NULL AND p.given_up IS NULL)"
+        )
+        if busy_ids:
+            sql += f" AND id NOT IN ({','.join('?' * len(busy_ids))})"
+        if busy_hosts:
+            sql += f" AND host NOT IN ({','.join('?' * len(busy_hosts))})"
+        sql += " ORDER BY next_attempt, id LIMIT ?"
+        with self._lock:
+            cur = self.db.execute(sql, [now, *busy_ids, *busy_hosts, limit])
+            cols = [c[0] for c in cur.description]
+            return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+    def next_outbox_time(self, busy_ids: Iterable[int] = ()) -> float | None:
+        """When the next pending notification (not being sent now) is due; None when there is none."""
+        busy_ids = list(busy_ids)
+        sql = "SELECT MIN(next_attempt) FROM outbox WHERE delivered IS NULL AND given_up IS NULL"
+        if busy_ids:
+            sql += f" AND id NOT IN ({','.join('?' * len(busy_ids))})"
+        with self._lock:
+            value = self.db.execute(sql, busy_ids).fetchone()[0]
+        return None if value is None else float(value)
+
+    def record_attempt(self, outbox_id: int, changes: dict[str, Any], attempt: dict[str, Any]) -> None:
+        """One delivery attempt: the outbox row's new state and the attempt's log line, together."""
+        with self.transaction() as db:
+            db["outbox"].update(outbox_id, changes)
+            db["outbox_attempts"].insert({"outbox_id": outbox_id, **attempt})
+
+    def job_outbox(self, job_id: str) -> list[dict[str, Any]]:
+        """A job's notifications, oldest first, each with its attempts under `history`."""
+        with self._lock:
+            rows = list(self.db["outbox"].rows_where("job_id = ?", [job_id], order_by="id"))
+            ids = [r["id"] for r in rows]
+            history: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+            if ids:
+                for a in self.db["outbox_attempts"].rows_where(
+                    f"outbox_id IN ({','.join('?' * len(ids))})", ids, order_by="id"
+                ):
+                    history[a["outbox_id"]].append(a)
+        return [{**r, "history": history[r["id"]]} for r in rows]
