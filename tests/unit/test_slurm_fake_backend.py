@@ -242,3 +242,17 @@ async def test_hostile_argv_in_real_job(env: Env, tmp_path: Path) -> None:
     assert logs.stdout == "$(touch pwned)|`touch pwned`|a'b|"
     assert not [p for p in tmp_path.rglob("pwned")]
     assert os.path.exists(env.work / "alice" / "j13" / "job.sbatch")
+
+
+async def test_submit_waits_out_a_short_outage(env: Env) -> None:
+    await env.server.stop()
+    backend = env.new_backend(unreachable_timeout_s=0.5, connect_timeout_s=1)
+    with pytest.raises(BackendError, match="gave up after"):
+        await backend.submit(_spec("j14", ["true"]))
+    backend = env.new_backend(unreachable_timeout_s=30, connect_timeout_s=1)
+    task = asyncio.create_task(backend.submit(_spec("j14", ["true"])))
+    await asyncio.sleep(0.5)
+    assert not task.done()
+    await env.server.start()
+    assert (await asyncio.wait_for(task, 20)).startswith("fake:")
+    await backend.close()

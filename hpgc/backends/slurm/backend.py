@@ -23,13 +23,14 @@ from hpgc.backends.slurm import remote
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.backends.slurm.sacct import Sacct, Scancel, Squeue, to_status
 from hpgc.backends.slurm.script import SCRIPT_FILE, SLURM_ID_FILE, STDERR_FILE, STDOUT_FILE, job_dir, job_name, render
-from hpgc.backends.slurm.ssh import SSHClient, SSHError, SSHPool
+from hpgc.backends.slurm.ssh import HostKeyError, SSHClient, SSHError, SSHPool
 from hpgc.models.ogc import StatusCode
 from hpgc.models.run import BackendStatus, JobRef, Logs, RunSpec
 
 log = logging.getLogger(__name__)
 CHUNK = 256 * 1024
 MESSAGE_STDERR_CHARS = 500
+SUBMIT_RETRY_S = 2.0
 
 
 class SlurmBackend:
@@ -79,6 +80,24 @@ class SlurmBackend:
 
     # submit ------------------------------------------------------------------------------------------
     async def submit(self, spec: RunSpec) -> str:
+        """Submit; while the cluster cannot be reached, keep trying for up to `unreachable_timeout_s`
+        (submission is idempotent, so a retry after a lost answer is safe)."""
+        _, settings = self._cluster(spec.cluster)
+        first_failure: float | None = None
+        while True:
+            try:
+                return await self._submit(spec)
+            except HostKeyError:
+                raise
+            except SSHError as exc:
+                now = time.monotonic()
+                first_failure = first_failure or now
+                if now - first_failure >= settings.unreachable_timeout_s:
+                    raise SSHError(f"{exc} (gave up after {now - first_failure:.0f} s)") from None
+                log.warning("submitting %s: %s; trying again", spec.job_id, exc)
+                await asyncio.sleep(min(SUBMIT_RETRY_S, settings.unreachable_timeout_s))
+
+    async def _submit(self, spec: RunSpec) -> str:
         cluster, settings = self._cluster(spec.cluster)
         jd = job_dir(settings, spec.job_id, spec.unix_user)
         text = render(spec, settings, jd)
