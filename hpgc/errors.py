@@ -61,3 +61,30 @@ class JobFailed(HpgcError):
 
 class BackendUnavailable(HpgcError):
     status, type, title = 503, f"{OGC_EXC}/backend-unavailable", "Backend unavailable"
+
+
+OGC_EXC_PART2 = "http://www.opengis.net/def/exceptions/ogcapi-processes-2/1.0"
+
+
+class DuplicatedProcess(HpgcError):
+    status, type, title = 409, f"{OGC_EXC_PART2}/duplicated-process", "Duplicated process"
+
+
+class UnsupportedMediaType(HpgcError):
+    status, type, title = 415, f"{OGC_EXC_PART2}/unsupported-media-type", "Unsupported media type"
+
+
+class ImmutableProcess(HpgcError):
+    status, type, title = 403, f"{OGC_EXC_PART2}/immutable-process", "Immutable process"
+
+
+class WorkflowNotFound(HpgcError):
+    status, type, title = 400, f"{OGC_EXC_PART2}/workflow-not-found", "Workflow not found"
+
+
+class InvalidPackage(HpgcError):
+    status, type, title = 400, f"{OGC_EXC_PART2}/invalid-package", "Invalid application package"
+
+
+class ProcessNotReady(HpgcError):
+    status, type, title = 409, f"{OGC_EXC}/process-not-ready", "Process not ready"

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 OGC_EXC = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0"
 CONF_PART1 = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf"
@@ -68,7 +69,7 @@ class InputDescription(Model):
     metadata: list[dict[str, Any]] | None = None
     additionalParameters: AdditionalParameters | None = None
     minOccurs: int = 1
-    maxOccurs: int | str | None = None
+    maxOccurs: int | Literal["unbounded"] | None = None
     schema_: dict[str, Any] = Field(alias="schema")
 
 
@@ -112,9 +113,22 @@ class ProcessList(Model):
 
 
 class Subscriber(Model):
-    successUri: str | None = None
-    inProgressUri: str | None = None
-    failedUri: str | None = None
+    """Callback URLs (Part 1 `callback` class); where hpgc may post is checked again by the notifier."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    successUri: str | None = Field(default=None, max_length=2048)
+    inProgressUri: str | None = Field(default=None, max_length=2048)
+    failedUri: str | None = Field(default=None, max_length=2048)
+
+    @field_validator("successUri", "inProgressUri", "failedUri")
+    @classmethod
+    def _http_only(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("must be an absolute http or https URL")
+        return value
 
 
 class OutputRequest(Model):

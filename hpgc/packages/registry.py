@@ -1,6 +1,8 @@
-"""The processes hpgc offers: built-ins loaded from appkgs/ at start, and (Part 2) deployed ones.
+"""The processes hpgc offers: built-ins loaded from appkgs/ at start, and those deployed through Part 2.
 
-Both live in the store; a Process is the stored row with its description parsed.
+Both live in the store's `processes` table; the `package` column holds what runs (`run`: a packed CWL
+document or an application package) and what was deployed (`source`, `source_type`). A Process is that
+row with its description parsed.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpgc.errors import NoSuchProcess
+from hpgc.auth import Principal
+from hpgc.errors import DuplicatedProcess, ImmutableProcess, NoSuchProcess, NotAllowed
 from hpgc.models.ogc import ProcessDescription
 from hpgc.packages import cwl
 from hpgc.store import Store
@@ -27,26 +30,43 @@ class Process:
     id: str
     kind: str  # "cwl" | "command"
     description: ProcessDescription
-    package: dict[str, Any]  # packed CWL, or the application package as deployed
+    package: dict[str, Any]  # what runs
+    source: str  # what was deployed, as it was sent
+    source_type: str
     media_type: str
     owner: str | None
     builtin: bool
     backend: str | None
+    status: str  # "ready" | "deploying" | "failed: …"
     updated: float
 
 
 def _from_row(row: dict[str, Any]) -> Process:
+    stored = row["package"]
     return Process(
         id=row["id"],
         kind="cwl" if row["media_type"] == CWL_MEDIA_TYPE else "command",
         description=ProcessDescription.model_validate(row["description"]),
-        package=row["package"],
+        package=stored["run"],
+        source=stored.get("source", ""),
+        source_type=stored.get("source_type", row["media_type"]),
         media_type=row["media_type"],
         owner=row.get("owner"),
         builtin=row["kind"] == "builtin",
         backend=row.get("backend"),
+        status=row.get("status") or "ready",
         updated=row["updated"],
     )
+
+
+def process_row(description: ProcessDescription, run: dict[str, Any], media_type: str, source: str,
+                source_type: str, kind: str, owner: str | None, status: str = "ready") -> dict[str, Any]:
+    return {
+        "id": description.id, "kind": kind, "owner": owner, "media_type": media_type,
+        "package": {"run": run, "source": source, "source_type": source_type},
+        "description": description.model_dump(mode="json", by_alias=True, exclude_none=True),
+        "backend": None, "status": status,
+    }
 
 
 @functools.lru_cache(maxsize=64)
@@ -54,19 +74,30 @@ def _pack_file(path: Path, mtime_ns: int) -> str:
     return json.dumps(cwl.pack(path))  # JSON text: the cached value must not be mutable
 
 
-def load_builtin(folder: Path) -> tuple[ProcessDescription, dict[str, Any], str]:
-    """One appkgs/ folder → (description, package, media type)."""
+def load_builtin(folder: Path) -> dict[str, Any]:
+    """One appkgs/ folder → a process row. A folder holds a .cwl file, or a package.json
+    (application/ogcapppkg+json); an optional process.json overrides description fields."""
+    from hpgc.models.package import AppPackage
+    from hpgc.packages.deploy import OGCAPPPKG, _command_package
+
+    extra_file = folder / "process.json"
+    extra = json.loads(extra_file.read_text()) if extra_file.is_file() else {}
     cwl_files = sorted(folder.glob("*.cwl"))
     if cwl_files:
+        source = cwl_files[0].read_text()
         packed = json.loads(_pack_file(cwl_files[0], cwl_files[0].stat().st_mtime_ns))
         description = cwl.describe(packed, folder.name)
-        extra = folder / "process.json"  # optional overrides: jobControlOptions, title, keywords
-        if extra.is_file():
+        if extra:
             description = ProcessDescription.model_validate(
-                {**description.model_dump(by_alias=True, exclude_none=True), **json.loads(extra.read_text())}
-            )
-        return description, packed, CWL_MEDIA_TYPE
-    raise ValueError(f"{folder}: no .cwl file")
+                {**description.model_dump(by_alias=True, exclude_none=True), **extra})
+        return process_row(description, packed, CWL_MEDIA_TYPE, source, "application/cwl+yaml", "builtin", None)
+    package_file = folder / "package.json"
+    if package_file.is_file():
+        source = package_file.read_text()
+        raw = json.loads(source)
+        d = _command_package(AppPackage.model_validate(raw), raw, folder.name, source)
+        return process_row(d.description, d.package, OGCAPPPKG, source, OGCAPPPKG, "builtin", None)
+    raise ValueError(f"{folder}: no .cwl file and no package.json")
 
 
 class ProcessRegistry:
@@ -74,28 +105,24 @@ class ProcessRegistry:
         self.store = store
         self._cache: dict[str, Process] = {}
 
-    def load_builtins(self, appkgs_dir: Path) -> list[str]:
+    def load_builtins(self, appkgs_dir: Path, names: list[str] | None = None) -> list[str]:
         loaded: list[str] = []
         if not appkgs_dir.is_dir():
             log.warning("no built-in processes: %s is not a folder", appkgs_dir)
             return loaded
         known = {r["id"]: r for r in self.store.list_processes() if r["kind"] == "builtin"}
         for folder in sorted(p for p in appkgs_dir.iterdir() if p.is_dir()):
+            if names is not None and "*" not in names and folder.name not in names:
+                continue
             try:
-                description, package, media_type = load_builtin(folder)
+                row = load_builtin(folder)
             except Exception as exc:  # one bad package must not keep the server from starting
                 log.error("built-in package %s not loaded: %s", folder.name, exc)
                 continue
-            row = {
-                "id": description.id, "kind": "builtin", "owner": None, "media_type": media_type,
-                "package": package, "description": description.model_dump(mode="json", by_alias=True,
-                                                                           exclude_none=True),
-                "backend": None, "status": "ready",
-            }
-            old = known.pop(description.id, None)
-            if old is None or old["package"] != package or old["description"] != row["description"]:
+            old = known.pop(row["id"], None)
+            if old is None or old["package"] != row["package"] or old["description"] != row["description"]:
                 self.store.put_process(row)
-            loaded.append(description.id)
+            loaded.append(row["id"])
         for stale in known:
             self.store.delete_process(stale)
         self._cache.clear()
@@ -114,3 +141,32 @@ class ProcessRegistry:
 
     def all(self) -> list[Process]:
         return [self.get(r["id"]) for r in self.store.list_processes()]
+
+    # Part 2 ----------------------------------------------------------------------------------------
+    def deploy(self, principal: Principal, row: dict[str, Any]) -> Process:
+        if self.store.get_process(row["id"]) is not None:
+            raise DuplicatedProcess(f"a process '{row['id']}' exists already; replace it with PUT")
+        self.store.put_process({**row, "owner": principal.subject})
+        return self.get(row["id"])
+
+    def check_owner(self, principal: Principal, process_id: str) -> Process:
+        process = self.get(process_id)
+        if process.builtin:
+            raise ImmutableProcess(f"'{process_id}' is built into this server and cannot be changed")
+        if not principal.is_admin and process.owner != principal.subject:
+            raise NotAllowed(f"only the owner of '{process_id}' or an administrator may change it")
+        return process
+
+    def replace(self, principal: Principal, process_id: str, row: dict[str, Any]) -> Process:
+        old = self.check_owner(principal, process_id)
+        self.store.put_process({**row, "id": process_id, "owner": old.owner})
+        return self.get(process_id)
+
+    def undeploy(self, principal: Principal, process_id: str) -> None:
+        self.check_owner(principal, process_id)
+        self.store.delete_process(process_id)
+        self._cache.pop(process_id, None)
+
+    def set_status(self, process_id: str, status: str) -> None:
+        if self.store.get_process(process_id) is not None:
+            self.store.put_process({"id": process_id, "status": status})

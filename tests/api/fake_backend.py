@@ -37,7 +37,7 @@ class FakeBackend:
     def _job(self, job_id: str) -> dict[str, Any]:
         spec = self.specs[job_id]
         files = {f.path: f.content for f in spec.files}
-        return json.loads(files["job.json"] or b"{}")
+        return json.loads(files.get("job.json") or b"{}")
 
     async def poll(self, jobs: list[JobRef]) -> dict[str, BackendStatus]:
         out: dict[str, BackendStatus] = {}
@@ -84,3 +84,14 @@ class FakeBackend:
 
     async def script(self, job: JobRef) -> str | None:
         return "#!/bin/sh\necho fake\n"
+
+
+async def submitted(backend: FakeBackend, job_id: str, timeout: float = 5) -> RunSpec:
+    """The spec the job service submitted (submission runs in the background)."""
+    import asyncio
+
+    for _ in range(int(timeout / 0.01)):
+        if job_id in backend.specs:
+            return backend.specs[job_id]
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"job {job_id} was never submitted")

@@ -10,7 +10,7 @@ from hpgc.errors import InvalidParameterValue, InvalidRequest
 from hpgc.models.ogc import InputDescription, ProcessDescription
 from hpgc.packages import cwl
 from hpgc.packages.inputs import FileData, FileRef, Literal, validate_inputs
-from hpgc.packages.translate import staged_name
+from hpgc.packages.staging import staged_name
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,3 +60,4 @@ def test_prefer_parsing() -> None:
 def test_staged_names_are_generated() -> None:
     assert staged_name("../../etc/passwd", 0, "image/tiff") == "inputs/______etc_passwd_0.tif"
     assert staged_name("il", 2, None) == "inputs/il_2"
+    assert staged_name("x", 0, "application/x-evil; rm -rf") == "inputs/x_0"

@@ -1,0 +1,100 @@
+"""Part 2: deploy, replace and undeploy application packages."""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+from aiohttp import web
+
+from hpgc.api.keys import JOBS, REGISTRY
+from hpgc.api.principal import principal
+from hpgc.api.processes import process_links
+from hpgc.api.render import base_url
+from hpgc.auth import Principal
+from hpgc.errors import InvalidPackage, NotAllowed
+from hpgc.packages.deploy import MAX_CWL_FETCH, Deployable, from_request
+from hpgc.packages.registry import process_row
+
+routes = web.RouteTableDef()
+CONF_PART2 = "http://www.opengis.net/spec/ogcapi-processes-2/1.0/conf"
+CONFORMANCE_PART2 = [f"{CONF_PART2}/{c}" for c in ("deploy-replace-undeploy", "ogcapppkg", "cwl")]
+
+
+async def fetch_cwl(url: str) -> str:
+    timeout = aiohttp.ClientTimeout(total=30)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as s, s.get(url) as resp:
+            if resp.status != 200:
+                raise InvalidPackage(f"executionUnit.href {url}: HTTP {resp.status}")
+            data = await resp.content.read(MAX_CWL_FETCH + 1)
+    except aiohttp.ClientError as exc:
+        raise InvalidPackage(f"executionUnit.href {url} could not be fetched: {exc}") from None
+    if len(data) > MAX_CWL_FETCH:
+        raise InvalidPackage(f"executionUnit.href {url} is larger than {MAX_CWL_FETCH} bytes")
+    return data.decode(errors="replace")
+
+
+def _require_deploy(who: Principal) -> None:
+    if not who.can_deploy:
+        raise NotAllowed("your token does not allow deploying processes (scope hpgc:deploy)")
+
+
+async def _read(request: web.Request) -> Deployable:
+    body = await request.read()
+    return await from_request(body, request.content_type, request.query.get("w"), fetch_cwl)
+
+
+def _row(d: Deployable) -> dict:
+    return process_row(d.description, d.package, d.media_type, d.source, d.source_type, "deployed", None)
+
+
+@routes.post("/processes")
+async def deploy(request: web.Request) -> web.Response:
+    who = principal(request)
+    _require_deploy(who)
+    deployable = await _read(request)
+    jobs = request.app[JOBS]
+    registry = request.app[REGISTRY]
+    process = await jobs.db(registry.deploy, who, _row(deployable))
+    await jobs.prepare(process.id)
+    process = await jobs.db(registry.get, process.id)
+    summary = process.description.summary().model_copy(update={"links": process_links(request, process)})
+    body = summary.wire()
+    if process.status != "ready":
+        body["hpgc:status"] = process.status
+    return web.json_response(body, status=201, headers={"Location": f"{base_url(request)}/processes/{process.id}"})
+
+
+@routes.put("/processes/{process_id}")
+async def replace(request: web.Request) -> web.Response:
+    who = principal(request)
+    _require_deploy(who)
+    process_id = request.match_info["process_id"]
+    jobs = request.app[JOBS]
+    await jobs.db(request.app[REGISTRY].check_owner, who, process_id)  # 404/403 before reading the body
+    deployable = await _read(request)
+    if deployable.description.id != process_id:
+        deployable.description = deployable.description.model_copy(update={"id": process_id})
+    await jobs.db(request.app[REGISTRY].replace, who, process_id, _row(deployable))
+    await jobs.prepare(process_id)
+    return web.Response(status=204)
+
+
+@routes.delete("/processes/{process_id}")
+async def undeploy(request: web.Request) -> web.Response:
+    who = principal(request)
+    _require_deploy(who)
+    await request.app[JOBS].db(request.app[REGISTRY].undeploy, who, request.match_info["process_id"])
+    return web.Response(status=204)
+
+
+@routes.get("/processes/{process_id}/package")
+async def package(request: web.Request) -> web.Response:
+    process = await request.app[JOBS].db(request.app[REGISTRY].get, request.match_info["process_id"])
+    if process.source_type.endswith("json"):
+        try:
+            return web.json_response(json.loads(process.source), content_type=process.source_type)
+        except ValueError:
+            pass
+    return web.Response(text=process.source, content_type=process.source_type)

@@ -1,0 +1,193 @@
+"""Command packages (executionUnit SLURM / docker / oci + an entry point) → RunSpec.
+
+The command line is built from the package's per-input `pattern` / `array-pattern` (the ZOO-Project /
+Testbed-19 convention, see appkgs/BandMath):
+  `-name`  → `-<input id>`           `name` → `<input id>`
+  `value`, `__value__` → the value, as one argument (argv is never parsed by a shell)
+  `value value` in an array-pattern → every value of the input, one argument each
+  `inputs_<id>_value` → the value of another input        a blank pattern → nothing by itself
+In an output's pattern, `value` is the output file (a generated path).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from hpgc.errors import InvalidPackage
+from hpgc.models.ogc import OutputRequest, ProcessDescription
+from hpgc.models.package import AppPackage, ExecutionUnit, param
+from hpgc.models.run import Container, Resources, RunSpec, StagedFile
+from hpgc.packages.inputs import InputValue, Literal
+from hpgc.packages.staging import EXTENSIONS, stage
+
+RUNTIMES = ("singularity", "apptainer")
+DEFAULT_PATTERN = "-name value"
+
+
+def sif_name(image: str) -> str:
+    """The cache file name for an image reference, as cwltool --singularity names it:
+    docker://otbtf/4.1.0-cpu → otbtf_4.1.0-cpu.sif, python:3.11-slim → python_3.11-slim.sif."""
+    ref = image.split("://", 1)[-1]
+    if ref.endswith(".sif"):
+        return ref.rsplit("/", 1)[-1]
+    return ref.replace("/", "_").replace(":", "_") + ".sif"
+
+
+def command_unit(pkg: AppPackage) -> ExecutionUnit:
+    for unit in pkg.units():
+        if (unit.type or "").lower() in ("slurm", "docker", "oci"):
+            return unit
+    raise InvalidPackage("executionUnit: expected a unit of type SLURM, docker or oci")
+
+
+def split_entry_point(entry: str, unit: ExecutionUnit) -> tuple[Container | None, list[str]]:
+    """'singularity exec X.sif /bin/tool' → (Container X.sif, ['/bin/tool']); the runtime named in the
+    package is replaced by the cluster's own (apptainer or singularity)."""
+    try:
+        tokens = shlex.split(entry)
+    except ValueError as exc:
+        raise InvalidPackage(f"entry-point: {exc}") from None
+    if not tokens:
+        raise InvalidPackage("entry-point is empty")
+    if tokens[0] in RUNTIMES and len(tokens) >= 3 and tokens[1] in ("exec", "run"):
+        return Container(image=sif_name(tokens[2]), source=unit.image), tokens[3:]
+    if unit.image:
+        return Container(image=sif_name(unit.image), source=unit.image), tokens
+    return None, tokens
+
+
+def pattern_of(additional: Any, array: bool) -> str:
+    if array:
+        found = param(additional, "array-pattern")
+        if found is not None:
+            return str(found)
+    found = param(additional, "pattern")
+    return DEFAULT_PATTERN if found is None else str(found)
+
+
+def check_patterns(description: ProcessDescription, pkg: AppPackage) -> None:
+    """Deploy-time: every `inputs_<id>_value` must name an input, and there must be an entry point."""
+    if not param(description.additionalParameters, "entry-point") and not param(
+            pkg.processDescription.get("additionalParameters") if pkg.processDescription else None, "entry-point"):
+        raise InvalidPackage("processDescription.additionalParameters: missing the 'entry-point' parameter")
+    for kind, items in (("inputs", description.inputs), ("outputs", description.outputs)):
+        for item_id, item in items.items():
+            for array in (False, True):
+                for token in pattern_of(item.additionalParameters, array).split():
+                    ref = _input_ref(token)
+                    if ref is not None and ref not in description.inputs:
+                        raise InvalidPackage(f"{kind}.{item_id}: pattern refers to unknown input '{ref}'")
+
+
+def _input_ref(token: str) -> str | None:
+    if token.startswith("inputs_") and token.endswith("_value") and len(token) > 13:
+        return token[len("inputs_"):-len("_value")]
+    return None
+
+
+def _text(value: object) -> str:
+    if isinstance(value, StagedFile):
+        return value.path
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _expand(pattern: str, name: str, values: list[str], refs: dict[str, str], array: bool) -> list[str]:
+    tokens = pattern.split()
+    n_value = sum(t in ("value", "__value__") for t in tokens)
+    out: list[str] = []
+    used = 0
+    for token in tokens:
+        if token == "-name":
+            out.append(f"-{name}")
+        elif token == "name":
+            out.append(name)
+        elif token in ("value", "__value__"):
+            if array:
+                if used == 0:
+                    out.extend(values)  # the run of value tokens stands for all the values
+                used += 1
+            elif used < len(values):
+                out.append(values[used])
+                used += 1
+        elif (ref := _input_ref(token)) is not None:
+            if ref in refs:
+                out.append(refs[ref])
+        else:
+            out.append(token)
+    if not array and n_value == 0 and not tokens:
+        return []
+    return out
+
+
+def _resources(unit: ExecutionUnit) -> Resources:
+    cfg = unit.config or {}
+
+    def num(*keys: str) -> float | None:
+        for k in keys:
+            if isinstance(cfg.get(k), (int, float)):
+                return float(cfg[k])
+        return None
+
+    cpus, mem, tmp, timeout = num("cpuMin", "cpuMax"), num("memoryMin", "memoryMax"), num("storageTempMin"), num(
+        "jobTimeout")
+    return Resources(
+        cpus=int(cpus) if cpus else None,
+        memory_mb=int(mem * 1024) if mem else None,  # the schema's unit is GB
+        tmp_mb=int(tmp * 1024) if tmp else None,
+        time_limit_s=int(timeout) if timeout else None,
+    )
+
+
+def output_path(output_id: str, description: ProcessDescription, requested: OutputRequest | None) -> str:
+    media = (requested.format or {}).get("mediaType") if requested and requested.format else None
+    if media is None and output_id in description.outputs:
+        schema = description.outputs[output_id].schema_
+        for s in [schema, *(schema.get("oneOf") or [])]:
+            if s.get("contentMediaType"):
+                media = s["contentMediaType"]
+                break
+    return f"outputs/{output_id}{EXTENSIONS.get(media or '', '')}"
+
+
+def command_run_spec(
+    description: ProcessDescription, package: dict[str, Any], job_id: str, inputs: dict[str, list[InputValue]],
+    requested: dict[str, OutputRequest] | None,
+) -> RunSpec:
+    pkg = AppPackage.model_validate(package)
+    unit = command_unit(pkg)
+    entry = param(description.additionalParameters, "entry-point")
+    if not entry:
+        raise InvalidPackage("the package has no entry point")
+    container, argv = split_entry_point(str(entry), unit)
+    files: list[StagedFile] = []
+    texts: dict[str, list[str]] = {}
+    for input_id, desc in description.inputs.items():
+        values = inputs.get(input_id)
+        if values is None and "default" in desc.schema_ and desc.schema_["default"] is not None:
+            values = [Literal(desc.schema_["default"])]
+        if not values:
+            continue
+        staged, seen = stage(input_id, values)
+        files.extend(staged)
+        texts[input_id] = [_text(v) for v in seen]
+    refs = {k: v[0] for k, v in texts.items() if v}
+    for input_id, desc in description.inputs.items():
+        if input_id not in texts:
+            continue
+        array = len(texts[input_id]) > 1 or (desc.maxOccurs not in (None, 1))
+        pattern = pattern_of(desc.additionalParameters, array)
+        argv += _expand(pattern, input_id, texts[input_id], refs, array and param(
+            desc.additionalParameters, "array-pattern") is not None)
+    outputs: dict[str, str] = {}
+    for output_id, odesc in description.outputs.items():
+        path = output_path(output_id, description, (requested or {}).get(output_id))
+        outputs[output_id] = path
+        argv += _expand(pattern_of(odesc.additionalParameters, False), output_id, [path], refs, False)
+    return RunSpec(job_id=job_id, process_id=description.id, kind="command", argv=argv, container=container,
+                   files=files, outputs=outputs, resources=_resources(unit))

@@ -1,0 +1,153 @@
+"""Part 2 Deploy, Replace, Undeploy through the API (fake backend: the translation is checked, not a run)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tests.api.fake_backend import FakeBackend, submitted
+from tests.ogc_schemas import validate
+
+REPO = Path(__file__).resolve().parents[2]
+BANDMATH = (REPO / "appkgs/BandMath/package.json").read_text()
+PKG = {"Content-Type": "application/ogcapppkg+json"}
+EXC2 = "http://www.opengis.net/def/exceptions/ogcapi-processes-2/1.0"
+TOOL = """cwlVersion: v1.2
+class: CommandLineTool
+id: wc
+baseCommand: [wc, -c]
+inputs:
+  f: {type: File, inputBinding: {position: 1}}
+stdout: count.txt
+outputs:
+  count: {type: File, outputBinding: {glob: count.txt}}
+"""
+
+
+async def _deploy_bandmath(client: TestClient) -> None:
+    resp = await client.post("/processes?w=BandMath", data=BANDMATH, headers=PKG)
+    assert resp.status == 201, await resp.text()
+    assert resp.headers["Location"].endswith("/processes/BandMath")
+    validate(await resp.json(), "processSummary.yaml")
+
+
+async def test_deploy_describe_execute_bandmath(client: TestClient, fake_backend: FakeBackend) -> None:
+    await _deploy_bandmath(client)
+    desc = await (await client.get("/processes/BandMath")).json()
+    validate(desc, "process.yaml")
+    assert desc["additionalParameters"] == {"parameters": [{"name": "entry-point", "value": [
+        "singularity exec otbtf_4.1.0-cpu.sif /opt/otbtf/bin/otbcli_BandMath"]}]}
+    assert desc["inputs"]["il"]["additionalParameters"]["parameters"][1]["name"] == "array-pattern"
+    body = {"inputs": {"il": [{"href": "http://127.0.0.1:1/a.tif"}, {"href": "http://127.0.0.1:1/b.tif"}],
+                       "out": "float", "exp": "im1b1+im1b2", "ram": 256},
+            "outputs": {"out": {"format": {"mediaType": "image/png"}, "transmissionMode": "reference"}},
+            "response": "document"}
+    resp = await client.post("/processes/BandMath/execution", json=body,
+                             headers={"Prefer": "respond-async;return=representation"})
+    assert resp.status == 201, await resp.text()
+    spec = await submitted(fake_backend, (await resp.json())["jobID"])
+    assert spec.container is not None and spec.container.image == "otbtf_4.1.0-cpu.sif"
+    assert spec.argv == ["/opt/otbtf/bin/otbcli_BandMath", "-il", "inputs/il_0.tif", "inputs/il_1.tif",
+                         "-ram", "256", "-exp", "im1b1+im1b2", "-out", "outputs/out.png", "float"]
+    assert [f.href for f in spec.files] == ["http://127.0.0.1:1/a.tif", "http://127.0.0.1:1/b.tif"]
+    assert spec.outputs == {"out": "outputs/out.png"}
+
+
+async def test_shell_metacharacters_stay_one_argument(client: TestClient, fake_backend: FakeBackend) -> None:
+    await _deploy_bandmath(client)
+    evil = "im1b1; rm -rf ~ $(reboot) `id`"
+    resp = await client.post("/processes/BandMath/execution", headers={"Prefer": "respond-async"},
+                             json={"inputs": {"il": [{"href": "http://127.0.0.1:1/a.tif"}], "exp": evil}})
+    spec = await submitted(fake_backend, (await resp.json())["jobID"])
+    assert spec.argv[spec.argv.index("-exp") + 1] == evil
+
+
+async def test_duplicate_replace_undeploy(client: TestClient) -> None:
+    await _deploy_bandmath(client)
+    again = await client.post("/processes?w=BandMath", data=BANDMATH, headers=PKG)
+    assert again.status == 409 and (await again.json())["type"] == f"{EXC2}/duplicated-process"
+    changed = json.loads(BANDMATH)
+    changed["processDescription"]["title"] = "BandMath v2"
+    resp = await client.put("/processes/BandMath", data=json.dumps(changed), headers=PKG)
+    assert resp.status == 204
+    assert (await (await client.get("/processes/BandMath")).json())["title"] == "BandMath v2"
+    pkg = await (await client.get("/processes/BandMath/package")).json()
+    assert pkg["processDescription"]["title"] == "BandMath v2"
+    assert (await client.delete("/processes/BandMath")).status == 204
+    assert (await client.get("/processes/BandMath")).status == 404
+    assert (await client.delete("/processes/BandMath")).status == 404
+
+
+async def test_builtins_are_immutable(client: TestClient) -> None:
+    resp = await client.delete("/processes/echo")
+    assert resp.status == 403 and (await resp.json())["type"] == f"{EXC2}/immutable-process"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "needle"),
+    [
+        (lambda p: p["processDescription"].pop("additionalParameters"), "entry-point"),
+        (lambda p: p["processDescription"]["outputs"]["out"]["additionalParameters"][0].update(
+            value="-name value inputs_nope_value"), "nope"),
+        (lambda p: p.pop("executionUnit"), "executionUnit"),
+        (lambda p: p["executionUnit"].update(type="fortran"), "executionUnit"),
+        (lambda p: p["processDescription"]["inputs"]["il"].update(maxOccurs="lots"), "maxOccurs"),
+    ],
+)
+async def test_invalid_packages_say_what_is_wrong(client: TestClient, mutate, needle: str) -> None:
+    pkg = json.loads(BANDMATH)
+    mutate(pkg)
+    resp = await client.post("/processes", data=json.dumps(pkg), headers=PKG)
+    assert resp.status == 400, await resp.text()
+    body = await resp.json()
+    validate(body, "exception.yaml")
+    assert needle in body["detail"]
+
+
+async def test_unsupported_media_type(client: TestClient) -> None:
+    resp = await client.post("/processes", data="<xml/>", headers={"Content-Type": "application/xml"})
+    assert resp.status == 415 and resp.content_type == "application/problem+json"
+
+
+async def test_deploy_cwl_yaml_and_run(client: TestClient, fake_backend: FakeBackend) -> None:
+    resp = await client.post("/processes", data=TOOL, headers={"Content-Type": "application/cwl+yaml"})
+    assert resp.status == 201, await resp.text()
+    desc = await (await client.get("/processes/wc")).json()
+    validate(desc, "process.yaml")
+    assert desc["inputs"]["f"]["schema"]["contentEncoding"] == "binary"
+    resp = await client.post("/processes/wc/execution", headers={"Prefer": "respond-async"},
+                             json={"inputs": {"f": {"value": "aGVsbG8=", "mediaType": "text/plain",
+                                                    "encoding": "base64"}}})
+    spec = await submitted(fake_backend, (await resp.json())["jobID"])
+    job = json.loads(next(f.content for f in spec.files if f.path == "job.json"))
+    assert job == {"f": {"class": "File", "path": "inputs/f_0.txt"}}
+    assert next(f.content for f in spec.files if f.path == "inputs/f_0.txt") == b"hello"
+    src = await client.get("/processes/wc/package")
+    assert "baseCommand" in await src.text()
+
+
+async def test_cwl_graph_needs_w(client: TestClient) -> None:
+    graph = {"cwlVersion": "v1.2", "$graph": [
+        {"id": "a", "class": "CommandLineTool", "baseCommand": "true", "inputs": [], "outputs": []},
+        {"id": "b", "class": "CommandLineTool", "baseCommand": "false", "inputs": [], "outputs": []}]}
+    headers = {"Content-Type": "application/cwl+json"}
+    resp = await client.post("/processes?w=zzz", data=json.dumps(graph), headers=headers)
+    assert resp.status == 400 and (await resp.json())["type"] == f"{EXC2}/workflow-not-found"
+    resp = await client.post("/processes?w=b", data=json.dumps(graph), headers=headers)
+    assert resp.status == 201, await resp.text()
+    assert (await (await client.get("/processes/b")).json())["id"] == "b"
+
+
+async def test_invalid_cwl_is_400(client: TestClient) -> None:
+    resp = await client.post("/processes?w=x", data="cwlVersion: v1.2\nclass: CommandLineTool\ninputs: 3\n",
+                             headers={"Content-Type": "application/cwl+yaml"})
+    assert resp.status == 400
+    assert "CWL" in (await resp.json())["detail"]
+
+
+async def test_conformance_declares_part2(client: TestClient) -> None:
+    doc = await (await client.get("/conformance")).json()
+    assert "http://www.opengis.net/spec/ogcapi-processes-2/1.0/conf/deploy-replace-undeploy" in doc["conformsTo"]
