@@ -121,6 +121,8 @@ def describe(packed: dict[str, Any], process_id: str, version: str = "1.0.0") ->
     outputs: dict[str, OutputDescription] = {}
     for out in tool.get("outputs", []):
         schema, _, _ = _schema(out["type"])
+        if out.get("format") and schema.get("contentEncoding"):
+            schema["contentMediaType"] = media_type_of(out["format"])
         outputs[short_id(out["id"])] = OutputDescription(
             title=out.get("label"), description=_doc(out.get("doc")), schema=schema
         )

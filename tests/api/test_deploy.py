@@ -151,3 +151,28 @@ async def test_invalid_cwl_is_400(client: TestClient) -> None:
 async def test_conformance_declares_part2(client: TestClient) -> None:
     doc = await (await client.get("/conformance")).json()
     assert "http://www.opengis.net/spec/ogcapi-processes-2/1.0/conf/deploy-replace-undeploy" in doc["conformsTo"]
+
+
+async def test_example_cwl_packages_deploy(client: TestClient) -> None:
+    ratio = (REPO / "appkgs/band-ratio/band-ratio.cwl").read_text()
+    resp = await client.post("/processes", data=ratio, headers={"Content-Type": "application/cwl+yaml"})
+    assert resp.status == 201, await resp.text()
+    desc = await (await client.get("/processes/band-ratio")).json()
+    validate(desc, "process.yaml")
+    assert desc["inputs"]["image"]["schema"]["contentMediaType"] == "image/tiff"
+    assert desc["inputs"]["band_a"]["minOccurs"] == 0  # it has a default
+    dnbr = (REPO / "appkgs/dnbr/dnbr.cwl").read_text()
+    resp = await client.post("/processes?w=dnbr", data=dnbr, headers={"Content-Type": "application/cwl+yaml"})
+    assert resp.status == 201, await resp.text()
+    desc = await (await client.get("/processes/dnbr")).json()
+    assert set(desc["inputs"]) == {"pre_fire", "post_fire"} and set(desc["outputs"]) == {"dnbr"}
+    assert desc["outputs"]["dnbr"]["schema"]["contentMediaType"] == "image/tiff"
+
+
+async def test_openapi_has_dru_operations(client: TestClient) -> None:
+    doc = await (await client.get("/api")).json()
+    assert "post" in doc["paths"]["/processes"]
+    assert {"put", "delete"} <= set(doc["paths"]["/processes/{processId}"])
+    from openapi_spec_validator import validate as validate_openapi
+
+    validate_openapi(doc)

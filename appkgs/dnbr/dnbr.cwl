@@ -1,0 +1,76 @@
+cwlVersion: v1.2
+$namespaces:
+  iana: https://www.iana.org/assignments/media-types/
+$graph:
+  - id: ratio
+    class: CommandLineTool
+    label: Normalised band ratio (a - b) / (a + b)
+    requirements:
+      DockerRequirement: {dockerPull: otbtf/4.1.0-cpu}
+      InitialWorkDirRequirement:
+        listing:
+          - entryname: ratio.py
+            entry: |
+              import sys
+              import numpy as np
+              from osgeo import gdal
+              src, out = sys.argv[1], sys.argv[2]
+              ds = gdal.Open(src)
+              x = ds.GetRasterBand(1).ReadAsArray().astype("float64")
+              y = ds.GetRasterBand(2).ReadAsArray().astype("float64")
+              with np.errstate(divide="ignore", invalid="ignore"):
+                  r = np.where(x + y == 0, 0, (x - y) / (x + y))
+              dst = gdal.GetDriverByName("GTiff").Create(out, ds.RasterXSize, ds.RasterYSize, 1, gdal.GDT_Float32)
+              dst.SetGeoTransform(ds.GetGeoTransform())
+              dst.SetProjection(ds.GetProjection())
+              dst.GetRasterBand(1).WriteArray(r)
+    baseCommand: [python3, ratio.py]
+    inputs:
+      image: {type: File, inputBinding: {position: 1}}
+    arguments: [{position: 2, valueFrom: nbr.tif}]
+    outputs:
+      nbr: {type: File, outputBinding: {glob: nbr.tif}}
+  - id: difference
+    class: CommandLineTool
+    label: pre - post
+    requirements:
+      DockerRequirement: {dockerPull: otbtf/4.1.0-cpu}
+    baseCommand: [/opt/otbtf/bin/otbcli_BandMath]
+    inputs:
+      pre: {type: File, inputBinding: {position: 1, prefix: -il}}
+      post: {type: File, inputBinding: {position: 2}}
+    arguments:
+      - {position: 3, prefix: -exp, valueFrom: im1b1-im2b1}
+      - {position: 4, prefix: -out, valueFrom: dnbr.tif}
+    outputs:
+      dnbr: {type: File, outputBinding: {glob: dnbr.tif}}
+  - id: dnbr
+    class: Workflow
+    label: Differenced normalised burn ratio
+    doc: >-
+      dNBR = NBR(pre) - NBR(post), from two 2-band GeoTIFFs (near infrared, short-wave infrared) taken
+      before and after a fire. Step 1 computes both NBRs (scattered), step 2 their difference.
+    requirements:
+      ScatterFeatureRequirement: {}
+      StepInputExpressionRequirement: {}
+    inputs:
+      pre_fire: {type: File, format: iana:image/tiff, label: Bands NIR and SWIR before the fire.}
+      post_fire: {type: File, format: iana:image/tiff, label: Bands NIR and SWIR after the fire.}
+    outputs:
+      dnbr:
+        type: File
+        format: iana:image/tiff
+        outputSource: difference/dnbr
+    steps:
+      nbr:
+        run: "#ratio"
+        scatter: image
+        in:
+          image: [pre_fire, post_fire]
+        out: [nbr]
+      difference:
+        run: "#difference"
+        in:
+          pre: {source: nbr/nbr, valueFrom: "$(self[0])"}
+          post: {source: nbr/nbr, valueFrom: "$(self[1])"}
+        out: [dnbr]
