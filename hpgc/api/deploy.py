@@ -98,3 +98,39 @@ async def package(request: web.Request) -> web.Response:
         except ValueError:
             pass
     return web.Response(text=process.source, content_type=process.source_type)
+
+
+def openapi_paths(app: web.Application, doc: dict) -> None:
+    """Add the Part 2 operations to the OpenAPI document."""
+    problem = {"content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    pid = {"name": "processId", "in": "path", "required": True, "schema": {"type": "string"}}
+    package_body = {"required": True, "content": {
+        "application/ogcapppkg+json": {"schema": {"type": "object", "required": ["executionUnit"]}},
+        **{t: {"schema": {"type": "string"}} for t in ("application/cwl", "application/cwl+yaml")},
+        "application/cwl+json": {"schema": {"type": "object"}}}}
+    w = {"name": "w", "in": "query", "required": False, "schema": {"type": "string"},
+         "description": "names the process, or picks a workflow out of a CWL $graph"}
+    errors = {"400": {"description": "invalid package", **problem}, "403": {"description": "not allowed", **problem},
+              "415": {"description": "unsupported media type", **problem}}
+    paths = doc["paths"]
+    paths["/processes"]["post"] = {
+        "summary": "Deploy a process", "operationId": "deploy", "tags": ["DRU"], "parameters": [w],
+        "requestBody": package_body,
+        "responses": {"201": {"description": "deployed; Location names the process", "content": {
+            "application/json": {"schema": {"type": "object"}}}},
+            "409": {"description": "duplicated process", **problem}, **errors}}
+    paths["/processes/{processId}"]["put"] = {
+        "summary": "Replace a process", "operationId": "replace", "tags": ["DRU"], "parameters": [pid, w],
+        "requestBody": package_body,
+        "responses": {"204": {"description": "replaced"}, "404": {"description": "no such process", **problem},
+                      **errors}}
+    paths["/processes/{processId}"]["delete"] = {
+        "summary": "Undeploy a process", "operationId": "undeploy", "tags": ["DRU"], "parameters": [pid],
+        "responses": {"204": {"description": "undeployed"}, "404": {"description": "no such process", **problem},
+                      "403": errors["403"]}}
+    paths["/processes/{processId}/package"] = {"get": {
+        "summary": "The application package as deployed", "operationId": "getPackage", "tags": ["DRU"],
+        "parameters": [pid],
+        "responses": {"200": {"description": "the package", "content": {"*/*": {}}},
+                      "404": {"description": "no such process", **problem}}}}
+    doc["tags"].append({"name": "DRU"})
