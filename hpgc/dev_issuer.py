@@ -103,7 +103,7 @@ class DevIssuer:
     def rotate(self) -> str:
         """A new signing key; the previous ones stay published (up to KEEP_OLD_KEYS). Returns the new kid."""
         new = _new_key(self.algorithm)
-        kept = self.keys()[-KEEP_OLD_KEYS:] if self._stamp is not None else []
+        kept = self.keys()[-KEEP_OLD_KEYS:]
         _write_private(self.key_file, json.dumps({"keys": [*kept, new]}), exclusive=False)
         self._read()
         return str(new["kid"])

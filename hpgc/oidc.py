@@ -136,7 +136,7 @@ class Issuer:
         except (JoseError, ValueError, TypeError) as exc:
             log.warning("issuer %s: ignoring key %s: %s", self.id, jwk.get("kid"), exc)
             return None
-        if jwk["kty"] == "RSA" and key.public_key.key_size < MIN_RSA_BITS:
+        if jwk["kty"] == "RSA" and key.get_public_key().key_size < MIN_RSA_BITS:
             log.warning("issuer %s: ignoring key %s: RSA keys under %d bits", self.id, jwk.get("kid"), MIN_RSA_BITS)
             return None
         return key
@@ -265,6 +265,8 @@ class TokenVerifier:
         typ = header.get("typ")
         if typ is not None and (not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES):
             raise InvalidToken(f"a token of type {typ!r} is not an access token")
+        if "crit" in header:  # RFC 7515 §4.1.11: extensions we do not implement must make us refuse
+            raise InvalidToken("the token has critical header extensions this server does not support")
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise InvalidToken("the token's kid is not a string")
