@@ -89,6 +89,8 @@ class LocalBackend:
                         out.write(chunk)
             if f.executable:
                 target.chmod(0o755)
+        for rel in spec.outputs.values():  # tools write their outputs into folders that must exist
+            self._inside(jd, rel).parent.mkdir(parents=True, exist_ok=True)
         argv = self._argv(spec, jd)
         (jd / "command.json").write_text(json.dumps(argv))
         self._tasks[spec.job_id] = asyncio.create_task(self._run(spec, argv, jd))

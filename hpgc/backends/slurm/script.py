@@ -141,7 +141,10 @@ def _command_lines(spec: RunSpec, cluster: ClusterSettings) -> list[str]:
         if "/" in image or image.startswith("."):
             raise BackendError(f"image {image!r} must be a file name in the image cache")
         argv = [cluster.container_runtime, "exec", f"{cluster.image_cache}/{image}", *argv]
-    return [" ".join(q(a) for a in argv)]
+    # tools write their outputs where they are told, into folders that must exist
+    folders = sorted({rel.rsplit("/", 1)[0] for rel in spec.outputs.values() if "/" in rel})
+    mkdir = [f"mkdir -p {' '.join(q(d) for d in folders)}"] if folders else []
+    return [*mkdir, " ".join(q(a) for a in argv)]
 
 
 def _stage_out_lines(spec: RunSpec, jd: str) -> list[str]:
