@@ -56,10 +56,14 @@ build_cluster_root() {
         trixie "$OUT/root" "$MIRROR"
 }
 
+# Apptainer keeps a sandbox's /.singularity.d when it builds a SIF from it.
+RUNSCRIPT_HOOK="mkdir -p \"\$1/.singularity.d\" && install -m 755 $RECIPE/runscript \"\$1/.singularity.d/runscript\""
+
 build_otb_root() {
     mmdebstrap --quiet --variant=essential "${SLIM[@]}" \
         --include=otb-bin,gdal-bin,python3-numpy,python3-gdal,python3-minimal \
         --customize-hook="copy-in $RECIPE/otb-setup.sh /tmp" \
+        --customize-hook="$RUNSCRIPT_HOOK" \
         --customize-hook="chroot \"\$1\" sh /tmp/otb-setup.sh" \
         bookworm "$OUT/otb" "$MIRROR"
 }
@@ -68,6 +72,7 @@ build_python_root() {
     # bookworm's Python is 3.11, as the name promises.
     mmdebstrap --quiet --variant=essential "${SLIM[@]}" --include=python3-minimal,python3-numpy \
         --customize-hook='chroot "$1" ln -sf python3 /usr/bin/python' \
+        --customize-hook="$RUNSCRIPT_HOOK" \
         bookworm "$OUT/python" "$MIRROR"
 }
 
