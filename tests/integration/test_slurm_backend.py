@@ -103,6 +103,32 @@ async def test_cwl_echo(backend: SlurmBackend, slow: dict[str, JobRef]) -> None:
     assert st.details.get("NodeList", "").startswith("node")
 
 
+PY_TOOL = """cwlVersion: v1.2
+class: CommandLineTool
+requirements: {DockerRequirement: {dockerPull: "python:3.11-slim"}}
+baseCommand: [python3, -c, "import sys; open('out.txt', 'w').write(sys.version)"]
+inputs: {}
+outputs: {out: {type: File, outputBinding: {glob: out.txt}}}
+"""
+
+
+async def test_cwl_in_container_from_image_cache(backend: SlurmBackend, slow: dict[str, JobRef],
+                                                 tmp_path: Path) -> None:
+    from hpgc.packages import cwl
+
+    (tmp_path / "py.cwl").write_text(PY_TOOL)
+    spec = RunSpec(job_id=jid("cwl-py"), process_id="py", kind="cwl", files=[
+        StagedFile(path="tool.cwl", content=json.dumps(cwl.pack(tmp_path / "py.cwl")).encode()),
+        StagedFile(path="job.json", content=b"{}"),
+    ])
+    ref = JobRef(job_id=spec.job_id, external_id=await backend.submit(spec))
+    st = await until(backend, ref)
+    assert st.status == StatusCode.successful, (st, await backend.logs(ref))
+    out = (await backend.outputs(ref))["out"]
+    data = b"".join([c async for c in backend.read_file(ref, out["path"])])
+    assert data.startswith(b"3.11.")
+
+
 async def test_container_command(backend: SlurmBackend, slow: dict[str, JobRef]) -> None:
     code = "import os; open('out.txt','w').write('py ' + os.environ['HPGC_JOB_DIR']); os.system('hpgc-progress 60 x')"
     spec = cmd("container", ["python3", "-c", code], container=Container(image="python_3.11-slim.sif"),

@@ -150,7 +150,7 @@ def squeue(args):
             continue
         if ids and job["id"] not in ids or name and job["name"] != name:
             continue
-        print(fmt.replace("%i", job["id"]).replace("%T", job["state"]).replace("%r", "None"))
+        print(fmt.replace("%i", job["id"]).replace("%T", job["state"]).replace("%r", "None").replace("%j", job["name"]))
     return 0
 
 def scancel(args):

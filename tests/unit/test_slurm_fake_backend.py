@@ -256,3 +256,14 @@ async def test_submit_waits_out_a_short_outage(env: Env) -> None:
     await env.server.start()
     assert (await asyncio.wait_for(task, 20)).startswith("fake:")
     await backend.close()
+
+
+async def test_slurm_id_of_another_job_is_not_followed(env: Env) -> None:
+    ext = await env.backend.submit(_spec("j15", ["true"]))
+    other = JobRef(job_id="someone-else", external_id=ext)  # as after a reset of Slurm's job ids
+    for _ in range(50):
+        st = (await env.backend.poll([other])).get("someone-else")
+        if st is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert st is not None and st.status == StatusCode.failed and "not this job" in (st.message or "")

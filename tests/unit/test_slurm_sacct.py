@@ -32,13 +32,13 @@ def test_sacct_command_and_ids_checked() -> None:
     with pytest.raises(ValueError):
         Scancel("1; rm -rf /").command()
     assert Scancel("7").command() == "scancel 7"
-    assert Squeue(["5"]).command() == "squeue --noheader -j 5 --format='%i|%T|%r'"
+    assert Squeue(["5"]).command() == "squeue --noheader -j 5 --format='%i|%T|%r|%j'"
 
 
 def test_sacct_parse() -> None:
     recs = Sacct.parse(SACCT)
     assert set(recs) == {"101", "102", "103", "104", "105", "106"}
-    assert recs["101"].state == "COMPLETED" and recs["101"].exit_code == 0
+    assert recs["101"].state == "COMPLETED" and recs["101"].exit_code == 0 and recs["101"].name == "hpgc-a"
     assert recs["101"].accounting == {"NodeList": "node1", "Elapsed": "00:00:02", "TotalCPU": "00:00.031",
                                       "MaxRSS": "1360K", "Start": "2026-01-01T10:00:00",
                                       "End": "2026-01-01T10:00:02"}
@@ -57,8 +57,8 @@ def test_sbatch_parse() -> None:
 
 
 def test_squeue_parse() -> None:
-    assert Squeue.parse("7|PENDING|Priority\n8|RUNNING|None\nbad\n") == {
-        "7": ("PENDING", "Priority"), "8": ("RUNNING", "None")}
+    assert Squeue.parse("7|PENDING|Priority|hpgc-a\n8|RUNNING|None|x|y\n9|RUNNING\nbad\n") == {
+        "7": ("PENDING", "Priority", "hpgc-a"), "8": ("RUNNING", "None", "x|y"), "9": ("RUNNING", "", "")}
 
 
 def test_exit_code() -> None:

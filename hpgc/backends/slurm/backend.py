@@ -177,6 +177,14 @@ class SlurmBackend:
         out: dict[str, BackendStatus] = {}
         for job, sid, _ in jobs:
             rec = records.get(sid)
+            name = job_name(job.job_id)
+            other = rec.name if rec is not None else queued.get(sid, ("", "", ""))[2]
+            if other and other != name:
+                # Slurm reuses ids after its state is reset: this id now belongs to someone else's job.
+                out[job.job_id] = BackendStatus(status=StatusCode.failed, message=(
+                    f"Slurm job {sid} on cluster {client.cluster} is now '{other}', not this job: the cluster's "
+                    "job records were reset, and this job was lost"))
+                continue
             if rec is not None:
                 self._missing_since.pop(job.job_id, None)
                 tail = "\n".join(parsed.stderr.get(sid, [])).strip()
@@ -185,7 +193,7 @@ class SlurmBackend:
                 if tail:
                     st.details["stderr_tail"] = tail
             elif sid in queued:
-                state, reason = queued[sid]
+                state, reason, _ = queued[sid]
                 st = to_status(state, reason=reason)
             elif parsed.sacct_failed:
                 continue  # sacct itself is down: no news is not bad news

@@ -96,7 +96,7 @@ if [ -s "$t/err" ]; then echo "{MARK} sacct-err"; cat "$t/err"; fi
 echo "{MARK} files"
 awk -F'|' -v S="$t/sacct" -v M="$t/missing" {shlex.quote(awk)} "$t/jobs"
 if [ -s "$t/missing" ]; then
-  echo "{MARK} squeue"; squeue --noheader -j "$(cat "$t/missing")" --format='%i|%T|%r' 2>&1
+  echo "{MARK} squeue"; squeue --noheader -j "$(cat "$t/missing")" --format='%i|%T|%r|%j' 2>&1
 fi
 """
 

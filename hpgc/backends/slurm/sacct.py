@@ -77,6 +77,7 @@ class SacctRecord:
     signal: int | None
     reason: str = ""
     accounting: dict[str, str] = field(default_factory=dict)
+    name: str = ""
 
 
 @dataclass
@@ -110,7 +111,8 @@ class Sacct:
                 continue
             code, sig = exit_code(row["ExitCode"])
             acct = {k: row[k] for k in cls.ACCOUNTING if row[k] and row[k] not in ("Unknown", "None assigned")}
-            records[job] = SacctRecord(job, row["State"].split(" ")[0], code, sig, row["Reason"], acct)
+            records[job] = SacctRecord(job, row["State"].split(" ")[0], code, sig, row["Reason"], acct,
+                                       row["JobName"])
         for job, rows in steps.items():
             rec = records.get(job)
             if rec is None:
@@ -139,15 +141,16 @@ class Squeue:
     ids: list[str]
 
     def command(self) -> str:
-        return f"squeue --noheader -j {','.join(check_ids(self.ids))} --format='%i|%T|%r'"
+        return f"squeue --noheader -j {','.join(check_ids(self.ids))} --format='%i|%T|%r|%j'"
 
     @staticmethod
-    def parse(stdout: str) -> dict[str, tuple[str, str]]:
-        out: dict[str, tuple[str, str]] = {}
+    def parse(stdout: str) -> dict[str, tuple[str, str, str]]:
+        """id → (state, reason, job name)."""
+        out: dict[str, tuple[str, str, str]] = {}
         for line in stdout.splitlines():
-            parts = line.strip().split("|")
-            if len(parts) >= 2 and _JOB_ID.match(parts[0]):
-                out[parts[0]] = (parts[1], parts[2] if len(parts) > 2 else "")
+            parts = [*line.strip().split("|", 3), "", ""]
+            if parts[1] and _JOB_ID.match(parts[0]):
+                out[parts[0]] = (parts[1], parts[2], parts[3])
         return out
 
 
