@@ -77,8 +77,6 @@ class Issuer:
         self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
         self._failure: tuple[float, AuthUnavailable] | None = None
-        self.jwks_fetches = 0
-        self.introspections = 0
         self._introspected: dict[str, tuple[float, dict[str, Any] | None]] = {}
 
     @property
@@ -112,7 +110,6 @@ class Issuer:
         return self.metadata
 
     async def _fetch_keys(self) -> None:
-        self.jwks_fetches += 1
         if self._local_jwks is not None:
             jwks = self._local_jwks()
         else:
@@ -176,7 +173,7 @@ class Issuer:
         return next(iter(self._keys.values())) if len(self._keys) == 1 else None
 
     # opaque tokens ----------------------------------------------------------------------------------
-    async def introspect(self, token: str, leeway: int) -> dict[str, Any]:
+    async def introspect(self, token: str) -> dict[str, Any]:
         digest = hashlib.sha256(token.encode()).hexdigest()  # the cache never holds tokens themselves
         now = time.monotonic()
         hit = self._introspected.get(digest)
@@ -196,7 +193,6 @@ class Issuer:
             raise AuthUnavailable(f"issuer {self.id} has no introspection endpoint")
         check_url(url, s.allow_http)
         assert s.client_id is not None and s.client_secret is not None
-        self.introspections += 1
         try:
             async with self._session().post(
                 url, data={"token": token, "token_type_hint": "access_token"},
@@ -298,7 +294,7 @@ class TokenVerifier:
         if not introspecting:
             raise InvalidToken("the token is not a JWT, and no issuer here introspects opaque tokens")
         issuer = introspecting[0]  # configuration allows one: an opaque token must not visit several issuers
-        answer = await issuer.introspect(token, self.settings.leeway_s)
+        answer = await issuer.introspect(token)
         now, leeway = time.time(), self.settings.leeway_s
         if answer.get("iss") not in (None, issuer.id):
             raise InvalidToken("the introspected token is from another issuer")

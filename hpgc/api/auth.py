@@ -217,9 +217,9 @@ def openapi_security(app: web.Application, doc: dict[str, Any]) -> None:
                              "description": "An access token of a trusted issuer, in Authorization: Bearer."}
     requirement: list[dict[str, list[str]]] = [{"bearerAuth": []}]
     verifier = app.get(VERIFIER)
-    scopes = {auth.execute_scopes[0]: "read and execute", auth.deploy_scopes[0]: "deploy, replace, undeploy",
-              auth.admin_scopes[0]: "every user's jobs"} if auth.execute_scopes and auth.deploy_scopes \
-        and auth.admin_scopes else {}
+    meaning = {"read and execute": auth.execute_scopes, "deploy, replace, undeploy": auth.deploy_scopes,
+               "every user's jobs": auth.admin_scopes}
+    scopes = {values[0]: text for text, values in meaning.items() if values}
     for issuer in (verifier.issuers.values() if verifier else []):
         meta = issuer.metadata or {}
         if not isinstance(meta.get("authorization_endpoint"), str):
