@@ -1,0 +1,154 @@
+"""The whole API on the real Slurm cluster: deploy the notebooks' packages, run them, check the pixels.
+
+Inputs are GeoTIFFs served over local HTTP; hpgc downloads them and stages them over SFTP (compute
+nodes are offline), as by default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from PIL import Image
+
+from hpgc.api.app import create_app
+from hpgc.auth import AuthSettings
+from hpgc.backends.slurm.config import ClusterSettings
+from hpgc.config import Settings
+
+pytestmark = pytest.mark.slurm
+REPO = Path(__file__).resolve().parents[2]
+PKG = {"Content-Type": "application/ogcapppkg+json"}
+ASYNC = {"Prefer": "respond-async;return=representation"}
+
+
+def geotiff(bands: list[np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, np.stack(bands), planarconfig="separate", photometric="minisblack")
+    return buf.getvalue()
+
+
+RNG = np.random.default_rng(7)
+IMAGE = [RNG.integers(0, 100, (20, 30), dtype=np.uint16) for _ in range(3)]
+PRE = [RNG.integers(100, 200, (20, 30), dtype=np.uint16) for _ in range(2)]
+POST = [RNG.integers(1, 100, (20, 30), dtype=np.uint16) for _ in range(2)]
+FILES = {"/image.tif": geotiff(IMAGE), "/pre.tif": geotiff(PRE), "/post.tif": geotiff(POST)}
+
+
+@pytest.fixture
+async def files_url() -> AsyncIterator[str]:
+    async def serve(request: web.Request) -> web.Response:
+        return web.Response(body=FILES[request.path], content_type="image/tiff")
+
+    app = web.Application()
+    for path in FILES:
+        app.router.add_get(path, serve)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield f"http://127.0.0.1:{server.port}"
+    await server.close()
+
+
+@pytest.fixture
+async def api(cluster: dict, tmp_path: Path, aiohttp_client: Callable[..., Awaitable[TestClient]]) -> TestClient:
+    test_cluster = ClusterSettings(
+        host=cluster["host"], port=cluster["port"], known_hosts=cluster["known_hosts"], user="alice",
+        key_file=cluster["users"]["alice"], work_root=cluster["work_root"], image_cache=cluster["image_cache"],
+        container_runtime=cluster.get("container_runtime", "apptainer"), partition=cluster.get("partition"),
+        account=cluster.get("account"), poll_min_s=0.5, poll_max_s=2,
+    )
+    settings = Settings(data_dir=tmp_path / "data", auth=AuthSettings(enabled=False), default_backend="slurm",
+                        clusters={"test": test_cluster})
+    return await aiohttp_client(create_app(settings))
+
+
+async def run(api: TestClient, process: str, body: dict, timeout: float = 240) -> dict:
+    resp = await api.post(f"/processes/{process}/execution", json=body, headers=ASYNC)
+    assert resp.status == 201, await resp.text()
+    job_id = (await resp.json())["jobID"]
+    for _ in range(int(timeout / 0.5)):
+        status = await (await api.get(f"/jobs/{job_id}")).json()
+        if status["status"] in ("successful", "failed", "dismissed"):
+            break
+        await asyncio.sleep(0.5)
+    logs = await (await api.get(f"/jobs/{job_id}/logs")).json()
+    assert status["status"] == "successful", (status.get("message"), logs["stderr"][-3000:])
+    return await (await api.get(f"/jobs/{job_id}/results")).json()
+
+
+async def download(api: TestClient, href: str) -> bytes:
+    path = "/" + href.split("://", 1)[1].split("/", 1)[1]
+    resp = await api.get(path)
+    assert resp.status == 200
+    return await resp.read()
+
+
+async def test_bandmath_as_the_notebooks_deploy_it(api: TestClient, files_url: str) -> None:
+    package = (REPO / "appkgs/BandMath/package.json").read_text()
+    resp = await api.post("/processes?w=BandMath", data=package, headers=PKG)
+    assert resp.status == 201, await resp.text()
+    results = await run(api, "BandMath", {
+        "inputs": {"il": [{"href": f"{files_url}/image.tif"}], "out": "float", "exp": "im1b1+im1b2", "ram": 256},
+        "outputs": {"out": {"format": {"mediaType": "image/png"}, "transmissionMode": "reference"}},
+        "response": "document"})
+    assert results["out"]["type"] == "image/png"
+    png = np.array(Image.open(io.BytesIO(await download(api, results["out"]["href"]))))
+    assert png.shape == (20, 30)
+    np.testing.assert_array_equal(png.astype(np.int64), IMAGE[0].astype(np.int64) + IMAGE[1])
+
+
+async def test_cwl_band_ratio_in_a_container(api: TestClient, files_url: str) -> None:
+    tool = (REPO / "appkgs/band-ratio/band-ratio.cwl").read_text()
+    resp = await api.post("/processes", data=tool, headers={"Content-Type": "application/cwl+yaml"})
+    assert resp.status == 201, await resp.text()
+    results = await run(api, "band-ratio", {
+        "inputs": {"image": {"href": f"{files_url}/image.tif", "type": "image/tiff"}, "band_a": 2, "band_b": 1},
+        "response": "document"})
+    ratio = tifffile.imread(io.BytesIO(await download(api, results["ratio"]["href"])))
+    a, b = IMAGE[1].astype(np.float64), IMAGE[0].astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = np.where(a + b == 0, 0, (a - b) / (a + b))
+    np.testing.assert_allclose(ratio, expected, rtol=1e-5, atol=1e-6)
+
+
+async def test_cwl_two_step_workflow(api: TestClient, files_url: str) -> None:
+    wf = (REPO / "appkgs/dnbr/dnbr.cwl").read_text()
+    resp = await api.post("/processes?w=dnbr", data=wf, headers={"Content-Type": "application/cwl+yaml"})
+    assert resp.status == 201, await resp.text()
+    results = await run(api, "dnbr", {
+        "inputs": {"pre_fire": {"href": f"{files_url}/pre.tif", "type": "image/tiff"},
+                   "post_fire": {"href": f"{files_url}/post.tif", "type": "image/tiff"}},
+        "response": "document"}, timeout=300)
+    dnbr = tifffile.imread(io.BytesIO(await download(api, results["dnbr"]["href"])))
+
+    def nbr(img: list[np.ndarray]) -> np.ndarray:
+        x, y = img[0].astype(np.float64), img[1].astype(np.float64)
+        return (x - y) / (x + y)
+
+    np.testing.assert_allclose(dnbr, nbr(PRE) - nbr(POST), rtol=1e-4, atol=1e-5)
+
+
+async def test_echo_on_the_cluster_and_script(api: TestClient) -> None:
+    resp = await api.post("/processes/echo/execution", json={"inputs": {"stringInput": "from slurm"}},
+                          headers=ASYNC)
+    job_id = (await resp.json())["jobID"]
+    for _ in range(240):
+        status = await (await api.get(f"/jobs/{job_id}")).json()
+        if status["status"] not in ("accepted", "running"):
+            break
+        await asyncio.sleep(0.5)
+    assert status["status"] == "successful", status
+    assert (await (await api.get(f"/jobs/{job_id}/results")).json())["stringOutput"] == "from slurm"
+    script = await (await api.get(f"/jobs/{job_id}/script")).text()
+    assert f"--job-name=hpgc-{job_id}" in script
+    logs = await (await api.get(f"/jobs/{job_id}/logs")).json()
+    assert any("NodeList" in json.dumps(e.get("details") or {}) or e["status"] == "successful"
+               for e in logs["events"])
