@@ -318,3 +318,13 @@ async def test_job_html(client: TestClient) -> None:
     job_id = (await resp.json())["jobID"]
     page = await client.get(f"/jobs/{job_id}", headers={"Accept": "text/html"})
     assert page.content_type == "text/html" and job_id in await page.text()
+
+
+async def test_oversized_chunked_body_is_413(client: TestClient, settings) -> None:
+    async def chunks():
+        for _ in range(settings.max_body_bytes // 65536 + 2):
+            yield b"x" * 65536
+
+    resp = await client.post("/processes/echo/execution", data=chunks(), headers={"Content-Type": "application/json"})
+    assert resp.status == 413
+    assert resp.content_type == "application/problem+json"
