@@ -29,6 +29,8 @@ node_pid() {
     [ -f "$f" ] || return 0
     upid=$(cat "$f")
     [ -d /proc/$upid ] || return 0
+    # A stale pid file must never make us signal someone else's process.
+    tr '\0' ' ' < /proc/$upid/cmdline 2>/dev/null | grep -qF "node/init.sh $1 $RUN" || return 0
     # unshare --fork waits for its one child: that child is the node's PID 1.
     cat /proc/$upid/task/$upid/children 2>/dev/null | awk '{print $1}'
 }

@@ -15,10 +15,11 @@ launch() {
     echo $! > "$(pidf "$name")"
 }
 
-wait_for() {  # wait_for SECONDS CMD...
+wait_for() {  # wait_for SECONDS CMD...   (gives up early when $WATCH, a daemon, has died)
     local t=$(( $1 * 10 )); shift
     until "$@" >/dev/null 2>&1; do
         t=$((t - 1)); [ $t -gt 0 ] || return 1; sleep 0.1
+        [ -z "${WATCH:-}" ] || running "$WATCH" || return 1
     done
 }
 
@@ -42,7 +43,7 @@ start_one() {
         local i
         for i in 1 2 3 4 5 6; do
             launch slurmdbd slurmdbd -D
-            if wait_for 10 sacctmgr -n show cluster; then return 0; fi
+            if WATCH=slurmdbd wait_for 20 sacctmgr -n show cluster; then return 0; fi
             stop_one slurmdbd
         done
         return 1 ;;
