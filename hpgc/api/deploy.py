@@ -11,8 +11,8 @@ from hpgc.api.keys import JOBS, REGISTRY
 from hpgc.api.principal import principal
 from hpgc.api.processes import process_links
 from hpgc.api.render import base_url
-from hpgc.auth import Principal
-from hpgc.errors import InvalidPackage, NotAllowed
+from hpgc.auth import require_deploy
+from hpgc.errors import InvalidPackage
 from hpgc.packages.deploy import MAX_CWL_FETCH, Deployable, from_request
 from hpgc.packages.registry import process_row
 
@@ -35,11 +35,6 @@ async def fetch_cwl(url: str) -> str:
     return data.decode(errors="replace")
 
 
-def _require_deploy(who: Principal) -> None:
-    if not who.can_deploy:
-        raise NotAllowed("your token does not allow deploying processes (scope hpgc:deploy)")
-
-
 async def _read(request: web.Request) -> Deployable:
     body = await request.read()
     return await from_request(body, request.content_type, request.query.get("w"), fetch_cwl)
@@ -52,7 +47,7 @@ def _row(d: Deployable) -> dict:
 @routes.post("/processes")
 async def deploy(request: web.Request) -> web.Response:
     who = principal(request)
-    _require_deploy(who)
+    require_deploy(who)
     deployable = await _read(request)
     jobs = request.app[JOBS]
     registry = request.app[REGISTRY]
@@ -69,7 +64,7 @@ async def deploy(request: web.Request) -> web.Response:
 @routes.put("/processes/{process_id}")
 async def replace(request: web.Request) -> web.Response:
     who = principal(request)
-    _require_deploy(who)
+    require_deploy(who)
     process_id = request.match_info["process_id"]
     jobs = request.app[JOBS]
     await jobs.db(request.app[REGISTRY].check_owner, who, process_id)  # 404/403 before reading the body
@@ -84,7 +79,7 @@ async def replace(request: web.Request) -> web.Response:
 @routes.delete("/processes/{process_id}")
 async def undeploy(request: web.Request) -> web.Response:
     who = principal(request)
-    _require_deploy(who)
+    require_deploy(who)
     await request.app[JOBS].db(request.app[REGISTRY].undeploy, who, request.match_info["process_id"])
     return web.Response(status=204)
 

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from hpgc.auth import ANONYMOUS, Principal
 
-PRINCIPAL_KEY = "hpgc.principal"
+PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
 
 
 def principal(request: web.Request) -> Principal:

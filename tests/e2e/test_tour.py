@@ -44,8 +44,10 @@ def test_dismiss_kills_a_running_job(server: Server) -> None:
     while httpx.get(f"{url}/jobs/{job_id}").json()["status"] != "running":
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    time.sleep(2.5)
-    progress = httpx.get(f"{url}/jobs/{job_id}").json()
+    deadline = time.monotonic() + 15
+    while (progress := httpx.get(f"{url}/jobs/{job_id}").json())["progress"] in (None, 0, 5):
+        assert time.monotonic() < deadline, f"no progress reported: {progress}"
+        time.sleep(0.2)
     assert 0 < progress["progress"] < 100 and "slept" in progress["message"]
     t0 = time.monotonic()
     resp = httpx.delete(f"{url}/jobs/{job_id}", timeout=30)
