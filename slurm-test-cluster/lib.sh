@@ -9,8 +9,10 @@ CACHE=${HPGC_CLUSTER_CACHE:-/var/cache/hpgc-slurm-test-cluster}
 RUN=${HPGC_CLUSTER_RUN:-/var/lib/hpgc-slurm-test-cluster}
 # A /24 used for nothing but these namespaces; the host end of the bridge is .1.
 NET=${HPGC_CLUSTER_NET:-10.213.47}
-BRIDGE=hpgcbr0
-PREFIX=hpgc-                     # network namespace and veth names start with this
+# A second cluster can run beside the first: start it from another checkout (its own .state/)
+# with other HPGC_CLUSTER_RUN, HPGC_CLUSTER_NET, HPGC_CLUSTER_BRIDGE and HPGC_CLUSTER_NS_PREFIX.
+BRIDGE=${HPGC_CLUSTER_BRIDGE:-hpgcbr0}
+PREFIX=${HPGC_CLUSTER_NS_PREFIX:-hpgc-}   # network namespace and host veth names start with this
 NODES=(login node1 node2)
 declare -A ADDR=([login]=$NET.10 [node1]=$NET.11 [node2]=$NET.12)
 CLUSTER_NAME=hpgc
@@ -30,7 +32,7 @@ node_pid() {
     upid=$(cat "$f")
     [ -d /proc/$upid ] || return 0
     # A stale pid file must never make us signal someone else's process.
-    tr '\0' ' ' < /proc/$upid/cmdline 2>/dev/null | grep -qF "node/init.sh $1 $RUN" || return 0
+    tr '\0' ' ' < /proc/$upid/cmdline 2>/dev/null | grep -qF "node/init.sh $1 $RUN " || return 0
     # unshare --fork waits for its one child: that child is the node's PID 1.
     cat /proc/$upid/task/$upid/children 2>/dev/null | awk '{print $1}'
 }

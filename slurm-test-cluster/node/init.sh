@@ -6,8 +6,9 @@ set -euo pipefail
 NAME=$1 RUN=$2
 N=$RUN/nodes/$NAME M=$RUN/nodes/$NAME/merged
 hostname "$NAME"
-# One read-only root for all nodes; each node writes only into its own upper dir.
-mount -t overlay overlay -o "lowerdir=$RUN/root,upperdir=$N/upper,workdir=$N/work" "$M"
+# One read-only root for all nodes; each node writes only into its own upper dir. The real
+# path, so that `up` can see in /proc/*/mountinfo which cached roots are in use.
+mount -t overlay overlay -o "lowerdir=$(readlink -f "$RUN/root"),upperdir=$N/upper,workdir=$N/work" "$M"
 mount -t proc proc "$M/proc"
 mount -t sysfs sysfs "$M/sys"
 # A private /dev with just what daemons, sshd and Apptainer (squashfuse: /dev/fuse) use.

@@ -199,23 +199,29 @@ def _run(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
 
 def _leftovers(cluster: dict) -> list[str]:
     """Whatever of the cluster still exists on the host."""
-    found = []
-    found += [f"netns {n}" for n in _run("ip", "netns", "list").stdout.split() if n.startswith("hpgc-")]
-    found += [f"link {line}" for line in _run("ip", "-o", "link", "show").stdout.splitlines()
-              if re.search(r"^\d+: (hpgcbr0|hpgc-)", line)]
-    run_dir = Path(cluster["shared_dir_on_host"]).parents[1]
+    netns, bridge = set(cluster["netns"]), cluster["bridge"]
+    run_dir = Path(cluster["run_dir_on_host"])
+    found = [f"netns {n}" for n in _run("ip", "netns", "list").stdout.split() if n in netns]
+    links = {line.split(":")[1].strip().split("@")[0] for line in _run("ip", "-o", "link").stdout.splitlines()}
+    found += [f"link {n}" for n in sorted(links & (netns | {bridge}))]
     found += [f"mount {m}" for m in _run("findmnt", "-rn", "-o", "TARGET").stdout.splitlines()
-              if m.startswith(str(run_dir))]
+              if m.startswith(f"{run_dir}/") or m == str(run_dir)]
     for pid_file in run_dir.glob("nodes/*/unshare.pid"):
         if Path(f"/proc/{pid_file.read_text().strip()}").exists():
             found.append(f"process {pid_file}")
+    ps = _run("ps", "-eo", "args").stdout
+    found += [f"process {line}" for line in ps.splitlines() if "node/init.sh" in line and line.endswith(f" {run_dir}")]
     if run_dir.exists():
         found.append(f"dir {run_dir}")
     return found
 
 
+# Restarting the cluster would pull it from under anyone else using it: on by default in CI only.
+LIFECYCLE = os.environ.get("HPGC_CLUSTER_LIFECYCLE", "1" if os.environ.get("CI") else "0") == "1"
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="up/down need root")
-@pytest.mark.skipif(os.environ.get("HPGC_CLUSTER_LIFECYCLE") == "0", reason="HPGC_CLUSTER_LIFECYCLE=0")
+@pytest.mark.skipif(not LIFECYCLE, reason="restarts the cluster: set HPGC_CLUSTER_LIFECYCLE=1 (default in CI)")
 def test_up_is_idempotent_and_down_leaves_nothing_and_warm_up_is_fast(cluster, ssh):
     """Runs last in this file and leaves the cluster up again (with new keys and an empty queue)."""
     t = time.monotonic()
