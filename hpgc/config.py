@@ -19,6 +19,7 @@ from pydantic_settings import (
 
 from hpgc.auth import AuthSettings
 from hpgc.backends.slurm.config import ClusterSettings
+from hpgc.jobs.notifier import CallbackSettings
 
 _config_file: Path | None = None  # set by load_settings for the duration of one load
 REPO_APPKGS = Path(__file__).resolve().parent.parent / "appkgs"
@@ -67,6 +68,9 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", description="Python logging level.")
     local: LocalBackendSettings = Field(default_factory=LocalBackendSettings, description="Local backend.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Authentication.")
+    callbacks: CallbackSettings = Field(
+        default_factory=CallbackSettings, description="Subscriber callbacks: delivery, retries, SSRF guard."
+    )
     clusters: dict[str, ClusterSettings] = Field(
         default_factory=dict, description="Slurm clusters by name; the first is the default one."
     )

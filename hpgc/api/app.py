@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import jinja2
 from aiohttp import web
 
-from hpgc.api import jobs, landing, processes
+from hpgc.api import callbacks, jobs, landing, processes
 from hpgc.api.auth import auth_middleware, setup_auth
 from hpgc.api.keys import JOBS, REGISTRY, SETTINGS, STORE, TEMPLATES
 from hpgc.api.problems import body_limit_middleware, problem_middleware
@@ -17,6 +17,7 @@ from hpgc.backends.base import Backend
 from hpgc.backends.local import LocalBackend
 from hpgc.config import Settings
 from hpgc.jobs.monitor import Monitor
+from hpgc.jobs.notifier import Notifier
 from hpgc.jobs.service import JobService
 from hpgc.packages.registry import ProcessRegistry
 from hpgc.store import Store
@@ -47,6 +48,7 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
     app.add_routes(landing.routes)
     app.add_routes(processes.routes)
     app.add_routes(jobs.routes)
+    app.add_routes(callbacks.routes)
     setup_auth(app, settings)
 
     async def services(app: web.Application) -> AsyncIterator[None]:
@@ -64,12 +66,15 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
             await backend.start(monitors[name].wake)
         service.on_submitted = lambda name: monitors[name].wake()
         app[STORE], app[REGISTRY], app[JOBS], app[MONITORS] = store, registry, service, monitors
+        notifier = Notifier(service, settings.callbacks, settings.base_url)
+        await notifier.start()  # before recover(): status changes from here on carry their callbacks
         await service.recover()
         for monitor in monitors.values():
             monitor.start()
         yield
         for monitor in monitors.values():
             await monitor.stop()
+        await notifier.stop()
         for backend in chosen.values():
             await backend.close()
         service.close()

@@ -16,7 +16,7 @@ from hpgc.models.ogc import CONF_PART1, REL_OGC, ConfClasses, LandingPage, Link
 OPENAPI_JSON = "application/vnd.oai.openapi+json;version=3.0"
 CONFORMANCE = [
     f"{CONF_PART1}/{name}"
-    for name in ("core", "ogc-process-description", "json", "html", "oas30", "job-list", "dismiss")
+    for name in ("core", "ogc-process-description", "json", "html", "oas30", "job-list", "dismiss", "callback")
 ]
 SWAGGER_DIR = Path(swagger_ui_bundle.swagger_ui_path)
 routes = web.RouteTableDef()

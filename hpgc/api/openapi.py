@@ -171,6 +171,13 @@ def _paths() -> dict[str, Any]:
                            _param("full", "query", {"type": "boolean"}, "whole logs")],
             "responses": {"200": {"description": "logs", "content": {"application/json": {
                 "schema": {"type": "object"}}}}, "404": _problem("no such job")}}},
+        "/jobs/{jobId}/callbacks": {"get": {
+            "summary": "The job's subscriber notifications and their delivery attempts",
+            "operationId": "getCallbacks", "tags": ["Jobs"], "parameters": [JOB_ID],
+            "responses": {"200": {"description": "notifications, oldest first: event, URL, delivery id, state "
+                                                 "(pending, delivered, given-up), attempts, last status, next try",
+                                  "content": {"application/json": {"schema": {"type": "object"}}}},
+                          "404": _problem("no such job")}}},
         "/jobs/{jobId}/script": {"get": {
             "summary": "The script submitted for the job", "operationId": "getScript", "tags": ["Jobs"],
             "parameters": [JOB_ID],

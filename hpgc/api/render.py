@@ -73,7 +73,11 @@ def self_links(request: web.Request, path: str, title: str) -> list[Link]:
 
 
 def status_info(request: web.Request, row: dict[str, Any]) -> dict[str, Any]:
-    base = base_url(request)
+    return status_document(row, base_url(request))
+
+
+def status_document(row: dict[str, Any], base: str) -> dict[str, Any]:
+    """A job's statusInfo with links under `base` (callbacks build it without a request)."""
     job_url = f"{base}/jobs/{row['id']}"
     links = [
         Link(href=job_url, rel="self", type=JSON, title="this job's status"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -13,7 +14,7 @@ from hpgc.api.principal import principal
 from hpgc.api.render import base_url
 from hpgc.backends.base import BackendError
 from hpgc.errors import InvalidParameterValue, NoSuchOutput
-from hpgc.jobs.service import OutputFile, OutputValue
+from hpgc.jobs.service import Output, OutputFile, OutputValue
 from hpgc.models.ogc import Execute, ResponseType, TransmissionMode
 
 INLINE_LIMIT = 8 * 1024 * 1024  # a file asked for by value larger than this is given by reference
@@ -32,10 +33,19 @@ def _is_text(media_type: str) -> bool:
 async def results_document(request: web.Request, job_id: str, req: Execute) -> dict[str, Any]:
     jobs = request.app[JOBS]
     _, outputs = await jobs.results(principal(request), job_id)
+    return await build_results_document(
+        job_id, outputs, req, base_url(request), lambda oid: _file_bytes(request, job_id, oid)
+    )
+
+
+async def build_results_document(
+    job_id: str, outputs: dict[str, Output], req: Execute, base: str, read: Callable[[str], Awaitable[bytes]]
+) -> dict[str, Any]:
+    """The results document with links under `base`; `read(output id)` gives a file's bytes when it is
+    asked for by value. Callbacks build it without a request."""
     wanted = req.outputs or {}
     selected = {oid: outputs[oid] for oid in (wanted or outputs) if oid in outputs}
     doc: dict[str, Any] = {}
-    base = base_url(request)
     for oid, item in selected.items():
         mode = wanted[oid].transmissionMode if oid in wanted else None
         if isinstance(item, OutputValue):
@@ -45,7 +55,7 @@ async def results_document(request: web.Request, job_id: str, req: Execute) -> d
                 doc[oid] = item.value
             continue
         if mode == TransmissionMode.value and (item.size or 0) <= INLINE_LIMIT:
-            data = await _file_bytes(request, job_id, oid)
+            data = await read(oid)
             if _is_text(item.media_type):
                 doc[oid] = {"value": data.decode(errors="replace"), "mediaType": item.media_type}
             else:

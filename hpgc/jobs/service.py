@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from hpgc.auth import Principal
 from hpgc.backends.base import Backend, BackendError
@@ -37,6 +37,29 @@ from hpgc.store import JobPage, JobQuery, Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+RUNNING_PROGRESS = 5  # a running job that reports nothing: started, but no more is known
+
+
+def coarse_progress(status: StatusCode, reported: int | None, current: int | None) -> int | None:
+    """Progress to store: what the job reported, else what its state says (None: leave it as it is)."""
+    if reported is not None:
+        return max(0, min(100, reported))
+    if status == StatusCode.successful:
+        return 100
+    if status == StatusCode.running and not current:
+        return RUNNING_PROGRESS
+    return None
+
+
+class Callbacks(Protocol):
+    """What the service asks of the notifier (hpgc/jobs/notifier.py); None: no callbacks at all."""
+
+    async def check(self, subscriber: dict[str, str]) -> None:
+        """Refuse (InvalidRequest) subscriber URLs this server will not post to."""
+
+    async def rows(self, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+        """Outbox rows for the change from `before` to `after`, stored in the same transaction."""
+        return []
 
 
 @dataclass(frozen=True)
@@ -81,6 +104,7 @@ class JobService:
         self._done: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.listeners: list[Callable[[dict[str, Any]], None]] = []  # called on every status change
+        self.callbacks: Callbacks | None = None
         self.on_submitted: Callable[[str], None] = lambda backend: None
 
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
@@ -97,7 +121,9 @@ class JobService:
         task.add_done_callback(self._tasks.discard)
 
     # create ----------------------------------------------------------------------------------------
-    async def create(self, principal: Principal, process_id: str, execute: Execute) -> dict[str, Any]:
+    async def create(
+        self, principal: Principal, process_id: str, execute: Execute, base_url: str | None = None
+    ) -> dict[str, Any]:
         if not principal.can_execute:
             raise NotAllowed("your token does not allow executing processes")
         process = await self.db(self.registry.get, process_id)
@@ -110,6 +136,9 @@ class JobService:
         backend_name = process.backend or self.default_backend
         if backend_name not in self.backends:
             raise BackendUnavailable(f"backend '{backend_name}' is not configured on this server")
+        subscriber = execute.subscriber.model_dump(exclude_none=True) if execute.subscriber else None
+        if subscriber and self.callbacks is not None:
+            await self.callbacks.check(subscriber)
         job_id = str(uuid.uuid4())
         build_run_spec(process, job_id, inputs)  # fail now, not in the background, if it cannot be built
         now = time.time()
@@ -119,8 +148,7 @@ class JobService:
             "progress": 0, "backend": backend_name, "external_id": None, "created": now, "started": None,
             "finished": None, "updated": now, "request": execute.model_dump(mode="json", exclude_none=True),
             "results": None, "error": None,
-            "subscriber": execute.subscriber.model_dump(exclude_none=True) if execute.subscriber else None,
-            "exit_code": None, "run_spec": None,
+            "subscriber": subscriber, "exit_code": None, "run_spec": None, "base_url": base_url,
         }
         await self.db(self.store.insert_job, row, "job accepted")
         self._notify(row)
@@ -169,13 +197,14 @@ class JobService:
         changes: dict[str, Any] = {}
         if st.status.value != current["status"]:
             changes["status"] = st.status.value
-        if st.progress is not None and st.progress != current["progress"]:
-            changes["progress"] = st.progress
+        progress = coarse_progress(st.status, st.progress, current["progress"])
+        if progress is not None and progress != current["progress"]:
+            changes["progress"] = progress
         if st.message and st.message != current["message"]:
             changes["message"] = st.message
         if not changes:
             return None
-        now = time.time()
+        now = changes["updated"] = time.time()
         if st.status == StatusCode.running and current["started"] is None:
             changes["started"] = now
         if st.status.terminal:
@@ -192,10 +221,18 @@ class JobService:
             if changes.get("status") == StatusCode.failed.value:
                 changes["error"] = {"type": "job-failed", "title": "Job failed",
                                     "detail": changes.get("message") or st.message or "failed"}
-        row = await self.db(lambda: self.store.update_job(job_id, changes, details=st.details or None))
+        outbox = await self._outbox(current, changes)
+        row = await self.db(
+            lambda: self.store.update_job(job_id, changes, details=st.details or None, outbox=outbox)
+        )
         if row is not None:
             self._notify(row)
         return row
+
+    async def _outbox(self, before: dict[str, Any], changes: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.callbacks is None or not before.get("subscriber"):
+            return []
+        return await self.callbacks.rows(before, {**before, **changes})
 
     def _notify(self, row: dict[str, Any]) -> None:
         if StatusCode(row["status"]).terminal:
@@ -245,8 +282,10 @@ class JobService:
                 raise BackendUnavailable(f"the job could not be cancelled: {exc}") from None
         now = time.time()
         changes = {"status": StatusCode.dismissed.value, "message": "dismissed by the user", "finished":
-                   row["finished"] or now}
-        new = await self.db(lambda: self.store.update_job(job_id, changes, only_if_not_terminal=False))
+                   row["finished"] or now, "updated": now}
+        outbox = await self._outbox(row, changes)
+        new = await self.db(lambda: self.store.update_job(job_id, changes, only_if_not_terminal=False,
+                                                          outbox=outbox))
         assert new is not None
         self._notify(new)
         return new
@@ -280,8 +319,12 @@ class JobService:
             raise NoSuchJob(f"job '{job_id}' was dismissed")
         if status != StatusCode.successful:
             raise ResultNotReady(f"job '{job_id}' is {status.value}; its results are not ready")
+        return row, await self.output_items(row)
+
+    async def output_items(self, row: dict[str, Any]) -> dict[str, Output]:
+        """A job's results manifest as values and files (with media types from its process)."""
         process = await self._process_or_none(row["process_id"])
-        return row, _outputs(row.get("results") or {}, process)
+        return _outputs(row.get("results") or {}, process)
 
     async def output(self, principal: Principal, job_id: str, output_id: str) -> tuple[JobRef, Backend, Output]:
         row, outputs = await self.results(principal, job_id)

@@ -1,0 +1,379 @@
+"""Subscriber callbacks through the API with the fake backend; receivers are aiohttp servers on 127.0.0.x."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from hpgc.api.app import create_app
+from hpgc.api.auth import DEV_ISSUER
+from hpgc.api.keys import JOBS, SETTINGS
+from hpgc.auth import AuthSettings
+from hpgc.config import Settings
+from hpgc.dev_issuer import dev_issuer_url
+from hpgc.jobs.notifier import CallbackSettings
+from hpgc.models.ogc import StatusCode
+from hpgc.models.run import BackendStatus, JobRef
+from tests.api.fake_backend import FakeBackend
+from tests.ogc_schemas import validate
+
+SECRET = "s3cret"
+ECHO = {"inputs": {"stringInput": "hello", "doubleInput": 1.5, "arrayInput": [1, 2]}}
+CONF = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/callback"
+
+
+@dataclass
+class Call:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    """Records every POST; `plan[path]` lists the statuses to answer in turn (then 200), `delay[path]`
+    how long to take."""
+
+    url: str = ""
+    calls: list[Call] = field(default_factory=list)
+    plan: dict[str, list[int]] = field(default_factory=dict)
+    delay: dict[str, float] = field(default_factory=dict)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.calls.append(Call(request.path, dict(request.headers), await request.read(), time.monotonic()))
+        await asyncio.sleep(self.delay.get(request.path, 0))
+        plan = self.plan.get(request.path) or []
+        status = plan.pop(0) if plan else 200
+        if status in (301, 302, 307):
+            return web.Response(status=status, headers={"Location": "http://10.0.0.1/internal"})
+        return web.Response(status=status, text="nope" if status >= 300 else "ok")
+
+    def at(self, path: str) -> list[Call]:
+        return [c for c in self.calls if c.path == path]
+
+    async def wait(self, path: str, n: int = 1, timeout: float = 10) -> list[Call]:
+        deadline = time.monotonic() + timeout
+        while len(self.at(path)) < n:
+            assert time.monotonic() < deadline, f"{path}: {len(self.at(path))} of {n} calls after {timeout} s"
+            await asyncio.sleep(0.02)
+        return self.at(path)
+
+
+Server = Callable[..., Awaitable[TestServer]]
+
+
+async def _receiver(aiohttp_server: Server, host: str) -> Receiver:
+    rec = Receiver()
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", rec.handle)
+    server = await aiohttp_server(app, host=host)
+    rec.url = f"http://{host}:{server.port}"
+    return rec
+
+
+@pytest.fixture
+async def receiver(aiohttp_server: Server) -> Receiver:
+    return await _receiver(aiohttp_server, "127.0.0.1")
+
+
+@pytest.fixture
+async def other_receiver(aiohttp_server: Server) -> Receiver:
+    """A second host (127.0.0.2 is loopback too on Linux): per-host limits treat it apart."""
+    return await _receiver(aiohttp_server, "127.0.0.2")
+
+
+def cb_settings(settings: Settings, **kw: Any) -> Settings:
+    callbacks = CallbackSettings(**{
+        "allowed_networks": ["127.0.0.0/8"], "backoff_initial_s": 0.1, "backoff_max_s": 0.3,
+        "attempt_timeout_s": 5, "progress_interval_s": 0, "secret": SECRET, **kw})
+    return settings.model_copy(update={"callbacks": callbacks})
+
+
+@pytest.fixture
+async def cb_client(aiohttp_client: Callable[..., Awaitable[TestClient]], settings: Settings,
+                    fake_backend: FakeBackend) -> TestClient:
+    return await aiohttp_client(create_app(cb_settings(settings), backends={"local": fake_backend}))
+
+
+async def submit(client: TestClient, subscriber: dict[str, str], process: str = "echo",
+                 body: dict | None = None, headers: dict | None = None) -> str:
+    resp = await client.post(f"/processes/{process}/execution", json={**(body or ECHO), "subscriber": subscriber},
+                             headers={"Prefer": "respond-async", **(headers or {})})
+    assert resp.status == 201, await resp.text()
+    return str((await resp.json())["jobID"])
+
+
+async def callbacks(client: TestClient, job_id: str, **kw: Any) -> list[dict[str, Any]]:
+    resp = await client.get(f"/jobs/{job_id}/callbacks", **kw)
+    assert resp.status == 200, await resp.text()
+    return list((await resp.json())["callbacks"])
+
+
+async def settled(client: TestClient, job_id: str, n: int, timeout: float = 10) -> list[dict[str, Any]]:
+    """The job's callbacks once n of them exist and none is pending."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = await callbacks(client, job_id)
+        if len(got) >= n and all(c["state"] != "pending" for c in got):
+            return got
+        assert time.monotonic() < deadline, got
+        await asyncio.sleep(0.05)
+
+
+def signed(call: Call) -> bool:
+    expected = "sha256=" + hmac.new(SECRET.encode(), call.body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(call.headers.get("X-Hpgc-Signature", ""), expected)
+
+
+async def test_callback_conformance_class_is_declared(cb_client: TestClient) -> None:
+    assert CONF in (await (await cb_client.get("/conformance")).json())["conformsTo"]
+
+
+async def test_success_sends_the_results_document_signed(cb_client: TestClient, receiver: Receiver) -> None:
+    job_id = await submit(cb_client, {"successUri": f"{receiver.url}/done", "failedUri": f"{receiver.url}/fail"})
+    (call,) = await receiver.wait("/done")
+    results = await (await cb_client.get(f"/jobs/{job_id}/results")).json()
+    assert call.json() == results, "the success payload is the results document"
+    assert call.json()["report"]["href"].startswith(str(cb_client.make_url("/jobs/"))), "absolute links"
+    assert call.headers["Content-Type"] == "application/json"
+    assert call.headers["X-Hpgc-Event"] == "success"
+    assert call.headers["X-Hpgc-Job"] == job_id
+    assert signed(call)
+    (listed,) = await settled(cb_client, job_id, 1)
+    assert listed["state"] == "delivered" and listed["attempts"] == 1 and listed["lastStatus"] == 200
+    assert listed["deliveryId"] == call.headers["X-Hpgc-Delivery"]
+    await asyncio.sleep(0.3)
+    assert receiver.at("/fail") == [] and len(receiver.at("/done")) == 1
+
+
+async def test_500_twice_then_200_is_delivered_exactly_once_more(cb_client: TestClient, receiver: Receiver) -> None:
+    receiver.plan["/hook"] = [500, 500]
+    job_id = await submit(cb_client, {"successUri": f"{receiver.url}/hook"})
+    calls = await receiver.wait("/hook", 3)
+    (listed,) = await settled(cb_client, job_id, 1)
+    await asyncio.sleep(0.8)  # several backoff periods: nothing more may arrive
+    calls = receiver.at("/hook")
+    assert len(calls) == 3
+    assert len({c.headers["X-Hpgc-Delivery"] for c in calls}) == 1, "the delivery id is stable across retries"
+    assert len({c.body for c in calls}) == 1 and all(signed(c) for c in calls)
+    assert calls[1].at - calls[0].at >= 0.04, "retries wait (backoff with jitter: at least half the delay)"
+    assert listed["state"] == "delivered" and listed["attempts"] == 3
+    assert [h["status"] for h in listed["history"]] == [500, 500, 200]
+    assert "HTTP 500: nope" in listed["history"][0]["error"]
+
+
+async def test_410_stops_at_once(cb_client: TestClient, receiver: Receiver) -> None:
+    receiver.plan["/gone"] = [410]
+    job_id = await submit(cb_client, {"successUri": f"{receiver.url}/gone"})
+    (listed,) = await settled(cb_client, job_id, 1)
+    await asyncio.sleep(0.5)
+    assert len(receiver.at("/gone")) == 1
+    assert listed["state"] == "given-up" and listed["lastStatus"] == 410 and "410" in listed["lastError"]
+
+
+async def test_redirects_are_not_followed(cb_client: TestClient, receiver: Receiver) -> None:
+    receiver.plan["/moved"] = [302, 302, 302, 302, 302, 302, 302, 302, 302, 302]
+    job_id = await submit(cb_client, {"successUri": f"{receiver.url}/moved"})
+    await receiver.wait("/moved", 2)
+    (first, *_) = await callbacks(cb_client, job_id)
+    assert first["state"] == "pending" and first["lastStatus"] == 302
+    assert "not followed" in first["lastError"] and "10.0.0.1" in first["lastError"]
+
+
+async def test_failed_job_sends_status_info_with_the_error(cb_client: TestClient, receiver: Receiver) -> None:
+    job_id = await submit(cb_client, {"successUri": f"{receiver.url}/ok", "failedUri": f"{receiver.url}/fail"},
+                          body={"inputs": {"stringInput": "fail"}})
+    (call,) = await receiver.wait("/fail")
+    doc = call.json()
+    assert call.headers["X-Hpgc-Event"] == "failed"
+    assert doc["jobID"] == job_id and doc["status"] == "failed"
+    assert doc["exception"]["type"].endswith("/job-failed") and doc["exception"]["title"]
+    assert "exited with code 3" in doc["exception"]["detail"]
+    validate(doc, "statusInfo.yaml")
+    assert receiver.at("/ok") == []
+
+
+async def test_progress_and_dismissal(cb_client: TestClient, receiver: Receiver, fake_backend: FakeBackend) -> None:
+    job_id = await submit(cb_client, {"inProgressUri": f"{receiver.url}/progress",
+                                      "failedUri": f"{receiver.url}/ended"},
+                          process="sleep", body={"inputs": {"seconds": 60}})
+    (call, *_) = await receiver.wait("/progress")
+    doc = call.json()
+    validate(doc, "statusInfo.yaml")
+    assert call.headers["X-Hpgc-Event"] == "in-progress"
+    assert doc["status"] == "running" and doc["progress"] == 40 and doc["message"] == "sleeping"
+    assert (await cb_client.delete(f"/jobs/{job_id}")).status == 200
+    (ended,) = await receiver.wait("/ended")
+    assert ended.json()["status"] == "dismissed" and ended.json()["exception"]["title"] == "Job dismissed"
+
+
+async def test_progress_notifications_are_throttled(
+    aiohttp_client: Callable[..., Awaitable[TestClient]], settings: Settings, fake_backend: FakeBackend,
+    receiver: Receiver,
+) -> None:
+    client = await aiohttp_client(create_app(cb_settings(settings, progress_interval_s=60),
+                                             backends={"local": fake_backend}))
+    job_id = await submit(client, {"inProgressUri": f"{receiver.url}/p"}, process="sleep",
+                          body={"inputs": {"seconds": 60}})
+    await receiver.wait("/p")  # accepted → running: a status change, always sent
+    service = client.app[JOBS]
+    for pct in (50, 60, 70):  # progress ticks inside the interval: recorded, none sent
+        row = await service.apply(job_id, BackendStatus(status=StatusCode.running, progress=pct, message="x"))
+        assert row is not None and row["progress"] == pct
+    await asyncio.sleep(0.3)
+    assert [c.json()["progress"] for c in receiver.at("/p")] == [40]
+
+
+async def test_slow_receiver_blocks_neither_status_updates_nor_other_deliveries(
+    aiohttp_client: Callable[..., Awaitable[TestClient]], settings: Settings, fake_backend: FakeBackend,
+    receiver: Receiver, other_receiver: Receiver,
+) -> None:
+    client = await aiohttp_client(create_app(cb_settings(settings, per_host_concurrency=2, concurrency=8),
+                                             backends={"local": fake_backend}))
+    receiver.delay["/slow"] = 3.0
+    slow = [await submit(client, {"successUri": f"{receiver.url}/slow"}) for _ in range(6)]
+    await receiver.wait("/slow", 2)  # the slow host's slots are taken, 4 more wait behind them
+    t0 = time.monotonic()
+    fast = [await submit(client, {"successUri": f"{other_receiver.url}/fast"}) for _ in range(5)]
+    await other_receiver.wait("/fast", 5, timeout=2.5)
+    assert time.monotonic() - t0 < 2.5, "deliveries to another host waited for the slow one"
+    for job_id in slow + fast:  # every status update went through meanwhile
+        assert (await (await client.get(f"/jobs/{job_id}")).json())["status"] == "successful"
+    assert len(receiver.at("/slow")) == 2, "the per-host limit holds"
+    for job_id in slow:
+        (listed,) = await settled(client, job_id, 1, timeout=20)
+        assert listed["state"] == "delivered"
+
+
+class GateBackend(FakeBackend):
+    """Every job runs until `release()`: then they all finish in the same poll."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = False
+
+    async def poll(self, jobs: list[JobRef]) -> dict[str, BackendStatus]:
+        if not self.released:
+            return {r.job_id: BackendStatus(status=StatusCode.running) for r in jobs if r.job_id in self.specs}
+        return await super().poll(jobs)
+
+    def release(self) -> None:
+        self.released = True
+        self.on_change()
+
+
+async def test_a_thousand_jobs_finishing_at_once_are_all_notified(
+    aiohttp_client: Callable[..., Awaitable[TestClient]], settings: Settings, receiver: Receiver,
+) -> None:
+    gate = GateBackend()
+    client = await aiohttp_client(create_app(cb_settings(settings, per_host_concurrency=32, concurrency=32),
+                                             backends={"local": gate}))
+    service = client.app[JOBS]
+    from hpgc.auth import ANONYMOUS
+    from hpgc.models.ogc import Execute
+
+    execute = Execute.model_validate({**ECHO, "subscriber": {"successUri": f"{receiver.url}/many"}})
+    ids = [(await service.create(ANONYMOUS, "echo", execute, base_url="http://hpgc.test"))["id"] for _ in range(1000)]
+    while len(gate.specs) < 1000:
+        await asyncio.sleep(0.05)
+    t0 = time.monotonic()
+    gate.release()
+    calls = await receiver.wait("/many", 1000, timeout=120)
+    elapsed = time.monotonic() - t0
+    print(f"\n1,000 jobs finishing at once: all notified in {elapsed:.2f} s")
+    assert sorted(c.headers["X-Hpgc-Job"] for c in calls) == sorted(ids), "each job notified exactly once"
+    assert all(c.json()["stringOutput"] == "hello" for c in calls)
+    assert all(c.json()["report"]["href"].startswith("http://hpgc.test/jobs/") for c in calls)
+
+
+# SSRF ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("url", [
+    "http://10.0.0.1/hook", "http://169.254.169.254/latest/meta-data/", "http://localhost:9/hook",
+    "http://127.0.0.1:9/hook", "http://[::1]:9/hook", "http://[::ffff:10.0.0.1]/hook", "http://0.0.0.0/",
+    "http://192.168.1.1/", "http://2130706433/",
+])
+async def test_private_addresses_are_refused_at_submit(client: TestClient, url: str) -> None:
+    resp = await client.post("/processes/echo/execution", json={**ECHO, "subscriber": {"failedUri": url}},
+                             headers={"Prefer": "respond-async"})
+    assert resp.status == 400, await resp.text()
+    body = await resp.json()
+    assert "subscriber.failedUri" in body["detail"] and "private" in body["detail"], body
+    assert (await (await client.get("/jobs")).json())["jobs"] == [], "no job was created"
+
+
+@pytest.mark.parametrize("url", ["ftp://example.org/x", "file:///etc/passwd", "javascript:alert(1)", "/relative",
+                                 "http://user:pw@example.org/"])
+async def test_non_http_subscriber_uris_are_a_400_naming_the_field(cb_client: TestClient, url: str) -> None:
+    resp = await cb_client.post("/processes/echo/execution",
+                                json={**ECHO, "subscriber": {"successUri": url}}, headers={"Prefer": "respond-async"})
+    assert resp.status == 400, await resp.text()
+    assert "subscriber.successUri" in (await resp.json())["detail"]
+
+
+async def test_unknown_subscriber_member_is_a_400(cb_client: TestClient) -> None:
+    resp = await cb_client.post("/processes/echo/execution",
+                                json={**ECHO, "subscriber": {"successUrl": "http://127.0.0.1/x"}})
+    assert resp.status == 400 and "successUrl" in (await resp.json())["detail"]
+
+
+async def test_delivery_rechecks_the_address(
+    aiohttp_client: Callable[..., Awaitable[TestClient]], settings: Settings, fake_backend: FakeBackend,
+    receiver: Receiver,
+) -> None:
+    """A URL accepted at submit time that now points somewhere refused is given up without a connection:
+    a literal private address, and a name (localhost → 127.0.0.1) refused by the resolver guard."""
+    client = await aiohttp_client(create_app(cb_settings(settings, allowed_networks=["127.0.0.2/32"]),
+                                             backends={"local": fake_backend}))
+    service = client.app[JOBS]
+    job_id = await submit(client, {})
+    port = receiver.url.rsplit(":", 1)[1]
+    now = time.time()
+    rows = [{"job_id": job_id, "event": "failed", "url": url, "host": host, "payload": "{}", "delivery_id": f"d{i}",
+             "attempts": 0, "created": now, "next_attempt": now}
+            for i, (url, host) in enumerate([("http://10.0.0.1/hook", "10.0.0.1"),
+                                             (f"http://localhost:{port}/hook", "localhost")])]
+    await service.db(lambda: service.store.db["outbox"].insert_all(rows))
+    service.listeners[-1]({})  # the notifier's listener: wakes the dispatcher as a status change would
+    refused = {c["url"]: c for c in await settled(client, job_id, 2)}
+    assert all(c["state"] == "given-up" and c["attempts"] == 1 for c in refused.values()), refused
+    assert "10.0.0.1" in refused["http://10.0.0.1/hook"]["lastError"]
+    assert "127.0.0.1" in refused[f"http://localhost:{port}/hook"]["lastError"]
+    assert receiver.calls == [], "the resolver guard refused before connecting"
+
+
+# the listing ---------------------------------------------------------------------------------------------
+async def test_callbacks_listing_is_owner_only(
+    aiohttp_client: Callable[..., Awaitable[TestClient]], settings: Settings, fake_backend: FakeBackend,
+    receiver: Receiver,
+) -> None:
+    app = create_app(cb_settings(settings).model_copy(update={"auth": AuthSettings()}),
+                     backends={"local": fake_backend})
+    client = await aiohttp_client(app)
+
+    def bearer(user: str) -> dict[str, str]:
+        token = client.app[DEV_ISSUER].mint(dev_issuer_url(client.app[SETTINGS]), user, "hpgc:execute")
+        return {"Authorization": f"Bearer {token}"}
+
+    job_id = await submit(client, {"successUri": f"{receiver.url}/a"}, headers=bearer("alice"))
+    await receiver.wait("/a")
+    mine = await callbacks(client, job_id, headers=bearer("alice"))
+    assert [c["event"] for c in mine] == ["success"]
+    resp = await client.get(f"/jobs/{job_id}/callbacks", headers=bearer("bob"))
+    assert resp.status == 404 and (await resp.json())["type"].endswith("/no-such-job")
+    assert (await client.get(f"/jobs/{job_id}/callbacks")).status == 401
+    doc = await (await client.get("/api")).json()
+    assert "/jobs/{jobId}/callbacks" in doc["paths"]
