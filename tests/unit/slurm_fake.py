@@ -145,6 +145,10 @@ def squeue(args):
     ids = set((opt(args, "-j") or "").split(",")) - {""}
     name = opt(args, "--name")
     fmt = opt(args, "--format") or "%i %T"
+    active = [j for j in all_jobs() if j["state"] in ("PENDING", "RUNNING")]
+    if len(ids) == 1 and not [j for j in active if j["id"] in ids]:
+        print("slurm_load_jobs error: Invalid job id specified")  # like squeue -j with one unknown id
+        return 1
     for job in all_jobs():
         if job["state"] not in ("PENDING", "RUNNING"):
             continue

@@ -161,7 +161,8 @@ class SlurmBackend:
             result = await client.run(remote.poll_command(settings.sacct_chunk),
                                       input=remote.poll_input([(sid, jd) for _, sid, jd in jobs]))
             if not result.ok:
-                raise SSHError(f"the poll command failed (exit {result.exit_status}): {result.stderr.strip()[-500:]}")
+                detail = (result.stderr.strip() or result.stdout.strip())[-500:]
+                raise SSHError(f"the poll command failed (exit {result.exit_status}): {detail}")
         except SSHError as exc:
             down_for = time.monotonic() - client.last_ok
             if down_for <= settings.unreachable_timeout_s:
