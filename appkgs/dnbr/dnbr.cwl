@@ -52,6 +52,7 @@ $graph:
       before and after a fire. Step 1 computes both NBRs (scattered), step 2 their difference.
     requirements:
       ScatterFeatureRequirement: {}
+      MultipleInputFeatureRequirement: {}
       StepInputExpressionRequirement: {}
     inputs:
       pre_fire: {type: File, format: iana:image/tiff, label: Bands NIR and SWIR before the fire.}

@@ -6,19 +6,37 @@ import json
 
 from hpgc.models.ogc import OutputRequest
 from hpgc.models.run import RunSpec, StagedFile
+from hpgc.packages import cwl
 from hpgc.packages.command import command_run_spec
 from hpgc.packages.inputs import InputValue
 from hpgc.packages.registry import Process
 from hpgc.packages.staging import stage
 
 
+def _declared_formats(process: Process) -> dict[str, str]:
+    """input id → the format IRI its File must carry (cwltool refuses a File without the declared format)."""
+    formats: dict[str, str] = {}
+    for inp in cwl.main_process(process.package).get("inputs", []):
+        fmt = inp.get("format")
+        if isinstance(fmt, list):
+            fmt = fmt[0] if fmt else None
+        if isinstance(fmt, str) and not fmt.startswith("$"):
+            formats[cwl.short_id(inp["id"])] = fmt
+    return formats
+
+
+def _cwl_file(path: str, fmt: str | None) -> dict[str, str]:
+    return {"class": "File", "path": path, **({"format": fmt} if fmt else {})}
+
+
 def cwl_run_spec(process: Process, job_id: str, inputs: dict[str, list[InputValue]]) -> RunSpec:
     files: list[StagedFile] = []
     job: dict[str, object] = {}
+    formats = _declared_formats(process)
     for input_id, values in inputs.items():
         staged, seen = stage(input_id, values)
         files.extend(staged)
-        as_cwl = [{"class": "File", "path": s.path} if isinstance(s, StagedFile) else s for s in seen]
+        as_cwl = [_cwl_file(s.path, formats.get(input_id)) if isinstance(s, StagedFile) else s for s in seen]
         max_occurs = process.description.inputs[input_id].maxOccurs
         job[input_id] = as_cwl[0] if max_occurs in (None, 1) else as_cwl
     files.append(StagedFile(path="tool.cwl", content=json.dumps(process.package, indent=1).encode()))
