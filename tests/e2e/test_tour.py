@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 
 import httpx
@@ -18,6 +19,21 @@ def _wait(url: str, job_id: str, timeout: float = 60, headers: dict | None = Non
             return doc
         time.sleep(0.2)
     raise AssertionError(f"job {job_id} still {doc['status']}")
+
+
+def _running_sleep(url: str) -> str:
+    """A 60 s sleep job, once it runs."""
+    job_id = httpx.post(f"{url}/processes/sleep/execution", json={"inputs": {"seconds": 60}},
+                        headers={"Prefer": "respond-async"}).json()["jobID"]
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{url}/jobs/{job_id}").json()["status"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    return job_id
+
+
+def _processes_of(job_id: str) -> list[str]:
+    return subprocess.run(["pgrep", "-f", job_id], capture_output=True, text=True).stdout.split()
 
 
 def test_readme_tour(server: Server) -> None:
@@ -38,12 +54,7 @@ def test_readme_tour(server: Server) -> None:
 
 def test_dismiss_kills_a_running_job(server: Server) -> None:
     url = server.url
-    job_id = httpx.post(f"{url}/processes/sleep/execution", json={"inputs": {"seconds": 60}},
-                        headers={"Prefer": "respond-async"}).json()["jobID"]
-    deadline = time.monotonic() + 30
-    while httpx.get(f"{url}/jobs/{job_id}").json()["status"] != "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    job_id = _running_sleep(url)
     deadline = time.monotonic() + 15
     while (progress := httpx.get(f"{url}/jobs/{job_id}").json())["progress"] in (None, 0, 5):
         assert time.monotonic() < deadline, f"no progress reported: {progress}"
@@ -54,30 +65,19 @@ def test_dismiss_kills_a_running_job(server: Server) -> None:
     print(f"dismiss took {time.monotonic() - t0:.2f} s")
     assert resp.status_code == 200 and resp.json()["status"] == "dismissed"
     time.sleep(0.5)
-    import subprocess
-
-    leftover = subprocess.run(["pgrep", "-f", f"{job_id}"], capture_output=True, text=True).stdout.split()
-    assert leftover == [], "processes of the dismissed job are still alive"
+    assert _processes_of(job_id) == [], "processes of the dismissed job are still alive"
 
 
 def test_restart_marks_interrupted_local_jobs_failed(server: Server) -> None:
     url = server.url
-    job_id = httpx.post(f"{url}/processes/sleep/execution", json={"inputs": {"seconds": 60}},
-                        headers={"Prefer": "respond-async"}).json()["jobID"]
-    deadline = time.monotonic() + 30
-    while httpx.get(f"{url}/jobs/{job_id}").json()["status"] != "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    job_id = _running_sleep(url)
     server.stop(signal.SIGKILL)
     again = start_server(server.data_dir, port=server.port)
     try:
         job = _wait(again.url, job_id, timeout=20)
         assert job["status"] == "failed" and "restart" in job["message"]
         time.sleep(0.5)
-        import subprocess
-
-        orphans = subprocess.run(["pgrep", "-f", job_id], capture_output=True, text=True).stdout.split()
-        assert orphans == [], "the interrupted job's processes outlived the restart"
+        assert _processes_of(job_id) == [], "the interrupted job's processes outlived the restart"
         finished = httpx.get(f"{again.url}/jobs?status=failed").json()["jobs"]
         assert [j["jobID"] for j in finished] == [job_id]
     finally:
