@@ -342,6 +342,8 @@ class JobService:
 def _outputs(manifest: dict[str, Any], process: Process | None) -> dict[str, Output]:
     result: dict[str, Output] = {}
     for oid, value in manifest.items():
+        if value is None:
+            continue  # an optional output the job did not produce (CWL `null`): results documents have no null
         if isinstance(value, dict) and value.get("class") == "File":
             path = value.get("path") or str(value.get("location", "")).removeprefix("file://")
             result[oid] = OutputFile(path=path, media_type=_media_type(oid, path, process), size=value.get("size"))

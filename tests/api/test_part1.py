@@ -100,6 +100,20 @@ async def test_sync_execute_document(client: TestClient) -> None:
     assert doc["report"]["href"].endswith("/results/report")
 
 
+async def test_outputs_not_produced_are_left_out_not_null(client: TestClient) -> None:
+    """Optional inputs not given → echo's optional outputs are CWL nulls; the 1.0 results schema has no
+    null (and the gmu-hpgc-api client's models reject it), so they are absent."""
+    resp = await client.post("/processes/echo/execution", json={"inputs": {"stringInput": "hello"},
+                                                                "response": "document"})
+    doc = await resp.json()
+    validate(doc, "results.yaml")
+    assert doc["stringOutput"] == "hello" and "doubleOutput" not in doc and "arrayOutput" not in doc
+    job = resp.headers["Location"].rsplit("/", 1)[1]
+    validate(await (await client.get(f"/jobs/{job}/results")).json(), "results.yaml")
+    missing = await client.get(f"/jobs/{job}/results/doubleOutput")
+    assert missing.status == 404 and (await missing.json())["type"] == f"{EXC}/no-such-output"
+
+
 async def test_sync_execute_raw_single_output(client: TestClient) -> None:
     body = {**ECHO, "outputs": {"stringOutput": {}}, "response": "raw"}
     resp = await client.post("/processes/echo/execution", json=body)
