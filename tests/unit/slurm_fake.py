@@ -76,6 +76,10 @@ def sbatch(args):
             if m:
                 opts[m.group(1)] = m.group(2)
     name = opt(args, "--job-name") or opts.get("--job-name") or "wrap"
+    fail_name = os.path.join(STATE, "sbatch_fail_name")
+    if os.path.exists(fail_name) and open(fail_name).read().strip() == name:
+        print("sbatch: error: Invalid account or account/partition combination specified", file=sys.stderr)
+        return 1
     with open(os.path.join(STATE, "lock"), "a") as lock:
         import fcntl
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -27,7 +27,7 @@ class Env:
     settings: ClusterSettings
     backend: SlurmBackend
 
-    def knob(self, name: str, value: float | None) -> None:
+    def knob(self, name: str, value: float | str | None) -> None:
         p = self.state / name
         if value is None:
             p.unlink(missing_ok=True)
@@ -267,3 +267,41 @@ async def test_slurm_id_of_another_job_is_not_followed(env: Env) -> None:
             break
         await asyncio.sleep(0.1)
     assert st is not None and st.status == StatusCode.failed and "not this job" in (st.message or "")
+
+
+def _submit_commands(env: Env) -> int:
+    return sum(1 for c in env.server.commands if "tar -x" in c)
+
+
+async def test_concurrent_submits_share_commands(env: Env) -> None:
+    env.server.delay_s = 0.05  # channels stay busy a little, as on a loaded login node
+    before = _submit_commands(env)
+    exts = await asyncio.gather(*(env.backend.submit(_spec(f"b{i}", ["true"])) for i in range(40)))
+    assert len(set(exts)) == 40
+    assert _submit_commands(env) - before < 20
+    names = [j["name"] for j in fake_jobs(env.state)]
+    assert all(names.count(f"hpgc-b{i}") == 1 for i in range(40))
+    # the same job twice at once: one submission
+    a, b = await asyncio.gather(env.backend.submit(_spec("b-dup", ["true"])),
+                                env.backend.submit(_spec("b-dup", ["true"])))
+    assert a == b and [j["name"] for j in fake_jobs(env.state)].count("hpgc-b-dup") == 1
+
+
+async def test_batch_mixing_new_existing_and_crashed(env: Env) -> None:
+    done = await env.backend.submit(_spec("c-done", ["true"]))
+    crashed = await env.backend.submit(_spec("c-crashed", ["true"]))
+    (env.work / "alice" / "c-crashed" / "slurm_job_id").unlink()
+    marker = env.work / "alice" / "c-done" / "job.sbatch"
+    marker.write_text("# edited on the cluster\n")
+    env.knob("sbatch_fail_name", "hpgc-c-bad")
+    backend = env.new_backend(max_channels=2)  # one command at a time: all five go in one batch
+    specs = [_spec(n, ["true"]) for n in ("c-other", "c-done", "c-crashed", "c-new", "c-bad")]
+    results = await asyncio.gather(*(backend.submit(s) for s in specs), return_exceptions=True)
+    assert [b.batches for b in backend._batchers.values()] == [1]
+    await backend.close()
+    assert results[1] == done and results[2] == crashed
+    assert isinstance(results[3], str) and results[3] not in (done, crashed)
+    assert isinstance(results[4], BackendError) and "Invalid account" in str(results[4])
+    assert marker.read_text() == "# edited on the cluster\n"  # a submitted job's files are left alone
+    names = [j["name"] for j in fake_jobs(env.state)]
+    assert names.count("hpgc-c-done") == names.count("hpgc-c-crashed") == names.count("hpgc-c-new") == 1

@@ -24,6 +24,7 @@ from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.backends.slurm.sacct import Sacct, Scancel, Squeue, to_status
 from hpgc.backends.slurm.script import SCRIPT_FILE, SLURM_ID_FILE, STDERR_FILE, STDOUT_FILE, job_dir, job_name, render
 from hpgc.backends.slurm.ssh import HostKeyError, SSHClient, SSHError, SSHPool
+from hpgc.backends.slurm.submit import SubmitBatcher
 from hpgc.models.ogc import StatusCode
 from hpgc.models.run import BackendStatus, JobRef, Logs, RunSpec
 
@@ -45,6 +46,7 @@ class SlurmBackend:
         self.pool = SSHPool(clusters)
         self._on_change: Callable[[], None] = lambda: None
         self._missing_since: dict[str, float] = {}
+        self._batchers: dict[tuple[str, str], SubmitBatcher] = {}
 
     @property
     def resumable(self) -> bool:
@@ -114,15 +116,17 @@ class SlurmBackend:
             if existing and existing.strip().isdigit():
                 return f"{cluster}:{existing.strip()}"
             await self._upload_hrefs(client, spec, jd, settings.max_input_bytes)
-        result = await client.run(remote.submit_command(jd, job_name(spec.job_id)), input=remote.tar_files(files))
-        for line in result.stdout.splitlines():
-            parts = line.split()
-            if result.ok and len(parts) == 3 and parts[0] == remote.MARK and parts[2].isdigit():
-                if parts[1] == "existing":
-                    log.info("job %s was already in Slurm as %s; not submitted again", spec.job_id, parts[2])
-                return f"{cluster}:{parts[2]}"
-        detail = (result.stderr or result.stdout).strip()[-1000:]
-        raise BackendError(f"sbatch on cluster {cluster} failed (exit {result.exit_status}): {detail}")
+        rel = jd.removeprefix(settings.work_root.rstrip("/") + "/")
+        kind, slurm_id = await self._batcher(client).submit(rel, job_name(spec.job_id), files)
+        if kind == "existing":
+            log.info("job %s was already in Slurm as %s; not submitted again", spec.job_id, slurm_id)
+        return f"{cluster}:{slurm_id}"
+
+    def _batcher(self, client: SSHClient) -> SubmitBatcher:
+        key = (client.cluster, client.login)
+        if key not in self._batchers:
+            self._batchers[key] = SubmitBatcher(client, client.settings.work_root)
+        return self._batchers[key]
 
     async def _upload_hrefs(self, client: SSHClient, spec: RunSpec, jd: str, max_bytes: int) -> None:
         async with client.sftp() as sftp:

@@ -19,30 +19,63 @@ MARK = "@@hpgc"
 STDERR_TAIL_BYTES = 2000
 
 
-def submit_command(jd: str, name: str) -> str:
-    """Unpack the job's files (a tar on stdin) and sbatch its script, unless it was submitted already.
+def submit_command(root: str, jobs: list[tuple[str, str]]) -> str:
+    """Submit a batch of jobs in one round trip. `jobs`: (dir relative to ROOT, Slurm job name); stdin:
+    one tar with every job's files under its dir, job.sbatch last in each.
 
-    `slurm_job_id` is written on the cluster right after sbatch, so a retry after a lost answer finds it.
-    If the script is there but not the id (a crash between the two), Slurm itself is asked by job name:
-    a job is never submitted twice. If Slurm cannot be asked, nothing is submitted. (sacct without -j
-    only looks at today: hence -S.)
+    Per job, `slurm_job_id` (written right after sbatch) means "already submitted": its files are left
+    alone (tar --exclude) and its id returned. A job.sbatch without it means hpgc died between the two:
+    Slurm is asked for the job by name (squeue, then sacct over 60 days: without -j sacct looks at today
+    only); if Slurm cannot answer, that job is refused rather than risk a duplicate. Outside that rare
+    path the only processes are one tar and one sbatch per job: forks are what a submission costs.
+    Output: one '@@hpgc submitted|existing|failed DIR ID-OR-MESSAGE' line per job.
     """
     q = shlex.quote
-    return f"""jd={q(jd)}; name={q(name)}
-if [ -s "$jd/{SLURM_ID_FILE}" ]; then echo "{MARK} existing $(cat "$jd/{SLURM_ID_FILE}")"; exit 0; fi
-if [ -e "$jd/{SCRIPT_FILE}" ]; then
-  found=$(sacct --parsable2 --noheader -X -S now-60days --name="$name" --format=JobID) \\
-    || {{ echo "hpgc: sacct failed, not resubmitting" >&2; exit 92; }}
-  q=$(squeue --noheader --name="$name" --format=%i) || {{ echo "hpgc: squeue failed, not resubmitting" >&2; exit 92; }}
-  found=$(printf '%s\\n%s\\n' "$q" "$found" | sed -n 's/^\\([0-9][0-9]*\\).*/\\1/p' | head -n 1)
-  if [ -n "$found" ]; then echo "$found" > "$jd/{SLURM_ID_FILE}"; echo "{MARK} existing $found"; exit 0; fi
-fi
-mkdir -p "$jd" && tar -x -m -C "$jd" || {{ echo "hpgc: cannot write the job directory $jd" >&2; exit 90; }}
-out=$(sbatch --parsable "$jd/{SCRIPT_FILE}" 2>&1) || {{ echo "$out" >&2; exit 91; }}
-id=$(printf '%s\\n' "$out" | tail -n 1); id=${{id%%;*}}
-echo "$id" > "$jd/{SLURM_ID_FILE}"
-echo "{MARK} submitted $id"
+    pairs = " ".join(f"{q(rel)} {q(name)}" for rel, name in jobs)
+    return f"""root={q(root)}
+set -- {pairs}
+excl=''; todo=''
+while [ $# -gt 0 ]; do
+  rel=$1; name=$2; shift 2; jd=$root/$rel
+  if [ -s "$jd/{SLURM_ID_FILE}" ]; then
+    read -r id < "$jd/{SLURM_ID_FILE}"; echo "{MARK} existing $rel $id"; excl="$excl --exclude=$rel"; continue
+  fi
+  if [ -e "$jd/{SCRIPT_FILE}" ]; then
+    if ! found=$(sacct --parsable2 --noheader -X -S now-60days --name="$name" --format=JobID 2>&1) || \\
+       ! q=$(squeue --noheader --name="$name" --format=%i 2>&1); then
+      echo "{MARK} failed $rel Slurm cannot tell whether the job was submitted already; not resubmitting"
+      excl="$excl --exclude=$rel"; continue
+    fi
+    found=$(printf '%s\\n%s\\n' "$q" "$found" | sed -n 's/^\\([0-9][0-9]*\\).*/\\1/p' | head -n 1)
+    if [ -n "$found" ]; then
+      echo "$found" > "$jd/{SLURM_ID_FILE}"; echo "{MARK} existing $rel $found"; excl="$excl --exclude=$rel"; continue
+    fi
+  fi
+  todo="$todo $rel"
+done
+tar -x -m -C "$root" $excl || {{ echo "hpgc: cannot write job directories under $root" >&2; exit 90; }}
+for rel in $todo; do
+  jd=$root/$rel
+  if id=$(sbatch --parsable "$jd/{SCRIPT_FILE}" 2>"$jd/.sbatch-error"); then
+    id=${{id%%;*}}; echo "$id" > "$jd/{SLURM_ID_FILE}"; echo "{MARK} submitted $rel $id"
+  else
+    echo "{MARK} failed $rel $(tr '\\n' ' ' < "$jd/.sbatch-error")"
+  fi
+done
 """
+
+
+def parse_submit(stdout: str) -> dict[str, tuple[str, str]]:
+    """DIR → ('submitted'|'existing', slurm id) or ('failed', message)."""
+    out: dict[str, tuple[str, str]] = {}
+    for line in stdout.splitlines():
+        if not line.startswith(MARK + " "):
+            continue
+        word, _, rest = line[len(MARK) + 1:].partition(" ")
+        rel, _, value = rest.partition(" ")
+        if (word in ("submitted", "existing") and value.strip().isdigit()) or word == "failed":
+            out[rel] = (word, value.strip())
+    return out
 
 
 def tar_files(files: dict[str, tuple[bytes, int]]) -> bytes:
