@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,3 +306,44 @@ async def test_batch_mixing_new_existing_and_crashed(env: Env) -> None:
     assert marker.read_text() == "# edited on the cluster\n"  # a submitted job's files are left alone
     names = [j["name"] for j in fake_jobs(env.state)]
     assert names.count("hpgc-c-done") == names.count("hpgc-c-crashed") == names.count("hpgc-c-new") == 1
+
+
+@pytest.fixture
+async def http_file() -> AsyncIterator[str]:
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    async def serve(request: web.Request) -> web.Response:
+        if request.path != "/in.txt":
+            return web.Response(status=404)
+        return web.Response(body=b"from http")
+
+    app = web.Application()
+    app.router.add_get("/{name}", serve)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield f"http://127.0.0.1:{server.port}"
+    await server.close()
+
+
+@pytest.mark.parametrize("mode", ["server", "job"])
+async def test_href_inputs(env: Env, http_file: str, mode: str) -> None:
+    if mode == "job" and shutil.which("curl") is None:
+        pytest.skip("curl is not installed here (the job downloads with curl)")
+    backend = env.new_backend(stage_in=mode)
+    spec = _spec(f"h-{mode}", ["cat", "inputs/a_0.txt"],
+                 files=[StagedFile(path="inputs/a_0.txt", href=f"{http_file}/in.txt")])
+    ref = JobRef(job_id=spec.job_id, external_id=await backend.submit(spec))
+    st = await _final(backend, ref)
+    assert st.status == StatusCode.successful, (st, await backend.logs(ref))
+    assert (await backend.logs(ref)).stdout == "from http"
+    assert await backend.submit(spec) == ref.external_id
+    bad = _spec(f"h-{mode}-404", ["cat", "inputs/a_0.txt"],
+                files=[StagedFile(path="inputs/a_0.txt", href=f"{http_file}/missing.txt")])
+    if mode == "server":
+        with pytest.raises(BackendError, match="404"):
+            await backend.submit(bad)
+    else:
+        st = await _final(backend, JobRef(job_id=bad.job_id, external_id=await backend.submit(bad)))
+        assert st.status == StatusCode.failed and "could not download input" in (st.message or "")
+    await backend.close()

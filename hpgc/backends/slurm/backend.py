@@ -115,7 +115,10 @@ class SlurmBackend:
             existing = await self._read_small(client, f"{jd}/{SLURM_ID_FILE}")
             if existing and existing.strip().isdigit():
                 return f"{cluster}:{existing.strip()}"
-            await self._upload_hrefs(client, spec, jd, settings.max_input_bytes)
+            # The script is written after the uploads: if it is there they are complete, and the job may
+            # be running already (the batch command asks Slurm), so its inputs are not rewritten.
+            if await self._read_small(client, f"{jd}/{SCRIPT_FILE}") is None:
+                await self._upload_hrefs(client, spec, jd, settings.max_input_bytes)
         rel = jd.removeprefix(settings.work_root.rstrip("/") + "/")
         kind, slurm_id = await self._batcher(client).submit(rel, job_name(spec.job_id), files)
         if kind == "existing":
