@@ -87,6 +87,32 @@ def cmd_config_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from hpgc.backends.slurm.check import check_cluster
+
+    settings = load_settings(args.config, data_dir=args.data_dir)
+    if not settings.clusters:
+        print("hpgc: no Slurm cluster is configured ([clusters.NAME])", file=sys.stderr)
+        return 2
+    names = [args.cluster] if args.cluster else list(settings.clusters)
+    for name in names:
+        if name not in settings.clusters:
+            print(f"hpgc: unknown cluster {name!r}; configured: {', '.join(settings.clusters)}", file=sys.stderr)
+            return 2
+    ok = True
+    for name in names:
+        try:
+            report = asyncio.run(check_cluster(name, settings.clusters[name], args.user))
+        except ValueError as exc:  # no key for that user
+            print(f"hpgc: {exc}", file=sys.stderr)
+            return 2
+        print(report.text())
+        ok = ok and report.ok
+    return 0 if ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hpgc", description="OGC API - Processes on Slurm.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -110,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", default="127.0.0.1", help="address to listen on")
     dev.add_argument("--port", type=int, default=0, help="port (0: a free one, printed)")
     dev.set_defaults(func=cmd_dev_issuer)
+    check = sub.add_parser("check", help="check that hpgc can use its Slurm cluster(s): SSH, host key, Slurm, "
+                           "accounting, work root, container runtime, image cache")
+    _common(check)
+    check.add_argument("cluster", nargs="?", help="cluster name (default: all configured)")
+    check.add_argument("--user", help="check as this mapped unix user (its key from user_keys)")
+    check.set_defaults(func=cmd_check)
     return parser
 
 
