@@ -61,6 +61,9 @@ def seconds(t):
     return int(d or 0) * 86400 + parts[0] * 3600 + parts[1] * 60 + parts[2]
 
 def sbatch(args):
+    if "--version" in args:
+        print("slurm 24.11.5-fake")
+        return 0
     if knob("sbatch_fail"):
         print("sbatch: error: Batch job submission failed: fake failure", file=sys.stderr)
         return 1

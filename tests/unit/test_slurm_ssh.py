@@ -156,7 +156,8 @@ async def test_check_report(server: FakeSSHServer, tmp_path: Path) -> None:
     report = await check_cluster("fake", _settings(server, partition="debug", image_cache=str(images),
                                                    container_runtime="apptainer"))
     items = {i.name: i for i in report.items}
-    assert items["ssh"].ok and items["work root"].ok and items["image cache"].ok
+    assert items["ssh"].ok and items["work root"].ok and items["image cache"].ok and items["sacct"].ok
+    assert items["sbatch"].ok and "24.11.5" in items["sbatch"].detail
     assert "1 images" in items["image cache"].detail
     assert items["partition"].ok
     assert not items["container runtime"].ok  # no apptainer on this machine
@@ -164,3 +165,27 @@ async def test_check_report(server: FakeSSHServer, tmp_path: Path) -> None:
     server.write_known_hosts(asyncssh.generate_private_key("ssh-ed25519"))
     bad = await check_cluster("fake", _settings(server))
     assert not bad.ok and "does not match" in bad.text()
+
+
+
+async def test_cli_check(server: FakeSSHServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from hpgc.cli import main
+
+    cfg = tmp_path / "hpgc.toml"
+    cfg.write_text(f"""[clusters.fake]
+host = "127.0.0.1"
+port = {server.port}
+user = "alice"
+key_file = "{server.client_key_file}"
+known_hosts = "{server.known_hosts}"
+work_root = "{tmp_path / 'work'}"
+""")
+    # In a thread: the CLI runs its own event loop, this one serves SSH meanwhile.
+    assert await asyncio.to_thread(main, ["check", "--config", str(cfg), "fake"]) == 0
+    out = capsys.readouterr().out
+    assert "cluster fake:" in out and "[ok  ] ssh" in out and "=> ready" in out
+    assert await asyncio.to_thread(main, ["check", "--config", str(cfg), "nope"]) == 2
+    assert await asyncio.to_thread(main, ["check", "--config", str(cfg), "--user", "mallory"]) == 2
+    server.write_known_hosts(asyncssh.generate_private_key("ssh-ed25519"))
+    assert await asyncio.to_thread(main, ["check", "--config", str(cfg)]) == 1
+    assert "does not match" in capsys.readouterr().out
