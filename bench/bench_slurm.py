@@ -36,25 +36,29 @@ def settings(c: dict, channels: int) -> ClusterSettings:
                            sbatch_options=["--hold"], max_channels=channels)
 
 
-async def raw_submit(conn: asyncssh.SSHClientConnection, n: int, concurrency: int, tag: str) -> tuple[float, list[str]]:
+async def raw_submit(conn: asyncssh.SSHClientConnection, n: int, concurrency: int, tag: str,
+                     ids: list[str]) -> float:
+    """Jobs/s; every id goes into `ids` as soon as it exists, so a failed run still cleans up."""
     sem = asyncio.Semaphore(concurrency)
 
-    async def one(i: int) -> str:
+    async def one(i: int) -> None:
         async with sem:
             r = await conn.run(f"sbatch --parsable --hold --job-name=bench-raw-{tag}-{i} --wrap true", check=True)
-            return str(r.stdout).strip().split(";")[0]
+            ids.append(str(r.stdout).strip().split(";")[0])
 
     t0 = time.perf_counter()
-    ids = await asyncio.gather(*(one(i) for i in range(n)))
-    return n / (time.perf_counter() - t0), ids
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return n / (time.perf_counter() - t0)
 
 
-async def backend_submit(backend: SlurmBackend, n: int, tag: str) -> tuple[float, list[str]]:
-    specs = [RunSpec(job_id=f"bench-{tag}-{i}", process_id="bench", kind="command", argv=["true"])
-             for i in range(n)]
+async def backend_submit(backend: SlurmBackend, n: int, tag: str, ids: list[str]) -> float:
+    async def one(i: int) -> None:
+        spec = RunSpec(job_id=f"bench-{tag}-{i}", process_id="bench", kind="command", argv=["true"])
+        ids.append((await backend.submit(spec)).split(":")[1])
+
     t0 = time.perf_counter()
-    exts = await asyncio.gather(*(backend.submit(s) for s in specs))
-    return n / (time.perf_counter() - t0), [e.split(":")[1] for e in exts]
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return n / (time.perf_counter() - t0)
 
 
 async def main() -> None:
@@ -75,20 +79,15 @@ async def main() -> None:
         try:
             raw_rates, be_rates = [], []
             for rnd in range(2):  # interleaved, so drift in the cluster hits both alike
-                rate, ids = await raw_submit(conn, args.jobs, concurrency, f"{tag}-{rnd}")
-                raw_rates.append(rate)
-                all_ids += ids
-                rate, ids = await backend_submit(backend, args.jobs, f"{tag}-{rnd}")
-                be_rates.append(rate)
-                all_ids += ids
+                raw_rates.append(await raw_submit(conn, args.jobs, concurrency, f"{tag}-{rnd}", all_ids))
+                be_rates.append(await backend_submit(backend, args.jobs, f"{tag}-{rnd}", all_ids))
             raw, be = statistics.mean(raw_rates), statistics.mean(be_rates)
             batches = sum(b.batches for b in backend._batchers.values())
 
             # top up to poll-jobs held jobs with raw sbatch, then poll them all through the backend
             extra = max(0, args.poll_jobs - len(all_ids))
             if extra:
-                _, ids = await raw_submit(conn, extra, concurrency, f"{tag}-fill")
-                all_ids += ids
+                await raw_submit(conn, extra, concurrency, f"{tag}-fill", all_ids)
             polled = all_ids[:args.poll_jobs]
             refs = [JobRef(job_id=f"poll-{i}", external_id=f"test:{sid}") for i, sid in enumerate(polled)]
             client = backend.pool.client("test")
