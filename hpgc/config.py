@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     appkgs_dir: Path = Field(
         default=REPO_APPKGS, description="Folder of built-in application packages, one sub-folder each."
     )
+    builtin_processes: list[str] = Field(
+        default_factory=lambda: ["echo", "sleep"],
+        description="Folders of appkgs_dir served as built-in processes; ['*'] for all. The other folders are "
+        "examples to deploy through the API (Part 2).",
+    )
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger → 413."
     )

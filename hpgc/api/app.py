@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator
 import jinja2
 from aiohttp import web
 
-from hpgc.api import callbacks, jobs, landing, processes
+from hpgc.api import callbacks, deploy, jobs, landing, processes
 from hpgc.api.auth import auth_middleware, setup_auth
 from hpgc.api.keys import JOBS, REGISTRY, SETTINGS, STORE, TEMPLATES
+from hpgc.api.openapi import OPENAPI_EXTENSIONS
 from hpgc.api.problems import body_limit_middleware, problem_middleware
 from hpgc.backends.base import Backend
 from hpgc.backends.local import LocalBackend
@@ -49,13 +50,17 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
     app.add_routes(processes.routes)
     app.add_routes(jobs.routes)
     app.add_routes(callbacks.routes)
+    app.add_routes(deploy.routes)
+    app[landing.EXTRA_CONFORMANCE] = [*deploy.CONFORMANCE_PART2]
+    app.setdefault(OPENAPI_EXTENSIONS, []).append(deploy.openapi_paths)
     setup_auth(app, settings)
 
     async def services(app: web.Application) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = Store(settings.data_dir / "hpgc.sqlite")
         registry = ProcessRegistry(store)
-        loaded = await asyncio.to_thread(registry.load_builtins, settings.appkgs_dir)
+        loaded = await asyncio.to_thread(registry.load_builtins, settings.appkgs_dir,
+                                         settings.builtin_processes)
         log.info("built-in processes: %s", ", ".join(loaded) or "none")
         chosen = backends if backends is not None else default_backends(settings)
         service = JobService(store, registry, chosen, settings.default_backend, settings.max_inputs)

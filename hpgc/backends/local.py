@@ -29,7 +29,7 @@ from hpgc.backends.files import (
 )
 from hpgc.config import LocalBackendSettings
 from hpgc.models.ogc import StatusCode
-from hpgc.models.run import BackendStatus, JobRef, Logs, RunSpec
+from hpgc.models.run import BackendStatus, Container, JobRef, Logs, RunSpec
 
 log = logging.getLogger(__name__)
 EXIT_FILE = "exit_code"
@@ -147,6 +147,22 @@ class LocalBackend:
                 (jd / OUTPUTS_FILE).write_text(json.dumps(manifest))
             (jd / EXIT_FILE).write_text(str(code))
             self._on_change()
+
+    async def ensure_image(self, container: Container) -> None:
+        """Pull a package's image into the image cache once (deploy time), with the runtime's own pull."""
+        if not self.settings.container_runtime or not self.settings.image_cache:
+            raise BackendError("no container runtime is configured for the local backend "
+                               "(local.container_runtime, local.image_cache)")
+        target = self._inside(self.settings.image_cache, container.image)
+        if target.exists() or not container.source:
+            return  # cached already, or nothing to pull it from: a missing image fails the job clearly
+        target.parent.mkdir(parents=True, exist_ok=True)
+        proc = await asyncio.create_subprocess_exec(
+            self.settings.container_runtime, "pull", str(target), container.source,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL)
+        out, _ = await proc.communicate()
+        if proc.returncode != 0:
+            raise BackendError(out.decode(errors="replace")[-1000:].strip() or f"pull exited {proc.returncode}")
 
     # follow ----------------------------------------------------------------------------------------
     async def poll(self, jobs: list[JobRef]) -> dict[str, BackendStatus]:

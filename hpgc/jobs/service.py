@@ -26,6 +26,7 @@ from hpgc.errors import (
     NoSuchJob,
     NoSuchOutput,
     NotAllowed,
+    ProcessNotReady,
     ResultNotReady,
 )
 from hpgc.models.ogc import Execute, StatusCode
@@ -127,6 +128,8 @@ class JobService:
         if not principal.can_execute:
             raise NotAllowed("your token does not allow executing processes")
         process = await self.db(self.registry.get, process_id)
+        if process.status != "ready":
+            raise ProcessNotReady(f"process '{process_id}' is not ready to run: {process.status}")
         inputs = validate_inputs(process.description, execute.inputs, self.max_inputs)
         if execute.outputs:
             unknown = sorted(set(execute.outputs) - set(process.description.outputs))
@@ -140,7 +143,8 @@ class JobService:
         if subscriber and self.callbacks is not None:
             await self.callbacks.check(subscriber)
         job_id = str(uuid.uuid4())
-        build_run_spec(process, job_id, inputs)  # fail now, not in the background, if it cannot be built
+        # fail now, not in the background, if it cannot be built
+        build_run_spec(process, job_id, inputs, execute.outputs)
         now = time.time()
         row = {
             "id": job_id, "process_id": process.id, "owner": principal.subject,
@@ -162,7 +166,7 @@ class JobService:
             process = await self.db(self.registry.get, row["process_id"])
             execute = Execute.model_validate(row["request"])
             inputs = validate_inputs(process.description, execute.inputs, self.max_inputs)
-            spec = build_run_spec(process, job_id, inputs)
+            spec = build_run_spec(process, job_id, inputs, execute.outputs)
             spec.unix_user = row.get("unix_user")
             external_id = await backend.submit(spec)
         except (BackendError, OSError) as exc:
@@ -253,6 +257,34 @@ class JobService:
         if row is None:
             raise NoSuchJob(f"job '{job_id}' does not exist")
         return row
+
+    async def prepare(self, process_id: str, bound_s: float = 2.0) -> None:
+        """Get a deployed process's container image into the backend's cache (a pull can take minutes: after
+        `bound_s` the process stays 'deploying' and the pull goes on in the background)."""
+        process = await self.db(self.registry.get, process_id)
+        if process.kind != "command":
+            return
+        backend = self.backends.get(process.backend or self.default_backend)
+        ensure = getattr(backend, "ensure_image", None)
+        spec = build_run_spec(process, "deploy-check", {}, None) if ensure else None
+        if ensure is None or spec is None or spec.container is None:
+            return
+        container = spec.container
+
+        async def pull() -> None:
+            try:
+                await ensure(container)
+                status = "ready"
+            except Exception as exc:  # the reason is the process's status, for the user to see
+                status = f"failed: the image {container.source or container.image} could not be pulled: {exc}"
+            await self.db(self.registry.set_status, process_id, status)
+
+        await self.db(self.registry.set_status, process_id, "deploying")
+        task = asyncio.create_task(pull())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), bound_s)
 
     # read ------------------------------------------------------------------------------------------
     async def get(self, principal: Principal, job_id: str) -> dict[str, Any]:
@@ -353,9 +385,14 @@ def _outputs(manifest: dict[str, Any], process: Process | None) -> dict[str, Out
 
 
 def _media_type(output_id: str, path: str, process: Process | None) -> str:
+    """The file's own extension first (hpgc named command outputs after the requested format), then what
+    the description declares."""
+    guessed = mimetypes.guess_type(path)[0]
+    if guessed:
+        return guessed
     if process is not None and output_id in process.description.outputs:
         schema = process.description.outputs[output_id].schema_
         for s in [schema, *(schema.get("oneOf") or [])]:
             if s.get("contentMediaType"):
                 return str(s["contentMediaType"])
-    return mimetypes.guess_type(path)[0] or "application/octet-stream"
+    return "application/octet-stream"

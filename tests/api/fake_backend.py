@@ -8,7 +8,7 @@ from typing import Any
 
 from hpgc.backends.base import BackendError
 from hpgc.models.ogc import StatusCode
-from hpgc.models.run import BackendStatus, JobRef, Logs, RunSpec
+from hpgc.models.run import BackendStatus, Container, JobRef, Logs, RunSpec
 
 
 class FakeBackend:
@@ -22,6 +22,9 @@ class FakeBackend:
         self.cancelled: list[str] = []
         self.files: dict[tuple[str, str], bytes] = {}
         self.on_change: Callable[[], None] = lambda: None
+        self.pulled: list[str] = []
+        self.pull_delay = 0.0
+        self.pull_error: str | None = None
 
     async def start(self, on_change: Callable[[], None]) -> None:
         self.on_change = on_change
@@ -81,6 +84,14 @@ class FakeBackend:
 
     async def logs(self, job: JobRef, tail: int | None = None) -> Logs:
         return Logs(stdout="out", stderr="err")
+
+    async def ensure_image(self, container: Container) -> None:
+        import asyncio
+
+        await asyncio.sleep(self.pull_delay)
+        if self.pull_error:
+            raise BackendError(self.pull_error)
+        self.pulled.append(container.image)
 
     async def script(self, job: JobRef) -> str | None:
         return "#!/bin/sh\necho fake\n"

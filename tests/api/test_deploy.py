@@ -176,3 +176,33 @@ async def test_openapi_has_dru_operations(client: TestClient) -> None:
     from openapi_spec_validator import validate as validate_openapi
 
     validate_openapi(doc)
+
+
+async def test_slow_image_pull_does_not_block_deploy(client: TestClient, fake_backend: FakeBackend) -> None:
+    import asyncio
+    import time
+
+    fake_backend.pull_delay = 3.0
+    t0 = time.monotonic()
+    resp = await client.post("/processes?w=BandMath", data=BANDMATH, headers=PKG)
+    assert resp.status == 201
+    assert time.monotonic() - t0 < 2.9  # answered within the bound, before the pull ended
+    assert (await resp.json())["hpgc:status"] == "deploying"
+    early = await client.post("/processes/BandMath/execution", json={"inputs": {"il": [{"href": "http://x/a.tif"}],
+                                                                                "exp": "im1b1"}})
+    assert early.status == 409 and "not ready" in (await early.json())["detail"]
+    await asyncio.sleep(1.5)
+    assert fake_backend.pulled == ["otbtf_4.1.0-cpu.sif"]
+    late = await client.post("/processes/BandMath/execution", headers={"Prefer": "respond-async"},
+                             json={"inputs": {"il": [{"href": "http://x/a.tif"}], "exp": "im1b1"}})
+    assert late.status == 201
+
+
+async def test_failed_pull_is_the_process_status(client: TestClient, fake_backend: FakeBackend) -> None:
+    fake_backend.pull_error = "manifest unknown"
+    resp = await client.post("/processes?w=BandMath", data=BANDMATH, headers=PKG)
+    assert resp.status == 201
+    assert "manifest unknown" in (await resp.json())["hpgc:status"]
+    run = await client.post("/processes/BandMath/execution", json={"inputs": {"il": [{"href": "http://x/a.tif"}],
+                                                                              "exp": "im1b1"}})
+    assert run.status == 409 and "manifest unknown" in (await run.json())["detail"]

@@ -117,3 +117,24 @@ async def test_max_jobs_queues_the_rest(tmp_path: Path) -> None:
     states = await backend.poll(refs)
     assert [states[r.job_id].status for r in refs] == [StatusCode.running, StatusCode.accepted]
     await backend.close()
+
+
+async def test_image_pulled_once_with_the_runtime(tmp_path: Path) -> None:
+    runtime = tmp_path / "fake-apptainer"
+    calls = tmp_path / "calls"
+    runtime.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n[ "$1" = pull ] && echo image > "$2"\n')
+    runtime.chmod(0o755)
+    from hpgc.models.run import Container
+
+    backend = LocalBackend(LocalBackendSettings(container_runtime=str(runtime), image_cache=tmp_path / "cache"),
+                           tmp_path / "jobs")
+    image = Container(image="tool_1.0.sif", source="docker://example/tool:1.0")
+    await backend.ensure_image(image)
+    await backend.ensure_image(image)
+    assert calls.read_text().splitlines() == [f"pull {tmp_path}/cache/tool_1.0.sif docker://example/tool:1.0"]
+    try:
+        await backend.ensure_image(Container(image="../../escape.sif", source="docker://x/y"))
+    except Exception as exc:
+        assert "outside" in str(exc)
+    else:
+        raise AssertionError("an image path outside the cache was accepted")
