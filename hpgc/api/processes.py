@@ -66,8 +66,10 @@ async def list_processes(request: web.Request) -> web.Response:
 async def describe_process(request: web.Request) -> web.Response:
     jobs = request.app[JOBS]
     process = await jobs.db(request.app[REGISTRY].get, request.match_info["process_id"])
-    doc = process.description.model_copy(update={"links": process_links(request, process)})
-    return respond(request, doc.wire(), "process.html")
+    doc = process.description.model_copy(update={"links": process_links(request, process)}).wire()
+    if process.status != "ready":
+        doc["hpgc:status"] = process.status  # deploying (image pull under way) or why it failed
+    return respond(request, doc, "process.html")
 
 
 PREFER_WAIT = re.compile(r"^wait\s*=\s*(\d+)$")

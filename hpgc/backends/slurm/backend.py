@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import posixpath
+import shlex
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -26,12 +27,13 @@ from hpgc.backends.slurm.script import SCRIPT_FILE, SLURM_ID_FILE, STDERR_FILE, 
 from hpgc.backends.slurm.ssh import HostKeyError, SSHClient, SSHError, SSHPool
 from hpgc.backends.slurm.submit import SubmitBatcher
 from hpgc.models.ogc import StatusCode
-from hpgc.models.run import BackendStatus, JobRef, Logs, RunSpec
+from hpgc.models.run import BackendStatus, Container, JobRef, Logs, RunSpec
 
 log = logging.getLogger(__name__)
 CHUNK = 256 * 1024
 MESSAGE_STDERR_CHARS = 500
 SUBMIT_RETRY_S = 2.0
+IMAGE_PULL_TIMEOUT_S = 3600.0
 
 
 class SlurmBackend:
@@ -124,6 +126,27 @@ class SlurmBackend:
         if kind == "existing":
             log.info("job %s was already in Slurm as %s; not submitted again", spec.job_id, slurm_id)
         return f"{cluster}:{slurm_id}"
+
+    async def ensure_image(self, container: Container, cluster: str | None = None) -> None:
+        """Pull a package's image into the cluster's image cache once, at deploy time, with the runtime's
+        own pull on the login node (compute nodes are often offline); an image already cached is kept."""
+        name, settings = self._cluster(cluster)
+        if not settings.container_runtime or not settings.image_cache:
+            raise BackendError(f"cluster {name} has no container_runtime and image_cache configured")
+        if "/" in container.image or container.image.startswith("."):
+            raise BackendError(f"image {container.image!r} must be a file name in the image cache")
+        target = shlex.quote(f"{settings.image_cache.rstrip('/')}/{container.image}")
+        if container.source:
+            # pull to a temporary name first: a half-pulled image must never look cached
+            partial = shlex.quote(f"{settings.image_cache.rstrip('/')}/.{container.image}.partial")
+            command = (f"test -e {target} || {{ {shlex.quote(settings.container_runtime)} -s pull --force "
+                       f"{partial} {shlex.quote(container.source)} && mv -f {partial} {target}; }}")
+        else:
+            command = f"test -e {target}"
+        result = await self.pool.client(name, None).run(command, timeout=IMAGE_PULL_TIMEOUT_S)
+        if not result.ok:
+            detail = (result.stderr or result.stdout).strip()[-1000:]
+            raise BackendError(detail or f"the image {container.image} is not in {settings.image_cache}")
 
     def _batcher(self, client: SSHClient) -> SubmitBatcher:
         key = (client.cluster, client.login)
