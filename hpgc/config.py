@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     clusters: dict[str, ClusterSettings] = Field(
         default_factory=dict, description="Slurm clusters by name; the first is the default one."
     )
+
+    @field_validator("data_dir", "appkgs_dir")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        # job directories are handed to subprocesses that run elsewhere (their own cwd): never relative
+        return path.expanduser().resolve()
 
     @classmethod
     def settings_customise_sources(

@@ -42,3 +42,9 @@ def test_configuration_docs_are_current(tmp_path: Path) -> None:
     assert out.read_text() == (REPO / "docs/configuration.md").read_text(), (
         "docs/configuration.md is stale: run `hpgc config-docs --output docs/configuration.md`"
     )
+
+
+def test_data_dir_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = load_settings(data_dir=Path("hpgc-data"))
+    assert s.data_dir == tmp_path / "hpgc-data"  # job dirs are used by subprocesses with another cwd
