@@ -62,7 +62,7 @@ async def build_results_document(
                 doc[oid] = {"value": base64.b64encode(data).decode(), "mediaType": item.media_type,
                             "encoding": "base64"}
         else:
-            doc[oid] = {"href": f"{base}/jobs/{job_id}/results/{oid}", "type": item.media_type,
+            doc[oid] = {"href": item.public_url or f"{base}/jobs/{job_id}/results/{oid}", "type": item.media_type,
                         "rel": "http://www.opengis.net/def/rel/iana/1.0/enclosure"}
     return doc
 

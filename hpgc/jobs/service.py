@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 from hpgc.auth import Principal
@@ -78,6 +78,7 @@ class OutputFile:
     path: str
     media_type: str
     size: int | None = None
+    public_url: str | None = None  # where the site serves the file itself, if it does
 
 
 Output = OutputValue | OutputFile
@@ -356,7 +357,13 @@ class JobService:
     async def output_items(self, row: dict[str, Any]) -> dict[str, Output]:
         """A job's results manifest as values and files (with media types from its process)."""
         process = await self._process_or_none(row["process_id"])
-        return _outputs(row.get("results") or {}, process)
+        items = _outputs(row.get("results") or {}, process)
+        public_url = getattr(self.backends.get(row["backend"]), "public_url", None)
+        if public_url is not None:
+            ref = job_ref(row)
+            items = {oid: replace(item, public_url=public_url(ref, item.path)) if isinstance(item, OutputFile)
+                     else item for oid, item in items.items()}
+        return items
 
     async def output(self, principal: Principal, job_id: str, output_id: str) -> tuple[JobRef, Backend, Output]:
         row, outputs = await self.results(principal, job_id)

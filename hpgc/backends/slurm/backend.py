@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import asyncssh
 
@@ -126,6 +127,18 @@ class SlurmBackend:
         if kind == "existing":
             log.info("job %s was already in Slurm as %s; not submitted again", spec.job_id, slurm_id)
         return f"{cluster}:{slurm_id}"
+
+    def public_url(self, job: JobRef, path: str) -> str | None:
+        """The file's URL under the cluster's `public_url_prefix`, where the site serves WORK_ROOT itself."""
+        _, settings = self._cluster(job.cluster or (job.external_id or "").rpartition(":")[0] or None)
+        if not settings.public_url_prefix:
+            return None
+        jd = job_dir(settings, job.job_id, job.unix_user)
+        full = posixpath.normpath(path if path.startswith("/") else f"{jd}/{path}")
+        root = settings.work_root.rstrip("/")
+        if not full.startswith(f"{jd}/"):
+            return None
+        return f"{settings.public_url_prefix.rstrip('/')}/{quote(full[len(root) + 1:])}"
 
     async def ensure_image(self, container: Container, cluster: str | None = None) -> None:
         """Pull a package's image into the cluster's image cache once, at deploy time, with the runtime's
