@@ -139,6 +139,9 @@ class AuthSettings(BaseModel):
     dev_issuer: DevIssuerSettings = Field(default_factory=DevIssuerSettings,
                                           description="Built-in development issuer.")
     realm: str = Field(default="hpgc", description="realm of the WWW-Authenticate challenge.")
+    deployed_process_visibility: Literal["everyone", "owner"] = Field(
+        default="everyone", description="Who sees (lists, describes, executes) a deployed process: every "
+        "authenticated user, or only its owner (and administrators). Built-in processes are seen by all.")
     leeway_s: int = Field(default=30, ge=0, le=300, description="Clock skew tolerated on exp, nbf and iat.")
     permission_claims: list[str] = Field(
         default_factory=lambda: ["scope", "scp"],

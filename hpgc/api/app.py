@@ -58,7 +58,7 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
     async def services(app: web.Application) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = Store(settings.data_dir / "hpgc.sqlite")
-        registry = ProcessRegistry(store)
+        registry = ProcessRegistry(store, owner_only=settings.auth.deployed_process_visibility == "owner")
         loaded = await asyncio.to_thread(registry.load_builtins, settings.appkgs_dir,
                                          settings.builtin_processes)
         log.info("built-in processes: %s", ", ".join(loaded) or "none")

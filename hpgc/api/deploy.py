@@ -86,7 +86,8 @@ async def undeploy(request: web.Request) -> web.Response:
 
 @routes.get("/processes/{process_id}/package")
 async def package(request: web.Request) -> web.Response:
-    process = await request.app[JOBS].db(request.app[REGISTRY].get, request.match_info["process_id"])
+    process = await request.app[JOBS].db(request.app[REGISTRY].get_for, principal(request),
+                                         request.match_info["process_id"])
     if process.source_type.endswith("json"):
         try:
             return web.json_response(json.loads(process.source), content_type=process.source_type)

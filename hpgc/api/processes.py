@@ -49,7 +49,7 @@ async def list_processes(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 100, 1, 10000)
     offset = int_param(request, "offset", 0, 0, 10**9)
     registry = request.app[REGISTRY]
-    everything = await request.app[JOBS].db(registry.all)
+    everything = await request.app[JOBS].db(registry.all_for, principal(request))
     page = everything[offset: offset + limit]
     summaries = [p.description.summary().model_copy(update={"links": process_links(request, p)}) for p in page]
     base = base_url(request)
@@ -65,7 +65,7 @@ async def list_processes(request: web.Request) -> web.Response:
 @routes.get("/processes/{process_id}")
 async def describe_process(request: web.Request) -> web.Response:
     jobs = request.app[JOBS]
-    process = await jobs.db(request.app[REGISTRY].get, request.match_info["process_id"])
+    process = await jobs.db(request.app[REGISTRY].get_for, principal(request), request.match_info["process_id"])
     doc = process.description.model_copy(update={"links": process_links(request, process)}).wire()
     if process.status != "ready":
         doc["hpgc:status"] = process.status  # deploying (image pull under way) or why it failed
@@ -92,7 +92,7 @@ def parse_prefer(headers: list[str]) -> tuple[bool, int | None]:
 @routes.post("/processes/{process_id}/execution")
 async def execute(request: web.Request) -> web.StreamResponse:
     jobs = request.app[JOBS]
-    process = await jobs.db(request.app[REGISTRY].get, request.match_info["process_id"])
+    process = await jobs.db(request.app[REGISTRY].get_for, principal(request), request.match_info["process_id"])
     body = await read_json(request)
     if not isinstance(body, dict):
         raise InvalidRequest("the execute request must be a JSON object")

@@ -41,9 +41,10 @@ class Monitor:
         if not refs:
             return 0
         statuses = await self.backend.poll(refs)
+        rows = {r["id"]: r for r in active}
         changed = 0
         for job_id, st in statuses.items():
-            if await self.service.apply(job_id, st) is not None:
+            if await self.service.apply(job_id, st, rows.get(job_id)) is not None:
                 changed += 1
         return changed
 

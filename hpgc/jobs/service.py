@@ -128,7 +128,7 @@ class JobService:
     ) -> dict[str, Any]:
         if not principal.can_execute:
             raise NotAllowed("your token does not allow executing processes")
-        process = await self.db(self.registry.get, process_id)
+        process = await self.db(self.registry.get_for, principal, process_id)
         if process.status != "ready":
             raise ProcessNotReady(f"process '{process_id}' is not ready to run: {process.status}")
         inputs = validate_inputs(process.description, execute.inputs, self.max_inputs)
@@ -194,9 +194,16 @@ class JobService:
                 self._spawn(self._submit(row))
 
     # follow ----------------------------------------------------------------------------------------
-    async def apply(self, job_id: str, st: BackendStatus) -> dict[str, Any] | None:
-        """Record what a backend says of a job; no-op when nothing changed or the job is already final."""
-        current = await self.db(self.store.get_job, job_id)
+    async def apply(
+        self, job_id: str, st: BackendStatus, current: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """Record what a backend says of a job; no-op when nothing changed or the job is already final.
+
+        `current` is the job's row as the caller just read it: a monitor polling a thousand unchanged jobs
+        then costs no database read per job (the store still refuses to change a job that became final).
+        """
+        if current is None:
+            current = await self.db(self.store.get_job, job_id)
         if current is None or StatusCode(current["status"]).terminal:
             return None
         changes: dict[str, Any] = {}

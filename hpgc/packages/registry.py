@@ -101,8 +101,9 @@ def load_builtin(folder: Path) -> dict[str, Any]:
 
 
 class ProcessRegistry:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, owner_only: bool = False) -> None:
         self.store = store
+        self.owner_only = owner_only  # deployed processes visible to their owner (and admins) only
         self._cache: dict[str, Process] = {}
 
     def load_builtins(self, appkgs_dir: Path, names: list[str] | None = None) -> list[str]:
@@ -141,6 +142,20 @@ class ProcessRegistry:
 
     def all(self) -> list[Process]:
         return [self.get(r["id"]) for r in self.store.list_processes()]
+
+    def visible(self, principal: Principal, process: Process) -> bool:
+        return (not self.owner_only or process.builtin or principal.is_admin
+                or process.owner == principal.subject)
+
+    def get_for(self, principal: Principal, process_id: str) -> Process:
+        """The process as `principal` may see it: one hidden from them does not exist for them."""
+        process = self.get(process_id)
+        if not self.visible(principal, process):
+            raise NoSuchProcess(f"process '{process_id}' does not exist")
+        return process
+
+    def all_for(self, principal: Principal) -> list[Process]:
+        return [p for p in self.all() if self.visible(principal, p)]
 
     # Part 2 ----------------------------------------------------------------------------------------
     def deploy(self, principal: Principal, row: dict[str, Any]) -> Process:

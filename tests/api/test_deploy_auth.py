@@ -39,3 +39,28 @@ async def test_builtins_are_immutable_even_for_admins(client: TestClient) -> Non
     resp = await client.delete("/processes/echo", headers=admin)
     assert resp.status == 403
     assert (await resp.json())["type"].endswith("/immutable-process")
+
+
+async def test_owner_only_visibility(aiohttp_client, settings, fake_backend) -> None:
+    from hpgc.api.app import create_app
+    from hpgc.auth import AuthSettings
+
+    app = create_app(settings.model_copy(update={"auth": AuthSettings(deployed_process_visibility="owner")}),
+                     backends={"local": fake_backend})
+    c = await aiohttp_client(app)
+    alice, bob = bearer(c, "alice", DEPLOY), bearer(c, "bob", "hpgc:execute")
+    assert (await c.post("/processes", data=BANDMATH, headers={**PKG, **alice})).status == 201
+    listed = [p["id"] for p in (await (await c.get("/processes", headers=bob)).json())["processes"]]
+    assert "BandMath" not in listed and "echo" in listed
+    assert (await c.get("/processes/BandMath", headers=bob)).status == 404
+    assert (await c.get("/processes/BandMath/package", headers=bob)).status == 404
+    run = await c.post("/processes/BandMath/execution", headers=bob,
+                       json={"inputs": {"il": [{"href": "http://x/a.tif"}], "exp": "im1b1"}})
+    assert run.status == 404
+    assert (await c.get("/processes/BandMath", headers=alice)).status == 200
+
+
+async def test_everyone_sees_deployed_processes_by_default(client: TestClient) -> None:  # noqa: F811
+    alice, bob = bearer(client, "alice", DEPLOY), bearer(client, "bob", "hpgc:execute")
+    assert (await client.post("/processes", data=BANDMATH, headers={**PKG, **alice})).status == 201
+    assert (await client.get("/processes/BandMath", headers=bob)).status == 200
