@@ -23,6 +23,7 @@ from hpgc.api.app import create_app
 from hpgc.auth import AuthSettings
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.config import Settings
+from tests.integration.conftest import ssh_run_async
 
 pytestmark = pytest.mark.slurm
 REPO = Path(__file__).resolve().parents[2]
@@ -152,3 +153,22 @@ async def test_echo_on_the_cluster_and_script(api: TestClient) -> None:
     logs = await (await api.get(f"/jobs/{job_id}/logs")).json()
     assert any("NodeList" in json.dumps(e.get("details") or {}) or e["status"] == "successful"
                for e in logs["events"])
+
+
+async def test_progress_and_dismiss_on_the_cluster(api: TestClient, cluster: dict) -> None:
+    resp = await api.post("/processes/sleep/execution", json={"inputs": {"seconds": 120}}, headers=ASYNC)
+    job_id = (await resp.json())["jobID"]
+    for _ in range(240):
+        status = await (await api.get(f"/jobs/{job_id}")).json()
+        if status["status"] == "running" and (status.get("progress") or 0) > 5:
+            break
+        await asyncio.sleep(0.5)
+    assert status["status"] == "running" and "slept" in status["message"], status  # from hpgc-progress
+    resp = await api.delete(f"/jobs/{job_id}")
+    assert resp.status == 200 and (await resp.json())["status"] == "dismissed"
+    for _ in range(60):
+        state = (await ssh_run_async(cluster, f"sacct -n -X -P --name=hpgc-{job_id} --format=State")).stdout.strip()
+        if state.startswith("CANCELLED"):
+            break
+        await asyncio.sleep(1)
+    assert state.startswith("CANCELLED"), state
