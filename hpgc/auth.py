@@ -139,6 +139,9 @@ class AuthSettings(BaseModel):
     dev_issuer: DevIssuerSettings = Field(default_factory=DevIssuerSettings,
                                           description="Built-in development issuer.")
     realm: str = Field(default="hpgc", description="realm of the WWW-Authenticate challenge.")
+    swagger_client_id: str | None = Field(
+        default=None, description="OAuth2 client id (public client, PKCE) that Swagger UI's Authorize button "
+        "uses with the issuer's authorization-code flow. None: paste a token instead.")
     deployed_process_visibility: Literal["everyone", "owner"] = Field(
         default="everyone", description="Who sees (lists, describes, executes) a deployed process: every "
         "authenticated user, or only its owner (and administrators). Built-in processes are seen by all.")

@@ -65,21 +65,25 @@ async def api(request: web.Request) -> web.Response:
 
 SWAGGER_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title} — API</title>
-<link rel="stylesheet" href="/api.html/static/swagger-ui.css"></head>
+<link rel="stylesheet" href="api.html/static/swagger-ui.css"></head>
 <body><div id="swagger-ui"></div>
-<script src="/api.html/static/swagger-ui-bundle.js"></script>
-<script src="/api.html/static/swagger-ui-standalone-preset.js"></script>
-<script src="/api.html/static/hpgc-swagger.js"></script>
+<script src="api.html/static/swagger-ui-bundle.js"></script>
+<script src="api.html/static/swagger-ui-standalone-preset.js"></script>
+<script src="api.html/static/hpgc-swagger.js"></script>
 </body></html>
 """
 
+# Relative URLs: behind a proxy that mounts hpgc under a path prefix they still point at hpgc.
 SWAGGER_INIT = """window.onload = function () {
+  var here = window.location.href.replace(/api\\.html.*$/, "");
   window.ui = SwaggerUIBundle({
-    url: "/api", dom_id: "#swagger-ui", deepLinking: true,
+    url: here + "api", dom_id: "#swagger-ui", deepLinking: true,
     presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
     layout: "StandaloneLayout", persistAuthorization: true,
-    oauth2RedirectUrl: window.location.origin + "/api.html/static/oauth2-redirect.html"
+    oauth2RedirectUrl: here + "api.html/static/oauth2-redirect.html"
   });
+  var clientId = %s;
+  if (clientId) { window.ui.initOAuth({clientId: clientId, usePkceWithAuthorizationCodeGrant: true}); }
 };
 """
 
@@ -91,7 +95,8 @@ async def api_html(request: web.Request) -> web.Response:
 
 @routes.get("/api.html/static/hpgc-swagger.js")
 async def swagger_init(request: web.Request) -> web.Response:
-    return web.Response(text=SWAGGER_INIT, content_type="application/javascript")
+    client_id = request.app[SETTINGS].auth.swagger_client_id
+    return web.Response(text=SWAGGER_INIT % json.dumps(client_id), content_type="application/javascript")
 
 
 routes.static("/api.html/static", SWAGGER_DIR)

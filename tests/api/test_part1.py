@@ -342,3 +342,8 @@ async def test_oversized_chunked_body_is_413(client: TestClient, settings) -> No
     resp = await client.post("/processes/echo/execution", data=chunks(), headers={"Content-Type": "application/json"})
     assert resp.status == 413
     assert resp.content_type == "application/problem+json"
+
+
+async def test_swagger_init_uses_relative_urls_and_client_id(client: TestClient) -> None:
+    js = await (await client.get("/api.html/static/hpgc-swagger.js")).text()
+    assert 'url: here + "api"' in js and "var clientId = null;" in js
