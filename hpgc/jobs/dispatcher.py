@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 IDLE_WAIT_S = 5.0  # look at the outbox at least this often, even when nothing woke us
 BLOCKED_WAIT_S = 0.5  # due rows exist but none can start (host busy, an older row first): look again soon
+COALESCE_S = 0.005
 ERROR_SNIPPET = 300  # characters of a failed answer kept in last_error
 
 
@@ -61,6 +62,9 @@ class Dispatcher:
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._hosts: Counter[str] = Counter()
         self._session: aiohttp.ClientSession | None = None
+        # finished attempts waiting to be written, each with the future its delivery task waits on
+        self._records: list[tuple[tuple[int, dict[str, Any], dict[str, Any]], asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -74,7 +78,7 @@ class Dispatcher:
 
     async def stop(self) -> None:
         # rows being sent stay pending in the outbox and are sent again at the next start
-        tasks = [t for t in (self._task, *self._inflight.values()) if t is not None]
+        tasks = [t for t in (self._task, *self._inflight.values(), self._writer) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -94,6 +98,8 @@ class Dispatcher:
                 wait = IDLE_WAIT_S
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
+            # many jobs finishing together wake us once each: gather them into one look at the outbox
+            await asyncio.sleep(COALESCE_S)
 
     async def _launch_due(self) -> bool:
         """Start tasks for due rows while there are free slots; True when every slot is taken."""
@@ -211,4 +217,25 @@ class Dispatcher:
                      row["url"], changes.get("last_error") or status)
         # the attempt must be on disk before the slot is freed; if the server dies first, the row is sent
         # again: at least once, never zero times
-        await asyncio.shield(self.service.db(self.store.record_attempt, row["id"], changes, attempt))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._records.append(((row["id"], changes, attempt), done))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_records(), name="callback-records")
+        await asyncio.shield(done)
+
+    async def _write_records(self) -> None:
+        """Write finished attempts in batches: whatever finished while the previous batch was written."""
+        try:
+            while self._records:
+                batch, self._records = self._records, []
+                try:
+                    await self.service.db(self.store.record_attempts, [item for item, _ in batch])
+                except Exception as exc:
+                    log.exception("callback attempts could not be recorded; they will be sent again")
+                    for _, done in batch:
+                        done.set_exception(exc)
+                else:
+                    for _, done in batch:
+                        done.set_result(None)
+        finally:
+            self._writer = None

@@ -111,7 +111,8 @@ class Notifier:
 
     async def start(self) -> None:
         self.service.callbacks = self
-        self.service.listeners.append(lambda row: self.dispatcher.wake())
+        # only a change of a job with subscribers can have written outbox rows
+        self.service.listeners.append(lambda row: self.dispatcher.wake() if row.get("subscriber") else None)
         self.dispatcher.start()
 
     async def stop(self) -> None:
