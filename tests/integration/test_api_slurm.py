@@ -71,7 +71,8 @@ async def api(cluster: dict, tmp_path: Path, aiohttp_client: Callable[..., Await
     return await aiohttp_client(create_app(settings))
 
 
-async def run(api: TestClient, process: str, body: dict, timeout: float = 240) -> dict:
+async def succeeded(api: TestClient, process: str, body: dict, timeout: float = 240) -> str:
+    """Execute asynchronously, follow the job to its end, insist it succeeded; → the job id."""
     resp = await api.post(f"/processes/{process}/execution", json=body, headers=ASYNC)
     assert resp.status == 201, await resp.text()
     job_id = (await resp.json())["jobID"]
@@ -82,6 +83,11 @@ async def run(api: TestClient, process: str, body: dict, timeout: float = 240) -
         await asyncio.sleep(0.5)
     logs = await (await api.get(f"/jobs/{job_id}/logs")).json()
     assert status["status"] == "successful", (status.get("message"), logs["stderr"][-3000:])
+    return job_id
+
+
+async def run(api: TestClient, process: str, body: dict, timeout: float = 240) -> dict:
+    job_id = await succeeded(api, process, body, timeout)
     return await (await api.get(f"/jobs/{job_id}/results")).json()
 
 
@@ -138,15 +144,7 @@ async def test_cwl_two_step_workflow(api: TestClient, files_url: str) -> None:
 
 
 async def test_echo_on_the_cluster_and_script(api: TestClient) -> None:
-    resp = await api.post("/processes/echo/execution", json={"inputs": {"stringInput": "from slurm"}},
-                          headers=ASYNC)
-    job_id = (await resp.json())["jobID"]
-    for _ in range(240):
-        status = await (await api.get(f"/jobs/{job_id}")).json()
-        if status["status"] not in ("accepted", "running"):
-            break
-        await asyncio.sleep(0.5)
-    assert status["status"] == "successful", status
+    job_id = await succeeded(api, "echo", {"inputs": {"stringInput": "from slurm"}})
     assert (await (await api.get(f"/jobs/{job_id}/results")).json())["stringOutput"] == "from slurm"
     script = await (await api.get(f"/jobs/{job_id}/script")).text()
     assert f"--job-name=hpgc-{job_id}" in script

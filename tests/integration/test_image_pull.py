@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from tests.integration.test_api_slurm import api  # noqa: F401  (the API on the cluster)
+from tests.integration.test_api_slurm import api, download, run  # noqa: F401  (api: the API on the cluster)
 
 pytestmark = pytest.mark.slurm
 
@@ -72,18 +72,8 @@ async def test_image_pulled_at_deploy_once(api: TestClient, sif_url: tuple[str, 
     await until_ready(api, "pulled-tool")
     assert cached.exists()
     first = cached.stat().st_mtime_ns
-    resp = await api.post("/processes/pulled-tool/execution", json={"inputs": {}},
-                          headers={"Prefer": "respond-async"})
-    job_id = (await resp.json())["jobID"]
-    for _ in range(240):
-        status = await (await api.get(f"/jobs/{job_id}")).json()
-        if status["status"] not in ("accepted", "running"):
-            break
-        await asyncio.sleep(0.5)
-    assert status["status"] == "successful", status
-    results = await (await api.get(f"/jobs/{job_id}/results")).json()
-    path = "/" + results["answer"]["href"].split("://", 1)[1].split("/", 1)[1]
-    assert (await (await api.get(path)).text()).startswith("3.11")
+    results = await run(api, "pulled-tool", {"inputs": {}})
+    assert (await download(api, results["answer"]["href"])).startswith(b"3.11")
     # a second package with the same image: nothing is pulled again
     resp = await api.post("/processes", data=package("pulled-tool-2", url), headers=headers)
     assert resp.status == 201
