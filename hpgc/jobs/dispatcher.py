@@ -213,8 +213,10 @@ class Dispatcher:
                 changes["next_attempt"] = nxt
         attempt = {"ts": started, "status": status, "error": error, "duration_ms": round((now - started) * 1000, 1)}
         if not delivered:
-            log.info("callback %s (%s, job %s) to %s: %s", row["delivery_id"], row["event"], row["job_id"],
-                     row["url"], changes.get("last_error") or status)
+            # a retry is routine; giving up means a receiver will never hear of this change
+            log.log(logging.WARNING if "given_up" in changes else logging.INFO,
+                    "callback %s (%s, job %s) to %s: %s%s", row["delivery_id"], row["event"], row["job_id"],
+                    row["url"], changes.get("last_error") or status, "; given up" if "given_up" in changes else "")
         # the attempt must be on disk before the slot is freed; if the server dies first, the row is sent
         # again: at least once, never zero times
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
