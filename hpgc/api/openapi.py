@@ -88,6 +88,26 @@ JOB_ID = _param("jobId", "path", {"type": "string"}, "job identifier")
 F = _param("f", "query", {"type": "string", "enum": ["json", "html"]}, "response format")
 
 
+def _callbacks() -> dict[str, Any]:
+    """What hpgc posts to the execute request's `subscriber` URLs (docs/callbacks.md)."""
+    def one(uri: str, event: str, body: dict[str, Any], description: str) -> dict[str, Any]:
+        return {f"{{$request.body#/subscriber/{uri}}}": {"post": {
+            "summary": description, "parameters": [
+                _param("X-Hpgc-Event", "header", {"type": "string", "enum": [event]}, "the event"),
+                _param("X-Hpgc-Delivery", "header", {"type": "string"}, "the same on every retry: de-duplicate"),
+                _param("X-Hpgc-Signature", "header", {"type": "string"},
+                       "sha256=<hex HMAC-SHA256 of the body> when callbacks.secret is set")],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+            "responses": {"200": {"description": "any 2xx: delivered; 410: stop; anything else: retried"}}}}}
+
+    status = {"$ref": "#/components/schemas/StatusInfo"}
+    return {
+        "jobSucceeded": one("successUri", "success", {"type": "object"}, "the results document"),
+        "jobInProgress": one("inProgressUri", "in-progress", status, "the job's status, on changes"),
+        "jobFailed": one("failedUri", "failed", status, "the job's status with `exception` (failed or dismissed)"),
+    }
+
+
 def _paths() -> dict[str, Any]:
     public: list[dict[str, Any]] = []
     html = {"text/html": {"schema": {"type": "string"}}}
@@ -130,7 +150,8 @@ def _paths() -> dict[str, Any]:
                 "201": _json("StatusInfo", "job created (asynchronous execution)"),
                 "204": {"description": "results by reference, in Link headers"},
                 "400": _problem("invalid execute request"), "404": _problem("no such process"),
-                "413": _problem("body too large"), "415": _problem("not JSON")}}},
+                "413": _problem("body too large"), "415": _problem("not JSON")},
+            "callbacks": _callbacks()}},
         "/jobs": {"get": {
             "summary": "List jobs", "operationId": "getJobs", "tags": ["Jobs"],
             "parameters": [

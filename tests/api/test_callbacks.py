@@ -387,3 +387,5 @@ async def test_callbacks_listing_is_owner_only(
     assert (await client.get(f"/jobs/{job_id}/callbacks")).status == 401
     doc = await (await client.get("/api")).json()
     assert "/jobs/{jobId}/callbacks" in doc["paths"]
+    assert set(doc["paths"]["/processes/{processId}/execution"]["post"]["callbacks"]) == {
+        "jobSucceeded", "jobInProgress", "jobFailed"}
