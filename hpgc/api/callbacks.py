@@ -8,7 +8,8 @@ from aiohttp import web
 
 from hpgc.api.keys import JOBS
 from hpgc.api.principal import principal
-from hpgc.api.render import JSON, base_url, iso
+from hpgc.api.render import JSON, base_url
+from hpgc.jobs.documents import iso
 from hpgc.models.ogc import Link
 
 routes = web.RouteTableDef()

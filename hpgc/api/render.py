@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 from hpgc.api.keys import SETTINGS, TEMPLATES
-from hpgc.models.ogc import Link, StatusCode, StatusInfo
-
-JSON = "application/json"
-HTML = "text/html"
+from hpgc.jobs.documents import HTML, JSON, status_document
+from hpgc.models.ogc import Link
 
 
 def wants_html(request: web.Request) -> bool:
@@ -57,10 +54,6 @@ def respond(request: web.Request, data: dict[str, Any], template: str, status: i
     return web.Response(text=json.dumps(data), content_type=JSON, status=status, headers=headers)
 
 
-def iso(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
-
-
 def self_links(request: web.Request, path: str, title: str) -> list[Link]:
     base = base_url(request)
     html = wants_html(request)
@@ -74,26 +67,3 @@ def self_links(request: web.Request, path: str, title: str) -> list[Link]:
 
 def status_info(request: web.Request, row: dict[str, Any]) -> dict[str, Any]:
     return status_document(row, base_url(request))
-
-
-def status_document(row: dict[str, Any], base: str) -> dict[str, Any]:
-    """A job's statusInfo with links under `base` (callbacks build it without a request)."""
-    job_url = f"{base}/jobs/{row['id']}"
-    links = [
-        Link(href=job_url, rel="self", type=JSON, title="this job's status"),
-        Link(href=f"{job_url}?f=html", rel="alternate", type=HTML, title="this job's status as HTML"),
-        Link(href=f"{job_url}/logs", rel="logs", type=JSON, title="stdout, stderr and the event log"),
-    ]
-    if row["status"] == StatusCode.successful.value:
-        links.append(Link(href=f"{job_url}/results", rel="http://www.opengis.net/def/rel/ogc/1.0/results",
-                          type=JSON, title="results"))
-    elif row["status"] == StatusCode.failed.value:
-        links.append(Link(href=f"{job_url}/results", rel="http://www.opengis.net/def/rel/ogc/1.0/exceptions",
-                          type="application/problem+json", title="why the job failed"))
-    links.append(Link(href=f"{base}/processes/{row['process_id']}", rel="up", type=JSON, title="the process"))
-    info = StatusInfo(
-        processID=row["process_id"], jobID=row["id"], status=StatusCode(row["status"]), message=row.get("message"),
-        created=iso(row["created"]), started=iso(row.get("started")), finished=iso(row.get("finished")),
-        updated=iso(row.get("updated")), progress=row.get("progress"), links=links,
-    )
-    return info.wire()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -14,10 +13,9 @@ from hpgc.api.principal import principal
 from hpgc.api.render import base_url
 from hpgc.backends.base import BackendError
 from hpgc.errors import InvalidParameterValue, NoSuchOutput
-from hpgc.jobs.service import Output, OutputFile, OutputValue
-from hpgc.models.ogc import Execute, ResponseType, TransmissionMode
-
-INLINE_LIMIT = 8 * 1024 * 1024  # a file asked for by value larger than this is given by reference
+from hpgc.jobs.documents import build_results_document
+from hpgc.jobs.service import OutputFile, OutputValue
+from hpgc.models.ogc import Execute, ResponseType
 
 
 async def _file_bytes(request: web.Request, job_id: str, oid: str) -> bytes:
@@ -26,45 +24,12 @@ async def _file_bytes(request: web.Request, job_id: str, oid: str) -> bytes:
     return b"".join([chunk async for chunk in backend.read_file(ref, item.path)])
 
 
-def _is_text(media_type: str) -> bool:
-    return media_type.startswith("text/") or media_type.endswith(("json", "xml"))
-
-
 async def results_document(request: web.Request, job_id: str, req: Execute) -> dict[str, Any]:
     jobs = request.app[JOBS]
     _, outputs = await jobs.results(principal(request), job_id)
     return await build_results_document(
         job_id, outputs, req, base_url(request), lambda oid: _file_bytes(request, job_id, oid)
     )
-
-
-async def build_results_document(
-    job_id: str, outputs: dict[str, Output], req: Execute, base: str, read: Callable[[str], Awaitable[bytes]]
-) -> dict[str, Any]:
-    """The results document with links under `base`; `read(output id)` gives a file's bytes when it is
-    asked for by value. Callbacks build it without a request."""
-    wanted = req.outputs or {}
-    selected = {oid: outputs[oid] for oid in (wanted or outputs) if oid in outputs}
-    doc: dict[str, Any] = {}
-    for oid, item in selected.items():
-        mode = wanted[oid].transmissionMode if oid in wanted else None
-        if isinstance(item, OutputValue):
-            if mode == TransmissionMode.reference:
-                doc[oid] = {"href": f"{base}/jobs/{job_id}/results/{oid}", "type": "application/json"}
-            else:
-                doc[oid] = item.value
-            continue
-        if mode == TransmissionMode.value and (item.size or 0) <= INLINE_LIMIT:
-            data = await read(oid)
-            if _is_text(item.media_type):
-                doc[oid] = {"value": data.decode(errors="replace"), "mediaType": item.media_type}
-            else:
-                doc[oid] = {"value": base64.b64encode(data).decode(), "mediaType": item.media_type,
-                            "encoding": "base64"}
-        else:
-            doc[oid] = {"href": item.public_url or f"{base}/jobs/{job_id}/results/{oid}", "type": item.media_type,
-                        "rel": "http://www.opengis.net/def/rel/iana/1.0/enclosure"}
-    return doc
 
 
 async def results_response(

@@ -19,11 +19,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
-from hpgc.api.render import status_document
-from hpgc.api.results import build_results_document
 from hpgc.backends.base import BackendError
 from hpgc.errors import InvalidRequest
 from hpgc.jobs.dispatcher import Dispatcher
+from hpgc.jobs.documents import build_results_document, status_document
 from hpgc.jobs.service import JobService, OutputFile, job_ref
 from hpgc.jobs.urlguard import UrlGuard, UrlRefused
 from hpgc.models.ogc import OGC_EXC, Execute, StatusCode

@@ -1,0 +1,82 @@
+"""The JSON documents of jobs (statusInfo) and results, built from stored rows and a base URL.
+
+The API answers with them and the notifier posts them to subscribers, so they live here, below both,
+and know nothing of HTTP requests.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from hpgc.jobs.service import Output, OutputValue
+from hpgc.models.ogc import Execute, Link, StatusCode, StatusInfo, TransmissionMode
+
+JSON = "application/json"
+HTML = "text/html"
+INLINE_LIMIT = 8 * 1024 * 1024  # a file asked for by value larger than this is given by reference
+
+
+def iso(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+
+def status_document(row: dict[str, Any], base: str) -> dict[str, Any]:
+    """A job's statusInfo with links under `base` (callbacks build it without a request)."""
+    job_url = f"{base}/jobs/{row['id']}"
+    links = [
+        Link(href=job_url, rel="self", type=JSON, title="this job's status"),
+        Link(href=f"{job_url}?f=html", rel="alternate", type=HTML, title="this job's status as HTML"),
+        Link(href=f"{job_url}/logs", rel="logs", type=JSON, title="stdout, stderr and the event log"),
+    ]
+    if row["status"] == StatusCode.successful.value:
+        links.append(Link(href=f"{job_url}/results", rel="http://www.opengis.net/def/rel/ogc/1.0/results",
+                          type=JSON, title="results"))
+    elif row["status"] == StatusCode.failed.value:
+        links.append(Link(href=f"{job_url}/results", rel="http://www.opengis.net/def/rel/ogc/1.0/exceptions",
+                          type="application/problem+json", title="why the job failed"))
+    links.append(Link(href=f"{base}/processes/{row['process_id']}", rel="up", type=JSON, title="the process"))
+    info = StatusInfo(
+        processID=row["process_id"], jobID=row["id"], status=StatusCode(row["status"]), message=row.get("message"),
+        created=iso(row["created"]), started=iso(row.get("started")), finished=iso(row.get("finished")),
+        updated=iso(row.get("updated")), progress=row.get("progress"), links=links,
+    )
+    return info.wire()
+
+
+def _is_text(media_type: str) -> bool:
+    return media_type.startswith("text/") or media_type.endswith(("json", "xml"))
+
+
+async def build_results_document(
+    job_id: str, outputs: dict[str, Output], req: Execute, base: str, read: Callable[[str], Awaitable[bytes]]
+) -> dict[str, Any]:
+    """The results document with links under `base`; `read(output id)` gives a file's bytes when it is
+    asked for by value. Callbacks build it without a request."""
+    wanted = req.outputs or {}
+    selected = {oid: outputs[oid] for oid in (wanted or outputs) if oid in outputs}
+    doc: dict[str, Any] = {}
+    for oid, item in selected.items():
+        mode = wanted[oid].transmissionMode if oid in wanted else None
+        if isinstance(item, OutputValue):
+            if mode == TransmissionMode.reference:
+                doc[oid] = {"href": f"{base}/jobs/{job_id}/results/{oid}", "type": "application/json"}
+            else:
+                doc[oid] = item.value
+            continue
+        if mode == TransmissionMode.value and (item.size or 0) <= INLINE_LIMIT:
+            data = await read(oid)
+            if _is_text(item.media_type):
+                doc[oid] = {"value": data.decode(errors="replace"), "mediaType": item.media_type}
+            else:
+                doc[oid] = {"value": base64.b64encode(data).decode(), "mediaType": item.media_type,
+                            "encoding": "base64"}
+        else:
+            doc[oid] = {"href": item.public_url or f"{base}/jobs/{job_id}/results/{oid}", "type": item.media_type,
+                        "rel": "http://www.opengis.net/def/rel/iana/1.0/enclosure"}
+    return doc
+
+
