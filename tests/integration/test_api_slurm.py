@@ -23,6 +23,7 @@ from hpgc.api.app import create_app
 from hpgc.auth import AuthSettings
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.config import Settings
+from hpgc.jobs.notifier import CallbackSettings
 from tests.integration.conftest import ssh_run_async
 
 pytestmark = pytest.mark.slurm
@@ -67,7 +68,8 @@ async def api(cluster: dict, tmp_path: Path, aiohttp_client: Callable[..., Await
         account=cluster.get("account"), poll_min_s=0.5, poll_max_s=2,
     )
     settings = Settings(data_dir=tmp_path / "data", auth=AuthSettings(enabled=False), default_backend="slurm",
-                        clusters={"test": test_cluster})
+                        clusters={"test": test_cluster},
+                        callbacks=CallbackSettings(allowed_networks=["127.0.0.0/8"], secret="s3cret"))
     return await aiohttp_client(create_app(settings))
 
 
@@ -170,3 +172,34 @@ async def test_progress_and_dismiss_on_the_cluster(api: TestClient, cluster: dic
             break
         await asyncio.sleep(1)
     assert state.startswith("CANCELLED"), state
+
+
+async def test_callbacks_from_a_cluster_job(api: TestClient) -> None:
+    got: list[tuple[str, dict, dict]] = []
+    arrived = asyncio.Event()
+
+    async def receive(request: web.Request) -> web.Response:
+        got.append((request.path, dict(request.headers), await request.json()))
+        if request.path == "/done":
+            arrived.set()
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/progress", receive)
+    app.router.add_post("/done", receive)
+    receiver = TestServer(app, host="127.0.0.1")
+    await receiver.start_server()
+    try:
+        url = f"http://127.0.0.1:{receiver.port}"
+        body = {"inputs": {"stringInput": "called back"},
+                "subscriber": {"successUri": f"{url}/done", "inProgressUri": f"{url}/progress"}}
+        resp = await api.post("/processes/echo/execution", json=body, headers=ASYNC)
+        assert resp.status == 201, await resp.text()
+        await asyncio.wait_for(arrived.wait(), 240)
+    finally:
+        await receiver.close()
+    path, headers, payload = got[-1]
+    assert path == "/done"
+    assert payload["stringOutput"] == "called back"  # the results document, as GET .../results gives it
+    assert headers["X-Hpgc-Signature"].startswith("sha256=")
+    assert {p for p, _, _ in got} == {"/progress", "/done"}
