@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 TERMINAL = ("successful", "failed", "dismissed")
 JSON_COLUMNS = ("request", "results", "error", "subscriber", "details", "package", "description")
 
@@ -74,7 +74,12 @@ def _migrate_2(db: sqlite_utils.Database) -> None:
     db["outbox_attempts"].create_index(["outbox_id", "id"])
 
 
-MIGRATIONS = {1: _migrate_1, 2: _migrate_2}
+def _migrate_3(db: sqlite_utils.Database) -> None:
+    """The cluster a job was sent to, chosen by its process or its request (None: the default one)."""
+    db["jobs"].add_column("cluster", str)
+
+
+MIGRATIONS = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3}
 
 
 def _encode(row: dict[str, Any]) -> dict[str, Any]:

@@ -141,7 +141,9 @@ def _paths() -> dict[str, Any]:
         "/processes/{processId}/execution": {"post": {
             "summary": "Execute a process", "operationId": "execute", "tags": ["Processes"],
             "parameters": [PROCESS_ID, _param("Prefer", "header", {"type": "string"},
-                                              "respond-async and/or wait=N (RFC 7240)")],
+                                              "respond-async and/or wait=N (RFC 7240)"),
+                           _param("cluster", "query", {"type": "string"},
+                                  "run on this configured Slurm cluster instead of the process's or the default")],
             "requestBody": {"required": True, "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/Execute"}}}},
             "responses": {

@@ -21,6 +21,7 @@ from hpgc.auth import Principal
 from hpgc.backends.base import Backend, BackendError
 from hpgc.errors import (
     BackendUnavailable,
+    InvalidParameterValue,
     InvalidRequest,
     JobFailed,
     NoSuchJob,
@@ -30,6 +31,7 @@ from hpgc.errors import (
     ResultNotReady,
 )
 from hpgc.models.ogc import Execute, StatusCode
+from hpgc.models.package import param
 from hpgc.models.run import BackendStatus, JobRef
 from hpgc.packages.inputs import validate_inputs
 from hpgc.packages.registry import Process, ProcessRegistry
@@ -84,8 +86,14 @@ class OutputFile:
 Output = OutputValue | OutputFile
 
 
+def _package_cluster(process: Process) -> str | None:
+    """A package may name its cluster with the additional parameter `cluster`."""
+    value = param(process.description.additionalParameters, "cluster")
+    return str(value) if value else None
+
+
 def job_ref(row: dict[str, Any]) -> JobRef:
-    cluster = None
+    cluster = row.get("cluster")
     if row.get("external_id") and ":" in row["external_id"]:
         cluster = row["external_id"].split(":", 1)[0]
     return JobRef(job_id=row["id"], external_id=row.get("external_id"), cluster=cluster,
@@ -124,7 +132,8 @@ class JobService:
 
     # create ----------------------------------------------------------------------------------------
     async def create(
-        self, principal: Principal, process_id: str, execute: Execute, base_url: str | None = None
+        self, principal: Principal, process_id: str, execute: Execute, base_url: str | None = None,
+        cluster: str | None = None,
     ) -> dict[str, Any]:
         if not principal.can_execute:
             raise NotAllowed("your token does not allow executing processes")
@@ -140,6 +149,7 @@ class JobService:
         backend_name = process.backend or self.default_backend
         if backend_name not in self.backends:
             raise BackendUnavailable(f"backend '{backend_name}' is not configured on this server")
+        cluster = self._cluster(backend_name, cluster or _package_cluster(process))
         subscriber = execute.subscriber.model_dump(exclude_none=True) if execute.subscriber else None
         if subscriber and self.callbacks is not None:
             await self.callbacks.check(subscriber)
@@ -154,6 +164,7 @@ class JobService:
             "finished": None, "updated": now, "request": execute.model_dump(mode="json", exclude_none=True),
             "results": None, "error": None,
             "subscriber": subscriber, "exit_code": None, "run_spec": None, "base_url": base_url,
+            "cluster": cluster,
         }
         await self.db(self.store.insert_job, row, "job accepted")
         self._notify(row)
@@ -169,6 +180,7 @@ class JobService:
             inputs = validate_inputs(process.description, execute.inputs, self.max_inputs)
             spec = build_run_spec(process, job_id, inputs, execute.outputs)
             spec.unix_user = row.get("unix_user")
+            spec.cluster = row.get("cluster")
             external_id = await backend.submit(spec)
         except (BackendError, OSError) as exc:
             await self.apply(job_id, BackendStatus(status=StatusCode.failed, message=f"submission failed: {exc}"))
@@ -181,6 +193,16 @@ class JobService:
         await self.db(lambda: self.store.update_job(job_id, {"external_id": external_id},
                                                     event=f"submitted to {backend.name} as {external_id}"))
         self.on_submitted(backend.name)
+
+    def _cluster(self, backend_name: str, wanted: str | None) -> str | None:
+        """The cluster a job goes to: the one asked for, if the backend has it; None: its default."""
+        if wanted is None:
+            return None
+        known = getattr(self.backends[backend_name], "clusters", None) or {}
+        if wanted not in known:
+            offered = ", ".join(known) or "none: this backend runs jobs on the server itself"
+            raise InvalidParameterValue(f"unknown cluster '{wanted}'; clusters: {offered}")
+        return wanted
 
     async def recover(self) -> None:
         """After a restart: submit what never reached a backend; the monitors pick up the rest."""

@@ -206,3 +206,13 @@ async def test_failed_pull_is_the_process_status(client: TestClient, fake_backen
     run = await client.post("/processes/BandMath/execution", json={"inputs": {"il": [{"href": "http://x/a.tif"}],
                                                                               "exp": "im1b1"}})
     assert run.status == 409 and "manifest unknown" in (await run.json())["detail"]
+
+
+async def test_a_package_names_its_cluster(client: TestClient, fake_backend: FakeBackend) -> None:
+    fake_backend.clusters = {"small": object(), "gpu": object()}
+    pkg = json.loads(BANDMATH)
+    pkg["processDescription"]["additionalParameters"].append({"name": "cluster", "value": "gpu"})
+    assert (await client.post("/processes", data=json.dumps(pkg), headers=PKG)).status == 201
+    resp = await client.post("/processes/BandMath/execution", headers={"Prefer": "respond-async"},
+                             json={"inputs": {"il": [{"href": "http://x/a.tif"}], "exp": "im1b1"}})
+    assert (await submitted(fake_backend, (await resp.json())["jobID"])).cluster == "gpu"

@@ -347,3 +347,16 @@ async def test_oversized_chunked_body_is_413(client: TestClient, settings) -> No
 async def test_swagger_init_uses_relative_urls_and_client_id(client: TestClient) -> None:
     js = await (await client.get("/api.html/static/hpgc-swagger.js")).text()
     assert 'url: here + "api"' in js and "var clientId = null;" in js
+
+
+async def test_request_or_package_chooses_the_cluster(client: TestClient, fake_backend: FakeBackend) -> None:
+    from tests.api.fake_backend import submitted
+
+    fake_backend.clusters = {"small": object(), "big": object()}
+    resp = await client.post("/processes/echo/execution?cluster=big", json=ECHO, headers={"Prefer": "respond-async"})
+    assert resp.status == 201
+    assert (await submitted(fake_backend, (await resp.json())["jobID"])).cluster == "big"
+    resp = await client.post("/processes/echo/execution?cluster=nope", json=ECHO)
+    assert resp.status == 400 and "small, big" in (await resp.json())["detail"]
+    resp = await client.post("/processes/echo/execution", json=ECHO, headers={"Prefer": "respond-async"})
+    assert (await submitted(fake_backend, (await resp.json())["jobID"])).cluster is None  # the default one
