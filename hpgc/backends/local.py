@@ -259,8 +259,14 @@ class LocalBackend:
             return None
         return shlex.join(json.loads(text)) + "\n"
 
-    def remove(self, job_id: str) -> None:
-        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+    async def remove(self, job: JobRef) -> None:
+        """Delete a finished or cancelled job's directory, once its process is gone."""
+        task = self._tasks.get(job.job_id)
+        if task is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(task), KILL_GRACE_S * 2)
+            self._tasks.pop(job.job_id, None)
+        await asyncio.to_thread(shutil.rmtree, self.job_dir(job.job_id), True)
 
 
 def _kill_orphan(jd: Path) -> None:

@@ -350,7 +350,17 @@ class JobService:
                                                           outbox=outbox))
         assert new is not None
         self._notify(new)
+        if backend is not None and row.get("external_id") and hasattr(backend, "remove"):
+            self._spawn(self._remove(backend, job_ref(row)))
         return new
+
+    @staticmethod
+    async def _remove(backend: Backend, ref: JobRef) -> None:
+        """A dismissed job's files go (OGC: dismiss removes the job's results); its events stay."""
+        try:
+            await backend.remove(ref)  # type: ignore[attr-defined]
+        except (BackendError, OSError) as exc:
+            log.warning("the files of dismissed job %s could not be removed: %s", ref.job_id, exc)
 
     async def logs(self, principal: Principal, job_id: str, tail: int | None) -> dict[str, Any]:
         row = await self.get(principal, job_id)

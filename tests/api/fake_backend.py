@@ -23,6 +23,7 @@ class FakeBackend:
         self.files: dict[tuple[str, str], bytes] = {}
         self.on_change: Callable[[], None] = lambda: None
         self.pulled: list[str] = []
+        self.removed: list[str] = []
         self.pull_delay = 0.0
         self.pull_error: str | None = None
 
@@ -84,6 +85,9 @@ class FakeBackend:
 
     async def logs(self, job: JobRef, tail: int | None = None) -> Logs:
         return Logs(stdout="out", stderr="err")
+
+    async def remove(self, job: JobRef) -> None:
+        self.removed.append(job.job_id)
 
     async def ensure_image(self, container: Container) -> None:
         import asyncio

@@ -245,6 +245,11 @@ async def test_dismiss_cancels_in_backend(client: TestClient, fake_backend: Fake
     assert job_id in fake_backend.cancelled
     again = await (await client.get(f"/jobs/{job_id}")).json()
     assert again["status"] == "dismissed"
+    for _ in range(100):
+        if job_id in fake_backend.removed:
+            break
+        await asyncio.sleep(0.02)
+    assert fake_backend.removed == [job_id]  # OGC: dismiss removes the job's files
 
 
 async def test_unknown_job_is_404(client: TestClient) -> None:

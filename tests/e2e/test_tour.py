@@ -66,6 +66,10 @@ def test_dismiss_kills_a_running_job(server: Server) -> None:
     assert resp.status_code == 200 and resp.json()["status"] == "dismissed"
     time.sleep(0.5)
     assert _processes_of(job_id) == [], "processes of the dismissed job are still alive"
+    deadline = time.monotonic() + 10
+    while (server.data_dir / "jobs" / job_id).exists():
+        assert time.monotonic() < deadline, "the dismissed job's directory is still there"
+        time.sleep(0.2)
 
 
 def test_restart_marks_interrupted_local_jobs_failed(server: Server) -> None:

@@ -172,6 +172,8 @@ async def test_progress_and_dismiss_on_the_cluster(api: TestClient, cluster: dic
             break
         await asyncio.sleep(1)
     assert state.startswith("CANCELLED"), state
+    gone = await ssh_run_async(cluster, f"test -e {cluster['work_root']}/alice/{job_id}")
+    assert gone.exit_status == 1, "the dismissed job's directory is still on the cluster"
 
 
 async def test_callbacks_from_a_cluster_job(api: TestClient) -> None:

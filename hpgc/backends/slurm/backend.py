@@ -128,6 +128,13 @@ class SlurmBackend:
             log.info("job %s was already in Slurm as %s; not submitted again", spec.job_id, slurm_id)
         return f"{cluster}:{slurm_id}"
 
+    async def remove(self, job: JobRef) -> None:
+        """Delete a dismissed job's directory on the cluster (its id and user are validated names)."""
+        client, jd, _ = self._ref(job)
+        result = await client.run(f"rm -rf -- {shlex.quote(jd)}")
+        if not result.ok:
+            raise BackendError(result.stderr.strip() or f"rm exited {result.exit_status}")
+
     def public_url(self, job: JobRef, path: str) -> str | None:
         """The file's URL under the cluster's `public_url_prefix`, where the site serves WORK_ROOT itself."""
         _, settings = self._cluster(job.cluster or (job.external_id or "").rpartition(":")[0] or None)
