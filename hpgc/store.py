@@ -128,8 +128,16 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.migrate()
+        # A second, read-only connection for the event loop's point reads: in WAL mode a reader never
+        # waits for the writer, so GET /jobs/{id} needs neither the lock nor a hop to the worker thread.
+        self._reader: sqlite3.Connection | None = None
+        if str(path) != ":memory:":
+            self._reader = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True,
+                                           check_same_thread=False)
 
     def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
         self.db.conn.close()
 
     @contextmanager
@@ -191,6 +199,15 @@ class Store:
             cur = self.db.execute("SELECT * FROM jobs WHERE id = ?", [job_id])
             cols = [c[0] for c in cur.description]
             row = cur.fetchone()
+        return _decode(dict(zip(cols, row, strict=True))) if row else None
+
+    def read_job(self, job_id: str) -> dict[str, Any] | None:
+        """get_job on the read-only connection: for one thread only (the event loop's); microseconds."""
+        if self._reader is None:
+            return self.get_job(job_id)
+        cur = self._reader.execute("SELECT * FROM jobs WHERE id = ?", [job_id])
+        cols = [c[0] for c in cur.description]
+        row = cur.fetchone()
         return _decode(dict(zip(cols, row, strict=True))) if row else None
 
     def update_job(

@@ -318,7 +318,7 @@ class JobService:
 
     # read ------------------------------------------------------------------------------------------
     async def get(self, principal: Principal, job_id: str) -> dict[str, Any]:
-        row = await self.db(self.store.get_job, job_id)
+        row = self.store.read_job(job_id)  # a primary-key read on its own WAL reader: no thread hop
         if row is None or not (principal.is_admin or row["owner"] == principal.subject):
             raise NoSuchJob(f"job '{job_id}' does not exist")  # another user's job does not exist for you
         return row

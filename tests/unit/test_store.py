@@ -55,3 +55,13 @@ def test_duration_filters(tmp_path: Path) -> None:
     store.insert_job(_job(2, finished=1002.0 + 100, status="failed"))  # 100 s
     assert [r["id"] for r in store.list_jobs(JobQuery(min_duration=50)).rows] == ["job-00002"]
     assert [r["id"] for r in store.list_jobs(JobQuery(max_duration=50)).rows] == ["job-00001"]
+
+
+def test_reader_sees_committed_writes_at_once(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    assert store.read_job("job-00001") is None
+    store.insert_job(_job(1, status="running"))
+    assert store.read_job("job-00001")["status"] == "running"
+    store.update_job("job-00001", {"status": "successful"})
+    assert store.read_job("job-00001")["status"] == "successful"
+    store.close()
