@@ -34,9 +34,8 @@ from hpgc.api.keys import JOBS  # noqa: E402
 from hpgc.auth import ANONYMOUS, AuthSettings  # noqa: E402
 from hpgc.config import Settings  # noqa: E402
 from hpgc.jobs.notifier import CallbackSettings  # noqa: E402
-from hpgc.models.ogc import Execute, StatusCode  # noqa: E402
-from hpgc.models.run import BackendStatus, JobRef  # noqa: E402
-from tests.api.fake_backend import FakeBackend  # noqa: E402
+from hpgc.models.ogc import Execute  # noqa: E402
+from tests.api.fake_backend import GateBackend  # noqa: E402
 
 RECEIVER = textwrap.dedent("""
     import sys
@@ -56,19 +55,6 @@ RECEIVER = textwrap.dedent("""
     app.add_routes([web.post("/hook", hook), web.get("/count", count), web.post("/reset", reset)])
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """)
-
-
-class GateBackend(FakeBackend):
-    """Every job runs until `release()`; then they all finish in the same poll."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.released = False
-
-    async def poll(self, jobs: list[JobRef]) -> dict[str, BackendStatus]:
-        if not self.released:
-            return {r.job_id: BackendStatus(status=StatusCode.running) for r in jobs if r.job_id in self.specs}
-        return await super().poll(jobs)
 
 
 def free_port() -> int:
@@ -131,7 +117,7 @@ async def status_changes_alone(n: int) -> float:
                 await asyncio.sleep(0.05)
             final = asyncio.create_task(all_final(settings.data_dir / "hpgc.sqlite", n))
             t0 = time.monotonic()
-            gate.released = True
+            gate.release()
             gate.on_change()
             return await final - t0
         finally:
@@ -171,7 +157,7 @@ async def run(n: int, concurrency: int) -> None:
                     print(f"{n} jobs created and submitted in {time.monotonic() - t:.2f} s (not part of the figure)")
                     final = asyncio.create_task(all_final(settings.data_dir / "hpgc.sqlite", n))
                     t0 = time.monotonic()
-                    gate.released = True
+                    gate.release()
                     gate.on_change()
                     done = await wait_for(session, url, n, timeout=300)
                     status_s = await final - t0

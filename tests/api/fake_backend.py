@@ -101,6 +101,23 @@ class FakeBackend:
         return "#!/bin/sh\necho fake\n"
 
 
+class GateBackend(FakeBackend):
+    """Every job runs until `release()`: then they all finish in the same poll."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = False
+
+    async def poll(self, jobs: list[JobRef]) -> dict[str, BackendStatus]:
+        if not self.released:
+            return {r.job_id: BackendStatus(status=StatusCode.running) for r in jobs if r.job_id in self.specs}
+        return await super().poll(jobs)
+
+    def release(self) -> None:
+        self.released = True
+        self.on_change()
+
+
 async def submitted(backend: FakeBackend, job_id: str, timeout: float = 5) -> RunSpec:
     """The spec the job service submitted (submission runs in the background)."""
     import asyncio

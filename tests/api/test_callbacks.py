@@ -23,8 +23,8 @@ from hpgc.config import Settings
 from hpgc.dev_issuer import dev_issuer_url
 from hpgc.jobs.notifier import CallbackSettings
 from hpgc.models.ogc import StatusCode
-from hpgc.models.run import BackendStatus, JobRef, RunSpec, StagedFile
-from tests.api.fake_backend import FakeBackend
+from hpgc.models.run import BackendStatus, RunSpec, StagedFile
+from tests.api.fake_backend import FakeBackend, GateBackend
 from tests.ogc_schemas import validate
 
 SECRET = "s3cret"
@@ -260,23 +260,6 @@ async def test_slow_receiver_blocks_neither_status_updates_nor_other_deliveries(
     for job_id in slow:
         (listed,) = await settled(client, job_id, 1, timeout=20)
         assert listed["state"] == "delivered"
-
-
-class GateBackend(FakeBackend):
-    """Every job runs until `release()`: then they all finish in the same poll."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.released = False
-
-    async def poll(self, jobs: list[JobRef]) -> dict[str, BackendStatus]:
-        if not self.released:
-            return {r.job_id: BackendStatus(status=StatusCode.running) for r in jobs if r.job_id in self.specs}
-        return await super().poll(jobs)
-
-    def release(self) -> None:
-        self.released = True
-        self.on_change()
 
 
 async def test_a_thousand_jobs_finishing_at_once_are_all_notified(
