@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,13 +79,24 @@ def _one(input_id: str, schema: dict[str, Any], raw: Any) -> InputValue:
             except (binascii.Error, ValueError):
                 raise InvalidParameterValue(f"input '{input_id}': value is not valid base64") from None
         return FileData(raw_value.encode(), media_type)
-    try:
-        jsonschema.validate(raw_value, _literal_schema(schema))
-    except jsonschema.ValidationError as exc:
-        raise InvalidParameterValue(f"input '{input_id}': {exc.message}") from None
-    except jsonschema.SchemaError:
-        pass  # a package's schema we cannot use to check: accept the value as given
+    validator = _validator(json.dumps(_literal_schema(schema), sort_keys=True))
+    if validator is not None:
+        error = jsonschema.exceptions.best_match(validator.iter_errors(raw_value))
+        if error is not None:
+            raise InvalidParameterValue(f"input '{input_id}': {error.message}")
     return Literal(raw_value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _validator(schema_json: str) -> jsonschema.protocols.Validator | None:
+    """A checked validator per schema, built once: checking the schema itself costs far more than the value."""
+    schema = json.loads(schema_json)
+    cls = jsonschema.validators.validator_for(schema)
+    try:
+        cls.check_schema(schema)
+    except jsonschema.SchemaError:
+        return None  # a package's schema we cannot use to check: values are accepted as given
+    return cls(schema)
 
 
 def _encoding(schema: dict[str, Any]) -> str | None:
