@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from hpgc.backends.base import Backend
 from hpgc.jobs.service import JobService, job_ref
@@ -52,6 +53,7 @@ class Monitor:
         interval = self.min_interval
         while True:
             self._wake.clear()
+            started = time.monotonic()
             try:
                 changed = await self.poll_once()
             except asyncio.CancelledError:
@@ -65,3 +67,6 @@ class Monitor:
                 await asyncio.wait_for(self._wake.wait(), interval)
             if self._wake.is_set():
                 interval = self.min_interval
+                # a burst of submissions wakes the monitor hundreds of times: poll at most once per
+                # min_interval, or polling (one sacct over SSH each) crowds out the submissions themselves
+                await asyncio.sleep(max(0.0, self.min_interval - (time.monotonic() - started)))

@@ -32,7 +32,7 @@ from hpgc.errors import (
 )
 from hpgc.models.ogc import Execute, StatusCode
 from hpgc.models.package import param
-from hpgc.models.run import BackendStatus, JobRef
+from hpgc.models.run import BackendStatus, JobRef, RunSpec
 from hpgc.packages.inputs import validate_inputs
 from hpgc.packages.registry import Process, ProcessRegistry
 from hpgc.packages.translate import build_run_spec
@@ -154,8 +154,8 @@ class JobService:
         if subscriber and self.callbacks is not None:
             await self.callbacks.check(subscriber)
         job_id = str(uuid.uuid4())
-        # fail now, not in the background, if it cannot be built
-        build_run_spec(process, job_id, inputs, execute.outputs)
+        # built now, not in the background: a package that cannot run this request is the client's 400
+        spec = build_run_spec(process, job_id, inputs, execute.outputs)
         now = time.time()
         row = {
             "id": job_id, "process_id": process.id, "owner": principal.subject,
@@ -168,17 +168,20 @@ class JobService:
         }
         await self.db(self.store.insert_job, row, "job accepted")
         self._notify(row)
-        self._spawn(self._submit(row))
+        self._spawn(self._submit(row, spec))
         return row
 
-    async def _submit(self, row: dict[str, Any]) -> None:
+    async def _submit(self, row: dict[str, Any], spec: RunSpec | None = None) -> None:
+        """Hand the job to its backend; `spec` is rebuilt from the stored request when not given (a job
+        that never reached its backend before a restart)."""
         job_id = row["id"]
         backend = self.backends[row["backend"]]
         try:
-            process = await self.db(self.registry.get, row["process_id"])
-            execute = Execute.model_validate(row["request"])
-            inputs = validate_inputs(process.description, execute.inputs, self.max_inputs)
-            spec = build_run_spec(process, job_id, inputs, execute.outputs)
+            if spec is None:
+                process = await self.db(self.registry.get, row["process_id"])
+                execute = Execute.model_validate(row["request"])
+                inputs = validate_inputs(process.description, execute.inputs, self.max_inputs)
+                spec = build_run_spec(process, job_id, inputs, execute.outputs)
             spec.unix_user = row.get("unix_user")
             spec.cluster = row.get("cluster")
             external_id = await backend.submit(spec)

@@ -25,6 +25,19 @@ def _declared_formats(process: Process) -> dict[str, str]:
     return formats
 
 
+_tool_texts: dict[tuple[str, float], bytes] = {}
+
+
+def _tool_text(process: Process) -> bytes:
+    """The packed CWL document as the job gets it, serialised once per version of the process."""
+    key = (process.id, process.updated)
+    if key not in _tool_texts:
+        if len(_tool_texts) > 256:
+            _tool_texts.clear()
+        _tool_texts[key] = json.dumps(process.package, separators=(",", ":")).encode()
+    return _tool_texts[key]
+
+
 def _cwl_file(path: str, fmt: str | None) -> dict[str, str]:
     return {"class": "File", "path": path, **({"format": fmt} if fmt else {})}
 
@@ -39,7 +52,7 @@ def cwl_run_spec(process: Process, job_id: str, inputs: dict[str, list[InputValu
         as_cwl = [_cwl_file(s.path, formats.get(input_id)) if isinstance(s, StagedFile) else s for s in seen]
         max_occurs = process.description.inputs[input_id].maxOccurs
         job[input_id] = as_cwl[0] if max_occurs in (None, 1) else as_cwl
-    files.append(StagedFile(path="tool.cwl", content=json.dumps(process.package, indent=1).encode()))
+    files.append(StagedFile(path="tool.cwl", content=_tool_text(process)))
     files.append(StagedFile(path="job.json", content=json.dumps(job, indent=1).encode()))
     return RunSpec(job_id=job_id, process_id=process.id, kind="cwl", files=files)
 
