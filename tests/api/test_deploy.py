@@ -216,3 +216,26 @@ async def test_a_package_names_its_cluster(client: TestClient, fake_backend: Fak
     resp = await client.post("/processes/BandMath/execution", headers={"Prefer": "respond-async"},
                              json={"inputs": {"il": [{"href": "http://x/a.tif"}], "exp": "im1b1"}})
     assert (await submitted(fake_backend, (await resp.json())["jobID"])).cluster == "gpu"
+
+
+async def test_docker_unit_config_becomes_sbatch_resources(client: TestClient, fake_backend: FakeBackend) -> None:
+    from hpgc.backends.slurm.config import ClusterSettings
+    from hpgc.backends.slurm.script import sbatch_options
+
+    pkg = {"processDescription": {
+        "id": "ndvi", "version": "1.0.0", "inputs": {"red": {"schema": {"type": "number"}}}, "outputs": {},
+        "additionalParameters": [{"name": "entry-point", "value": "/app/ndvi"}]},
+        "executionUnit": {"type": "docker", "image": "mydocker/ndvi:latest", "deployment": "hpc",
+                          "config": {"cpuMin": 2, "cpuMax": 5, "memoryMin": 1.5, "memoryMax": 3,
+                                     "storageTempMin": 10, "jobTimeout": 5400}}}
+    assert (await client.post("/processes", data=json.dumps(pkg), headers=PKG)).status == 201
+    resp = await client.post("/processes/ndvi/execution", headers={"Prefer": "respond-async"},
+                             json={"inputs": {"red": 0.25}})
+    spec = await submitted(fake_backend, (await resp.json())["jobID"])
+    assert spec.container.image == "mydocker_ndvi_latest.sif" and spec.argv == ["/app/ndvi", "-red", "0.25"]
+    assert (spec.resources.cpus, spec.resources.memory_mb, spec.resources.tmp_mb, spec.resources.time_limit_s) == (
+        2, 1536, 10240, 5400)
+    cluster = ClusterSettings(host="h", known_hosts=Path("/dev/null"), user="u", work_root="/w")
+    lines = sbatch_options(spec, cluster, "/w/u/j").lines()
+    for expected in ("--cpus-per-task=2", "--mem=1536M", "--tmp=10240M", "--time=1:30:00"):
+        assert any(expected in line for line in lines), (expected, lines)
