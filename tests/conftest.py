@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestServer
 
 from hpgc.auth import AuthSettings
 from hpgc.config import Settings
+from tests.fake_issuer import FakeIssuer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -15,3 +18,12 @@ def settings(tmp_path: Path) -> Settings:
     """Embedded defaults in a temporary data dir, without auth (auth has its own tests)."""
     return Settings(data_dir=tmp_path / "data", appkgs_dir=REPO / "appkgs", auth=AuthSettings(enabled=False),
                     poll_interval_s=0.2)
+
+
+@pytest.fixture
+async def fake(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> FakeIssuer:
+    """A stand-in OpenID provider (discovery, JWKS, introspection) on 127.0.0.1."""
+    issuer = FakeIssuer()
+    server = await aiohttp_server(issuer.app())
+    issuer.serve_at(str(server.make_url("")))
+    return issuer

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from openapi_spec_validator import validate as validate_openapi
 
 from hpgc.api.app import create_app
@@ -75,14 +75,6 @@ async def test_dev_issuer_process_discovery_jwks_token_accepted(
     other = DevIssuer(data.parent / "elsewhere").mint(url, "alice")
     resp = await client.get("/jobs", headers={"Authorization": f"Bearer {other}"})
     assert resp.status == 401 and "kid" in (await resp.json())["detail"]
-
-
-@pytest.fixture
-async def fake(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> FakeIssuer:
-    issuer = FakeIssuer()
-    server = await aiohttp_server(issuer.app())
-    issuer.serve_at(str(server.make_url("")))
-    return issuer
 
 
 async def test_openapi_offers_oauth2_flows_when_the_issuer_does(

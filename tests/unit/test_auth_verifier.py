@@ -20,14 +20,6 @@ Make = Callable[..., TokenVerifier]
 
 
 @pytest.fixture
-async def fake(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> FakeIssuer:
-    issuer = FakeIssuer()
-    server = await aiohttp_server(issuer.app())
-    issuer.serve_at(str(server.make_url("")))
-    return issuer
-
-
-@pytest.fixture
 async def make() -> AsyncIterator[Make]:
     session = aiohttp.ClientSession()
 
