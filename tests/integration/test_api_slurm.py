@@ -182,26 +182,34 @@ async def test_callbacks_from_a_cluster_job(api: TestClient) -> None:
 
     async def receive(request: web.Request) -> web.Response:
         got.append((request.path, dict(request.headers), await request.json()))
-        if request.path == "/done":
+        if request.path in ("/done", "/failed"):
             arrived.set()
         return web.Response(status=204)
 
     app = web.Application()
     app.router.add_post("/progress", receive)
     app.router.add_post("/done", receive)
+    app.router.add_post("/failed", receive)
     receiver = TestServer(app, host="127.0.0.1")
     await receiver.start_server()
     try:
         url = f"http://127.0.0.1:{receiver.port}"
         body = {"inputs": {"stringInput": "called back"},
-                "subscriber": {"successUri": f"{url}/done", "inProgressUri": f"{url}/progress"}}
+                "subscriber": {"successUri": f"{url}/done", "inProgressUri": f"{url}/progress",
+                               "failedUri": f"{url}/failed"}}
         resp = await api.post("/processes/echo/execution", json=body, headers=ASYNC)
         assert resp.status == 201, await resp.text()
-        await asyncio.wait_for(arrived.wait(), 240)
+        job_id = (await resp.json())["jobID"]
+        try:
+            await asyncio.wait_for(arrived.wait(), 180)
+        except TimeoutError:
+            status = await (await api.get(f"/jobs/{job_id}")).json()
+            calls = await (await api.get(f"/jobs/{job_id}/callbacks")).json()
+            raise AssertionError(f"no final callback in 180 s; job: {status}; callbacks: {calls}") from None
     finally:
         await receiver.close()
     path, headers, payload = got[-1]
-    assert path == "/done"
+    assert path == "/done", payload
     assert payload["stringOutput"] == "called back"  # the results document, as GET .../results gives it
     assert headers["X-Hpgc-Signature"].startswith("sha256=")
     assert {p for p, _, _ in got} == {"/progress", "/done"}
