@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import ValidationError
+
 from hpgc.models.ogc import OGC_EXC
 
 
@@ -88,3 +90,9 @@ class InvalidPackage(HpgcError):
 
 class ProcessNotReady(HpgcError):
     status, type, title = 409, f"{OGC_EXC}/process-not-ready", "Process not ready"
+
+
+def first_error(exc: ValidationError) -> tuple[str, str]:
+    """(dotted location, message) of a pydantic validation error's first problem, for a 400's detail."""
+    err = exc.errors()[0]
+    return ".".join(str(p) for p in err["loc"]), err["msg"]

@@ -13,7 +13,7 @@ from hpgc.api.principal import principal
 from hpgc.api.problems import read_json
 from hpgc.api.render import HTML, JSON, base_url, respond, self_links, status_info
 from hpgc.api.results import results_response
-from hpgc.errors import InvalidParameterValue, InvalidRequest
+from hpgc.errors import InvalidParameterValue, InvalidRequest, first_error
 from hpgc.models.ogc import REL_OGC, Execute, JobControlOption, Link, ProcessList, StatusCode
 from hpgc.packages.registry import Process
 
@@ -99,9 +99,8 @@ async def execute(request: web.Request) -> web.StreamResponse:
     try:
         req = Execute.model_validate(body)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "body"
-        raise InvalidRequest(f"invalid execute request at '{where}': {err['msg']}") from None
+        where, msg = first_error(exc)
+        raise InvalidRequest(f"invalid execute request at '{where or 'body'}': {msg}") from None
     want_async, wait = parse_prefer(request.headers.getall("Prefer", []))
     options = process.description.jobControlOptions
     can_sync = JobControlOption.sync in options

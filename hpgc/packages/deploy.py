@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from hpgc.errors import InvalidPackage, UnsupportedMediaType, WorkflowNotFound
+from hpgc.errors import InvalidPackage, UnsupportedMediaType, WorkflowNotFound, first_error
 from hpgc.models.ogc import ProcessDescription
 from hpgc.models.package import AppPackage, to_object_form
 from hpgc.packages import cwl
@@ -91,12 +91,12 @@ async def from_request(body: bytes, content_type: str, w: str | None, fetch: Any
     try:
         pkg = AppPackage.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise InvalidPackage(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
+        where, msg = first_error(exc)
+        raise InvalidPackage(f"{where}: {msg}") from None
     cwl_unit = next((u for u in pkg.units() if _is_cwl_unit(u.model_dump(exclude_none=True))), None)
     if cwl_unit is not None:
         return await _cwl_unit(pkg, cwl_unit.model_dump(exclude_none=True), w, fetch, text)
-    return _command_package(pkg, raw, w, text)
+    return command_package(pkg, raw, w, text)
 
 
 def _is_cwl_unit(unit: dict[str, Any]) -> bool:
@@ -134,7 +134,7 @@ async def _cwl_unit(pkg: AppPackage, unit: dict[str, Any], w: str | None, fetch:
     return deployable
 
 
-def _command_package(pkg: AppPackage, raw: dict[str, Any], w: str | None, source: str) -> Deployable:
+def command_package(pkg: AppPackage, raw: dict[str, Any], w: str | None, source: str) -> Deployable:
     if not pkg.processDescription:
         raise InvalidPackage("processDescription is missing")
     unit = command_unit(pkg)
@@ -157,9 +157,8 @@ def _command_package(pkg: AppPackage, raw: dict[str, Any], w: str | None, source
     try:
         description = ProcessDescription.model_validate(desc)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise InvalidPackage(f"processDescription.{where}: {err['msg']}") from None
+        where, msg = first_error(exc)
+        raise InvalidPackage(f"processDescription.{where}: {msg}") from None
     check_patterns(description, pkg)
     if not unit.image and (unit.type or "").lower() in ("docker", "oci"):
         raise InvalidPackage(f"executionUnit of type {unit.type} needs an image")

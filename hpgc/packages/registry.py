@@ -78,7 +78,7 @@ def load_builtin(folder: Path) -> dict[str, Any]:
     """One appkgs/ folder → a process row. A folder holds a .cwl file, or a package.json
     (application/ogcapppkg+json); an optional process.json overrides description fields."""
     from hpgc.models.package import AppPackage
-    from hpgc.packages.deploy import OGCAPPPKG, _command_package
+    from hpgc.packages.deploy import OGCAPPPKG, command_package
 
     extra_file = folder / "process.json"
     extra = json.loads(extra_file.read_text()) if extra_file.is_file() else {}
@@ -95,7 +95,7 @@ def load_builtin(folder: Path) -> dict[str, Any]:
     if package_file.is_file():
         source = package_file.read_text()
         raw = json.loads(source)
-        d = _command_package(AppPackage.model_validate(raw), raw, folder.name, source)
+        d = command_package(AppPackage.model_validate(raw), raw, folder.name, source)
         return process_row(d.description, d.package, OGCAPPPKG, source, OGCAPPPKG, "builtin", None)
     raise ValueError(f"{folder}: no .cwl file and no package.json")
 
