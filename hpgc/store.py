@@ -89,6 +89,23 @@ def _encode(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _insert(db: sqlite_utils.Database, table: str, row: dict[str, Any]) -> None:
+    # plain SQL on the hot paths: sqlite-utils' insert and update read the table's schema on every call,
+    # which was most of the cost of a job's insert, status change or notification
+    db.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+
+
+def _update(db: sqlite_utils.Database, table: str, key: str | int, changes: dict[str, Any]) -> None:
+    db.execute(f"UPDATE {table} SET {', '.join(f'{c} = ?' for c in changes)} WHERE id = ?",
+               [*changes.values(), key])
+
+
+def _select_one(conn: sqlite3.Connection | sqlite_utils.Database, table: str, key: str) -> dict[str, Any] | None:
+    cur = conn.execute(f"SELECT * FROM {table} WHERE id = ?", [key])
+    row = cur.fetchone()
+    return _decode(dict(zip([c[0] for c in cur.description], row, strict=True))) if row else None
+
+
 def _decode(row: dict[str, Any] | None) -> dict[str, Any] | None:
     if row is None:
         return None
@@ -169,14 +186,13 @@ class Store:
             if existing:
                 row.pop("created")
                 row["updated"] = now
-                db["processes"].update(row["id"], _encode(row))
+                _update(db, "processes", row["id"], _encode(row))
             else:
-                db["processes"].insert(_encode(row))
+                _insert(db, "processes", _encode(row))
 
     def get_process(self, process_id: str) -> dict[str, Any] | None:
         with self._lock:
-            rows = list(self.db["processes"].rows_where("id = ?", [process_id]))
-        return _decode(rows[0]) if rows else None
+            return _select_one(self.db, "processes", process_id)
 
     def list_processes(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -191,24 +207,18 @@ class Store:
     # jobs ------------------------------------------------------------------------------------------
     def insert_job(self, row: dict[str, Any], message: str = "job created") -> None:
         with self.transaction() as db:
-            db["jobs"].insert(_encode(row))
+            _insert(db, "jobs", _encode(row))
             self._event(db, row["id"], row["status"], row.get("progress"), message, None)
 
     def get_job(self, job_id: str) -> dict[str, Any] | None:
         with self._lock:
-            cur = self.db.execute("SELECT * FROM jobs WHERE id = ?", [job_id])
-            cols = [c[0] for c in cur.description]
-            row = cur.fetchone()
-        return _decode(dict(zip(cols, row, strict=True))) if row else None
+            return _select_one(self.db, "jobs", job_id)
 
     def read_job(self, job_id: str) -> dict[str, Any] | None:
         """get_job on the read-only connection: for one thread only (the event loop's); microseconds."""
         if self._reader is None:
             return self.get_job(job_id)
-        cur = self._reader.execute("SELECT * FROM jobs WHERE id = ?", [job_id])
-        cols = [c[0] for c in cur.description]
-        row = cur.fetchone()
-        return _decode(dict(zip(cols, row, strict=True))) if row else None
+        return _select_one(self._reader, "jobs", job_id)
 
     def update_job(
         self,
@@ -226,39 +236,44 @@ class Store:
         change) are written in the same transaction: a change is never stored without its notifications,
         and a refused change leaves none.
         """
-        changes = {"updated": time.time(), **changes}
         with self.transaction() as db:
-            cur = db.execute("SELECT status FROM jobs WHERE id = ?", [job_id]).fetchone()
-            if cur is None or (only_if_not_terminal and cur[0] in TERMINAL):
-                return None
-            db["jobs"].update(job_id, _encode(changes))
-            if event is not None or "status" in changes:
-                self._event(
-                    db, job_id, changes.get("status", cur[0]), changes.get("progress"),
-                    event or changes.get("message"), details,
-                )
-            if outbox:
-                self._insert_outbox(db, outbox)
-        return self.get_job(job_id)
+            return self._update_job(db, job_id, changes, event, details, only_if_not_terminal, outbox)
+
+    def update_jobs(self, items: list[tuple[str, dict[str, Any], str | None]]) -> list[dict[str, Any] | None]:
+        """Several (job id, changes, event) in one transaction: many jobs submitted in one SSH command are
+        one commit, not one each. Same rules as update_job."""
+        with self.transaction() as db:
+            return [self._update_job(db, job_id, changes, event) for job_id, changes, event in items]
+
+    def _update_job(
+        self, db: sqlite_utils.Database, job_id: str, changes: dict[str, Any], event: str | None = None,
+        details: dict[str, Any] | None = None, only_if_not_terminal: bool = True,
+        outbox: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any] | None:
+        changes = {"updated": time.time(), **changes}
+        cur = db.execute("SELECT status FROM jobs WHERE id = ?", [job_id]).fetchone()
+        if cur is None or (only_if_not_terminal and cur[0] in TERMINAL):
+            return None
+        _update(db, "jobs", job_id, _encode(changes))
+        if event is not None or "status" in changes:
+            self._event(db, job_id, changes.get("status", cur[0]), changes.get("progress"),
+                        event or changes.get("message"), details)
+        if outbox:
+            self._insert_outbox(db, outbox)
+        return _select_one(db, "jobs", job_id)
 
     @staticmethod
     def _insert_outbox(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> None:
-        # plain SQL: sqlite-utils' insert reads the table's schema on every call, which was most of the
-        # cost of a status change with a subscriber
         for row in rows:
-            cols = list(row)
-            db.execute(f"INSERT INTO outbox ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                       [row[c] for c in cols])
+            _insert(db, "outbox", row)
 
     @staticmethod
     def _event(
         db: sqlite_utils.Database, job_id: str, status: str, progress: int | None, message: str | None,
         details: dict[str, Any] | None,
     ) -> None:
-        db["job_events"].insert(
-            _encode({"job_id": job_id, "ts": time.time(), "status": status, "progress": progress,
-                     "message": message, "details": details})
-        )
+        _insert(db, "job_events", _encode({"job_id": job_id, "ts": time.time(), "status": status,
+                                           "progress": progress, "message": message, "details": details}))
 
     def job_events(self, job_id: str) -> list[dict[str, Any]]:
         with self._lock:
@@ -370,12 +385,8 @@ class Store:
         (a thousand deliveries finishing together are a few commits, not a thousand)."""
         with self.transaction() as db:
             for outbox_id, changes, attempt in items:
-                cols = list(changes)
-                db.execute(f"UPDATE outbox SET {', '.join(f'{c} = ?' for c in cols)} WHERE id = ?",
-                           [*(changes[c] for c in cols), outbox_id])
-                row = {"outbox_id": outbox_id, **attempt}
-                db.execute(f"INSERT INTO outbox_attempts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                           list(row.values()))
+                _update(db, "outbox", outbox_id, changes)
+                _insert(db, "outbox_attempts", {"outbox_id": outbox_id, **attempt})
 
     def job_outbox(self, job_id: str) -> list[dict[str, Any]]:
         """A job's notifications, oldest first, each with its attempts under `history`."""

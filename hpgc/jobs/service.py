@@ -116,6 +116,7 @@ class JobService:
         self.listeners: list[Callable[[dict[str, Any]], None]] = []  # called on every status change
         self.callbacks: Callbacks | None = None
         self.on_submitted: Callable[[str], None] = lambda backend: None
+        self._submitted: list[tuple[str, dict[str, Any], str, asyncio.Future[None]]] = []
 
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db_thread, fn, *args)
@@ -193,9 +194,31 @@ class JobService:
             await self.apply(job_id, BackendStatus(status=StatusCode.failed,
                                                    message=f"submission failed: {type(exc).__name__}: {exc}"))
             return
-        await self.db(lambda: self.store.update_job(job_id, {"external_id": external_id},
-                                                    event=f"submitted to {backend.name} as {external_id}"))
+        await self._record_submitted(job_id, external_id, backend.name)
         self.on_submitted(backend.name)
+
+    async def _record_submitted(self, job_id: str, external_id: str, backend_name: str) -> None:
+        """Store a job's backend id. Jobs submitted together (one SSH command) come back together: they
+        share one transaction, written once the current burst of answers has been gathered."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._submitted.append((job_id, {"external_id": external_id},
+                                f"submitted to {backend_name} as {external_id}", done))
+        if len(self._submitted) == 1:
+            self._spawn(self._flush_submitted())
+        await done
+
+    async def _flush_submitted(self) -> None:
+        items, self._submitted = self._submitted, []
+        try:
+            await self.db(self.store.update_jobs, [item[:3] for item in items])
+        except Exception as exc:
+            for *_, done in items:
+                if not done.done():
+                    done.set_exception(exc)
+        else:
+            for *_, done in items:
+                if not done.done():
+                    done.set_result(None)
 
     def _cluster(self, backend_name: str, wanted: str | None) -> str | None:
         """The cluster a job goes to: the one asked for, if the backend has it; None: its default."""
