@@ -27,7 +27,8 @@ def submit_command(root: str, jobs: list[tuple[str, str]]) -> str:
     alone (tar --exclude) and its id returned. A job.sbatch without it means hpgc died between the two:
     Slurm is asked for the job by name (squeue, then sacct over 60 days: without -j sacct looks at today
     only); if Slurm cannot answer, that job is refused rather than risk a duplicate. Outside that rare
-    path the only processes are one tar and one sbatch per job: forks are what a submission costs.
+    path the only processes are one tar and one sbatch per job: forks are what a submission costs (sbatch
+writes its id straight into the file, as `$(sbatch)` would fork a subshell per job).
     Output: one '@@hpgc submitted|existing|failed DIR ID-OR-MESSAGE' line per job.
     """
     q = shlex.quote
@@ -56,9 +57,12 @@ done
 tar -x -m -C "$root" $excl || {{ echo "hpgc: cannot write job directories under $root" >&2; exit 90; }}
 for rel in $todo; do
   jd=$root/$rel
-  if id=$(sbatch --parsable "$jd/{SCRIPT_FILE}" 2>"$jd/.sbatch-error"); then
-    id=${{id%%;*}}; echo "$id" > "$jd/{SLURM_ID_FILE}"; echo "{MARK} submitted $rel $id"
+  if sbatch --parsable "$jd/{SCRIPT_FILE}" >"$jd/{SLURM_ID_FILE}" 2>"$jd/.sbatch-error"; then
+    read -r id < "$jd/{SLURM_ID_FILE}"
+    case $id in *\;*) id=${{id%%;*}}; echo "$id" > "$jd/{SLURM_ID_FILE}";; esac
+    echo "{MARK} submitted $rel $id"
   else
+    : > "$jd/{SLURM_ID_FILE}"
     echo "{MARK} failed $rel $(tr '\\n' ' ' < "$jd/.sbatch-error")"
   fi
 done
