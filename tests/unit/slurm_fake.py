@@ -97,7 +97,8 @@ def sbatch(args):
     if not hold:
         subprocess.Popen([sys.executable, __file__, "_run", job["id"]], start_new_session=True,
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    print(job["id"] if "--parsable" in args else "Submitted batch job " + job["id"])
+    federated = ";fed1" if knob("sbatch_federated") else ""  # a federation's --parsable says "id;cluster"
+    print(job["id"] + federated if "--parsable" in args else "Submitted batch job " + job["id"])
     return 0
 
 def run(i):

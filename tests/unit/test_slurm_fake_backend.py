@@ -164,6 +164,26 @@ async def test_sbatch_error_is_reported(env: Env) -> None:
         await env.backend.submit(_spec("j8", ["true"]))
 
 
+async def test_failed_sbatch_leaves_no_id_and_a_retry_submits(env: Env) -> None:
+    env.knob("sbatch_fail", 1)
+    with pytest.raises(BackendError, match="fake failure"):
+        await env.backend.submit(_spec("j8b", ["true"]))
+    assert (env.work / "alice" / "j8b" / "slurm_job_id").read_text() == ""
+    env.knob("sbatch_fail", None)
+    ext = await env.backend.submit(_spec("j8b", ["true"]))
+    assert (env.work / "alice" / "j8b" / "slurm_job_id").read_text() == ext.split(":")[1] + "\n"
+    assert [j["name"] for j in fake_jobs(env.state)].count("hpgc-j8b") == 1
+
+
+async def test_federated_sbatch_answer_keeps_the_id_only(env: Env) -> None:
+    env.knob("sbatch_federated", 1)
+    ext = await env.backend.submit(_spec("j8c", ["true"]))
+    slurm_id = ext.split(":")[1]
+    assert slurm_id.isdigit()
+    assert (env.work / "alice" / "j8c" / "slurm_job_id").read_text() == slurm_id + "\n"
+    assert await env.backend.submit(_spec("j8c", ["true"])) == ext  # read back from the file: not resubmitted
+
+
 async def test_squeue_fallback_then_lost(env: Env) -> None:
     env.knob("sacct_lag", 1000)  # slurmdbd far behind slurmctld
     ext = await env.backend.submit(_spec("j9", ["sleep", "30"]))

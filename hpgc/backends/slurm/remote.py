@@ -59,7 +59,7 @@ for rel in $todo; do
   jd=$root/$rel
   if sbatch --parsable "$jd/{SCRIPT_FILE}" >"$jd/{SLURM_ID_FILE}" 2>"$jd/.sbatch-error"; then
     read -r id < "$jd/{SLURM_ID_FILE}"
-    case $id in *\;*) id=${{id%%;*}}; echo "$id" > "$jd/{SLURM_ID_FILE}";; esac
+    case $id in *";"*) id=${{id%%;*}}; echo "$id" > "$jd/{SLURM_ID_FILE}";; esac
     echo "{MARK} submitted $rel $id"
   else
     : > "$jd/{SLURM_ID_FILE}"
