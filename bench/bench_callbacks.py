@@ -110,9 +110,10 @@ async def status_changes_alone(n: int) -> float:
         await runner.setup()
         try:
             service = app[JOBS]
+            echo = service.registry.get("echo")
             execute = Execute.model_validate({"inputs": {"stringInput": "bench", "arrayInput": [1, 2, 3]}})
             for _ in range(n):
-                await service.create(ANONYMOUS, "echo", execute, base_url="http://hpgc.bench")
+                await service.create(ANONYMOUS, echo, execute, base_url="http://hpgc.bench")
             while len(gate.specs) < n:
                 await asyncio.sleep(0.05)
             final = asyncio.create_task(all_final(settings.data_dir / "hpgc.sqlite", n))
@@ -147,10 +148,11 @@ async def run(n: int, concurrency: int) -> None:
                 await runner.setup()  # starts the services (store, monitor, notifier)
                 try:
                     service = app[JOBS]
+                    echo = service.registry.get("echo")
                     execute = Execute.model_validate({"inputs": {"stringInput": "bench", "arrayInput": [1, 2, 3]},
                                                       "subscriber": {"successUri": f"{url}/hook"}})
                     t = time.monotonic()
-                    ids = [(await service.create(ANONYMOUS, "echo", execute, base_url="http://hpgc.bench"))["id"]
+                    ids = [(await service.create(ANONYMOUS, echo, execute, base_url="http://hpgc.bench"))["id"]
                            for _ in range(n)]
                     while len(gate.specs) < n:
                         await asyncio.sleep(0.05)

@@ -105,7 +105,7 @@ async def execute(request: web.Request) -> web.StreamResponse:
     options = process.description.jobControlOptions
     can_sync = JobControlOption.sync in options
     run_async = (want_async and JobControlOption.async_ in options) or not can_sync
-    row = await jobs.create(principal(request), process.id, req, base_url=base_url(request),
+    row = await jobs.create(principal(request), process, req, base_url=base_url(request),
                             cluster=request.query.get("cluster"))
     applied: list[str] = []
     settings = request.app[SETTINGS]

@@ -133,14 +133,14 @@ class JobService:
 
     # create ----------------------------------------------------------------------------------------
     async def create(
-        self, principal: Principal, process_id: str, execute: Execute, base_url: str | None = None,
+        self, principal: Principal, process: Process, execute: Execute, base_url: str | None = None,
         cluster: str | None = None,
     ) -> dict[str, Any]:
+        """A new job of `process` (as `registry.get_for(principal, ...)` gave it: visible to them)."""
         if not principal.can_execute:
             raise NotAllowed("your token does not allow executing processes")
-        process = await self.db(self.registry.get_for, principal, process_id)
         if process.status != "ready":
-            raise ProcessNotReady(f"process '{process_id}' is not ready to run: {process.status}")
+            raise ProcessNotReady(f"process '{process.id}' is not ready to run: {process.status}")
         inputs = validate_inputs(process.description, execute.inputs, self.max_inputs)
         if execute.outputs:
             unknown = sorted(set(execute.outputs) - set(process.description.outputs))
