@@ -248,6 +248,26 @@ async def test_unreachable_cluster_fails_jobs_after_timeout(env: Env) -> None:
     await backend.close()
 
 
+async def test_start_connects_in_the_background(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    client = env.backend.pool.client("fake")
+    for _ in range(50):
+        if client.connects:
+            break
+        await asyncio.sleep(0.1)
+    assert client.connects == 1  # before any job: the first one does not wait for the handshake
+    await env.backend.submit(_spec("j11b", ["true"]))
+    assert client.connects == 1
+    await env.server.stop()
+    down = env.new_backend(connect_timeout_s=1)
+    await asyncio.wait_for(down.start(lambda: None), 0.5)  # an unreachable cluster does not hold up start
+    for _ in range(50):
+        if "jobs for it wait and retry" in caplog.text:
+            break
+        await asyncio.sleep(0.1)
+    assert "cannot connect to 127.0.0.1" in caplog.text
+    await down.close()
+
+
 async def test_unknown_cluster_and_identity(env: Env) -> None:
     with pytest.raises(BackendError, match="unknown cluster"):
         await env.backend.submit(_spec("j12", ["true"], cluster="nope"))

@@ -50,6 +50,7 @@ class SlurmBackend:
         self._on_change: Callable[[], None] = lambda: None
         self._missing_since: dict[str, float] = {}
         self._batchers: dict[tuple[str, str], SubmitBatcher] = {}
+        self._warmups: list[asyncio.Task[None]] = []
 
     @property
     def resumable(self) -> bool:
@@ -62,10 +63,27 @@ class SlurmBackend:
                 max(c.poll_max_s for c in self.clusters.values()))
 
     async def start(self, on_change: Callable[[], None]) -> None:
-        # Connections open lazily: a cluster that is down must not keep the server from starting.
+        # Each cluster's connection opens in the background: the first job does not wait for the SSH
+        # handshake, an unreachable cluster is reported at once, and it does not keep the server from starting.
         self._on_change = on_change
+        self._warmups = [asyncio.create_task(self._connect(name)) for name in self.clusters]
+
+    async def _connect(self, cluster: str) -> None:
+        try:
+            client = self.pool.client(cluster, None)
+        except BackendError:
+            return  # no service identity: every connection is a mapped user's, opened when they submit
+        try:
+            await client.connect()
+        except BackendError as exc:
+            log.warning("%s (jobs for it wait and retry)", exc)
+        else:
+            log.info("connected to cluster %s as %s", cluster, client.login)
 
     async def close(self) -> None:
+        for task in self._warmups:
+            task.cancel()
+        await asyncio.gather(*self._warmups, return_exceptions=True)
         await self.pool.close()
 
     # where things are -------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ class Result:
 
 
 class SSHClient:
-    """One connection to one cluster as one SSH user, opened lazily and re-opened when lost."""
+    """One connection to one cluster as one SSH user, opened on first use (or `connect`) and re-opened when lost."""
 
     def __init__(self, cluster: str, settings: ClusterSettings, login: str, key_file: Path | None) -> None:
         self.cluster = cluster
@@ -118,6 +118,10 @@ class SSHClient:
             conn.abort()
             self._conn = None
             self._sftp = None
+
+    async def connect(self) -> None:
+        """Open the connection now rather than on first use."""
+        await self._connection()
 
     async def run(self, command: str, input: bytes | None = None, timeout: float | None = None,
                   retry: bool = True) -> Result:
