@@ -194,6 +194,12 @@ class Store:
         with self._lock:
             return _select_one(self.db, "processes", process_id)
 
+    def process_updated(self, process_id: str) -> float | None:
+        """When the process last changed (None: there is no such process)."""
+        with self._lock:
+            row = self.db.execute("SELECT updated FROM processes WHERE id = ?", [process_id]).fetchone()
+        return None if row is None else row[0]
+
     def list_processes(self) -> list[dict[str, Any]]:
         with self._lock:
             return [_decode(r) for r in self.db["processes"].rows_where(order_by="id")]  # type: ignore[misc]
@@ -280,14 +286,17 @@ class Store:
             return [_decode(r) for r in self.db["job_events"].rows_where(  # type: ignore[misc]
                 "job_id = ?", [job_id], order_by="id")]
 
-    def active_jobs(self, backend: str | None = None) -> list[dict[str, Any]]:
-        where = "status IN ('accepted', 'running')"
+    def active_jobs(self, backend: str | None = None, columns: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        """Jobs not final yet (optionally of one backend), whole or only `columns`."""
+        sql = f"SELECT {', '.join(columns) if columns else '*'} FROM jobs WHERE status IN ('accepted', 'running')"
         args: list[Any] = []
         if backend is not None:
-            where += " AND backend = ?"
+            sql += " AND backend = ?"
             args.append(backend)
         with self._lock:
-            return [_decode(r) for r in self.db["jobs"].rows_where(where, args)]  # type: ignore[misc]
+            cur = self.db.execute(sql, args)
+            cols = [c[0] for c in cur.description]
+            return [_decode(dict(zip(cols, r, strict=True))) for r in cur.fetchall()]  # type: ignore[misc]
 
     def list_jobs(self, q: JobQuery, now: float | None = None) -> JobPage:
         where: list[str] = []

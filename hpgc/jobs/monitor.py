@@ -8,7 +8,7 @@ import logging
 import time
 
 from hpgc.backends.base import Backend
-from hpgc.jobs.service import JobService, job_ref
+from hpgc.jobs.service import POLL_COLUMNS, JobService, job_ref
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class Monitor:
 
     async def poll_once(self) -> int:
         """One cycle; returns how many jobs changed."""
-        active = await self.service.db(self.service.store.active_jobs, self.backend.name)
+        active = await self.service.db(self.service.store.active_jobs, self.backend.name, POLL_COLUMNS)
         refs = [job_ref(r) for r in active if r.get("external_id")]
         if not refs:
             return 0

@@ -130,12 +130,13 @@ class ProcessRegistry:
         return loaded
 
     def get(self, process_id: str) -> Process:
+        cached = self._cache.get(process_id)
+        # the stored package is only read and parsed when it changed: a CWL document can be large
+        if cached is not None and cached.updated == self.store.process_updated(process_id):
+            return cached
         row = self.store.get_process(process_id)
         if row is None:
             raise NoSuchProcess(f"process '{process_id}' does not exist")
-        cached = self._cache.get(process_id)
-        if cached is not None and cached.updated == row["updated"]:
-            return cached
         process = _from_row(row)
         self._cache[process_id] = process
         return process
