@@ -220,6 +220,19 @@ class Store:
         with self._lock:
             return _select_one(self.db, "jobs", job_id)
 
+    def get_jobs(self, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Several jobs by id, in one query per 500."""
+        out: dict[str, dict[str, Any]] = {}
+        with self._lock:
+            for i in range(0, len(job_ids), 500):
+                chunk = job_ids[i:i + 500]
+                cur = self.db.execute(f"SELECT * FROM jobs WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+                cols = [c[0] for c in cur.description]
+                for r in cur.fetchall():
+                    row = _decode(dict(zip(cols, r, strict=True)))
+                    out[row["id"]] = row  # type: ignore[index]
+        return out
+
     def read_job(self, job_id: str) -> dict[str, Any] | None:
         """get_job on the read-only connection: for one thread only (the event loop's); microseconds."""
         if self._reader is None:

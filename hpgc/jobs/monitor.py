@@ -8,7 +8,7 @@ import logging
 import time
 
 from hpgc.backends.base import Backend
-from hpgc.jobs.service import POLL_COLUMNS, JobService, job_ref
+from hpgc.jobs.service import POLL_COLUMNS, JobService, changes_of, job_ref
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,12 @@ class Monitor:
         if not refs:
             return 0
         statuses = await self.backend.poll(refs)
-        rows = {r["id"]: r for r in active}
+        seen = {r["id"]: r for r in active}
+        moved = [job_id for job_id, st in statuses.items() if job_id in seen and changes_of(seen[job_id], st)]
+        rows = await self.service.db(self.service.store.get_jobs, moved) if moved else {}
         changed = 0
-        for job_id, st in statuses.items():
-            if await self.service.apply(job_id, st, rows.get(job_id)) is not None:
+        for job_id in moved:
+            if await self.service.apply(job_id, statuses[job_id], rows.get(job_id)) is not None:
                 changed += 1
         return changed
 

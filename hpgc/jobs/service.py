@@ -40,7 +40,8 @@ from hpgc.store import JobPage, JobQuery, Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# what a monitor reads of each active job per cycle: enough to address it and to see whether it changed
+# what a monitor reads of each active job per cycle: enough to address it and to see whether it changed;
+# only the jobs that changed are read whole
 POLL_COLUMNS = ("id", "external_id", "cluster", "unix_user", "status", "progress", "message")
 RUNNING_PROGRESS = 5  # a running job that reports nothing: started, but no more is known
 
@@ -94,7 +95,7 @@ def _package_cluster(process: Process) -> str | None:
     return str(value) if value else None
 
 
-def _changes(current: dict[str, Any], st: BackendStatus) -> dict[str, Any]:
+def changes_of(current: dict[str, Any], st: BackendStatus) -> dict[str, Any]:
     """What a backend's report changes in a job's status, progress and message."""
     changes: dict[str, Any] = {}
     if st.status.value != current["status"]:
@@ -258,19 +259,18 @@ class JobService:
 
     # follow ----------------------------------------------------------------------------------------
     async def apply(
-        self, job_id: str, st: BackendStatus, seen: dict[str, Any] | None = None
+        self, job_id: str, st: BackendStatus, current: dict[str, Any] | None = None
     ) -> dict[str, Any] | None:
         """Record what a backend says of a job; no-op when nothing changed or the job is already final.
 
-        `seen` is the job as the caller just read it, at least its POLL_COLUMNS: a monitor polling a
-        thousand unchanged jobs then costs no database read per job; only a job that changed is read whole.
+        `current` is the job's row as the caller just read it (the store still refuses to change a job
+        that became final meanwhile).
         """
-        if seen is not None and (StatusCode(seen["status"]).terminal or not _changes(seen, st)):
-            return None
-        current = await self.db(self.store.get_job, job_id)
+        if current is None:
+            current = await self.db(self.store.get_job, job_id)
         if current is None or StatusCode(current["status"]).terminal:
             return None
-        changes = _changes(current, st)
+        changes = changes_of(current, st)
         if not changes:
             return None
         now = changes["updated"] = time.time()

@@ -65,3 +65,26 @@ def test_reader_sees_committed_writes_at_once(tmp_path: Path) -> None:
     store.update_job("job-00001", {"status": "successful"})
     assert store.read_job("job-00001")["status"] == "successful"
     store.close()
+
+
+def test_batch_reads_and_writes(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    for i in range(3):
+        store.insert_job(_job(i, status="accepted", request={"inputs": {"n": i}}))
+    store.insert_job(_job(3))  # final: not active
+    light = store.active_jobs("local", ("id", "status"))
+    assert sorted(r["id"] for r in light) == ["job-00000", "job-00001", "job-00002"]
+    assert all(set(r) == {"id", "status"} for r in light)
+    rows = store.update_jobs([("job-00000", {"external_id": "c:1"}, "submitted as c:1"),
+                              ("job-00003", {"external_id": "c:2"}, "too late"),  # final: refused
+                              ("nope", {"external_id": "c:3"}, None)])
+    assert rows[0] is not None and rows[0]["external_id"] == "c:1" and rows[1] is None and rows[2] is None
+    assert store.job_events("job-00000")[-1]["message"] == "submitted as c:1"
+    assert [e["message"] for e in store.job_events("job-00003")] == ["job created"]
+    got = store.get_jobs(["job-00001", "job-00002", "nope"])
+    assert sorted(got) == ["job-00001", "job-00002"] and got["job-00001"]["request"] == {"inputs": {"n": 1}}
+    assert store.process_updated("echo") is None
+    store.put_process({"id": "echo", "kind": "cwl", "status": "ready"})
+    first = store.process_updated("echo")
+    store.put_process({"id": "echo", "status": "deploying"})
+    assert first is not None and store.process_updated("echo") > first
