@@ -5,9 +5,11 @@ that runs each command with bash, like sshd would. The backend's real shell prog
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -214,8 +216,14 @@ def kill_fake_jobs(state: Path) -> None:
                 os.killpg(job["pid"], signal.SIGKILL)
 
 
+def _unwrap(command: str) -> str:
+    m = re.fullmatch(r"exec /bin/sh -c 'eval \"\$\(printf %s ([A-Za-z0-9+/=]+) \| base64 -d\)\"'", command)
+    return base64.b64decode(m.group(1)).decode() if m else command
+
+
 class FakeSSHServer:
-    """asyncssh serving exec (bash -c COMMAND, with the fake Slurm on PATH) and SFTP on 127.0.0.1."""
+    """asyncssh serving exec (LOGIN_SHELL -c COMMAND, as sshd does, with the fake Slurm on PATH) and SFTP on
+    127.0.0.1. `commands` are the scripts hpgc sent, decoded from their any-login-shell wrapping."""
 
     def __init__(self, root: Path, env: dict[str, str]) -> None:
         self.root = root
@@ -231,6 +239,7 @@ class FakeSSHServer:
         self.commands: list[str] = []
         self.delay_s = 0.0  # added before each command runs: makes concurrency observable
         self.hang = False  # commands never answer (a stalled login node)
+        self.login_shell = "bash"
         self._server: asyncssh.SSHAcceptor | None = None
         self._conns: list[asyncssh.SSHServerConnection] = []
 
@@ -270,13 +279,13 @@ class FakeSSHServer:
         self.max_sessions_seen = max(self.max_sessions_seen, self.sessions)
         try:
             command = process.command or ""
-            self.commands.append(command)
+            self.commands.append(_unwrap(command))
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
             while self.hang:
                 await asyncio.sleep(0.05)
             proc = await asyncio.create_subprocess_exec(
-                "bash", "-c", command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                self.login_shell, "-c", command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, env=self.env, start_new_session=True)
             feeder = asyncio.create_task(self._feed(process, proc))
             out, err = await _drain(proc)

@@ -268,6 +268,25 @@ async def test_start_connects_in_the_background(env: Env, caplog: pytest.LogCapt
     await down.close()
 
 
+async def test_a_tcsh_account_works_like_any_other(env: Env) -> None:
+    """Many HPC accounts log in to tcsh; sshd runs hpgc's commands through it."""
+    if shutil.which("tcsh") is None:
+        pytest.skip("tcsh is not installed")
+    env.server.login_shell = "tcsh"
+    spec = _spec("t1", ["sh", "-c", "cat inputs/a_0.txt > out.txt; echo \"$HOME\" '!x'"],
+                 files=[StagedFile(path="inputs/a_0.txt", content=b"from tcsh")], outputs={"out": "out.txt"})
+    ext = await env.backend.submit(spec)
+    ref = JobRef(job_id="t1", external_id=ext)
+    assert (await _final(env.backend, ref)).status == StatusCode.successful
+    assert b"".join([c async for c in env.backend.read_file(ref, "out.txt")]) == b"from tcsh"
+    assert (await env.backend.logs(ref)).stdout.endswith("!x\n")
+    sleeper = JobRef(job_id="t2", external_id=await env.backend.submit(_spec("t2", ["sleep", "30"])))
+    await env.backend.cancel(sleeper)
+    assert (await _final(env.backend, sleeper)).status == StatusCode.dismissed
+    await env.backend.remove(ref)
+    assert not (env.work / "alice" / "t1").exists()
+
+
 async def test_unknown_cluster_and_identity(env: Env) -> None:
     with pytest.raises(BackendError, match="unknown cluster"):
         await env.backend.submit(_spec("j12", ["true"], cluster="nope"))

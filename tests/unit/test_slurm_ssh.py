@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 
 from hpgc.backends.slurm.check import check_cluster
 from hpgc.backends.slurm.config import ClusterSettings
-from hpgc.backends.slurm.ssh import HostKeyError, SSHClient, SSHError, SSHPool
+from hpgc.backends.slurm.ssh import HostKeyError, SSHClient, SSHError, SSHPool, for_any_login_shell
 from tests.unit.slurm_fake import FakeSSHServer, install_fake_slurm
 
 
@@ -189,3 +191,21 @@ work_root = "{tmp_path / 'work'}"
     server.write_known_hosts(asyncssh.generate_private_key("ssh-ed25519"))
     assert await asyncio.to_thread(main, ["check", "--config", str(cfg)]) == 1
     assert "does not match" in capsys.readouterr().out
+
+
+TRICKY_SCRIPT = """a='it'"'"'s $HOME `x` !1 "q" \\ ;|&<>*?'
+printf '%s\\n' "$a"
+set -- one 'two words'
+echo "$#:$2"
+"""
+
+
+@pytest.mark.parametrize("shell", ["bash", "dash", "tcsh", "csh", "zsh", "fish"])
+def test_scripts_reach_sh_unchanged_from_any_login_shell(shell: str) -> None:
+    """sshd runs a command through the account's login shell; tcsh and fish do not speak sh."""
+    if shutil.which(shell) is None:
+        pytest.skip(f"{shell} is not installed")
+    want = subprocess.run(["sh", "-c", TRICKY_SCRIPT], capture_output=True, text=True, check=True).stdout
+    got = subprocess.run([shell, "-c", for_any_login_shell(TRICKY_SCRIPT)], capture_output=True, text=True)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == want == "it's $HOME `x` !1 \"q\" \\ ;|&<>*?\n2:two words\n"

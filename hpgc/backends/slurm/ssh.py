@@ -8,6 +8,7 @@ dead cluster is not hammered. Host keys are always checked against the configure
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import signal
@@ -148,7 +149,7 @@ class SSHClient:
         self.round_trips += 1
         try:
             async with asyncio.timeout(timeout):
-                proc = await conn.create_process(command, encoding=None, input=input)
+                proc = await conn.create_process(for_any_login_shell(command), encoding=None, input=input)
                 async with proc:
                     done = await proc.wait()
         except TimeoutError:
@@ -224,6 +225,14 @@ class SSHPool:
     async def close(self) -> None:
         await asyncio.gather(*(c.close() for c in self._clients.values()), return_exceptions=True)
         self._clients.clear()
+
+
+def for_any_login_shell(script: str) -> str:
+    """The command line that has /bin/sh run `script` whatever the account's login shell is (sh, bash, zsh,
+    csh, tcsh, fish...): sshd hands every command to the login shell, and hpgc's scripts are POSIX sh.
+    The script travels base64-encoded, a text no shell gives any meaning to, inside single quotes."""
+    encoded = base64.b64encode(script.encode()).decode()
+    return f"exec /bin/sh -c 'eval \"$(printf %s {encoded} | base64 -d)\"'"
 
 
 def _signal_number(name: str) -> int:
