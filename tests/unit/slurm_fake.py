@@ -69,6 +69,15 @@ def sbatch(args):
     if knob("sbatch_fail"):
         print("sbatch: error: Batch job submission failed: fake failure", file=sys.stderr)
         return 1
+    if knob("sbatch_busy") and "--version" not in args:  # slurmctld refusing jobs: sbatch sleeps and retries
+        print("sbatch: error: Slurm temporarily unable to accept job, sleeping and retrying", file=sys.stderr,
+              flush=True)
+        with open(os.path.join(STATE, "sbatch_busy_calls"), "a") as calls:
+            calls.write("1\n")
+        time.sleep(knob("sbatch_busy"))
+        if not knob("sbatch_busy_then_ok"):
+            print("sbatch: error: Batch job submission failed: Resource temporarily unavailable", file=sys.stderr)
+            return 1
     hold = "--hold" in args or "-H" in args
     wrap = opt(args, "--wrap")
     opts = {}

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from hpgc.backends.base import BackendError
+from hpgc.backends.slurm import remote
 from hpgc.backends.slurm.backend import SlurmBackend
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.models.ogc import StatusCode
@@ -168,11 +169,42 @@ async def test_failed_sbatch_leaves_no_id_and_a_retry_submits(env: Env) -> None:
     env.knob("sbatch_fail", 1)
     with pytest.raises(BackendError, match="fake failure"):
         await env.backend.submit(_spec("j8b", ["true"]))
-    assert (env.work / "alice" / "j8b" / "slurm_job_id").read_text() == ""
+    assert (env.work / "alice" / "j8b" / "slurm_job_id").read_text() == "failed\n"
     env.knob("sbatch_fail", None)
     ext = await env.backend.submit(_spec("j8b", ["true"]))
     assert (env.work / "alice" / "j8b" / "slurm_job_id").read_text() == ext.split(":")[1] + "\n"
     assert [j["name"] for j in fake_jobs(env.state)].count("hpgc-j8b") == 1
+
+
+async def test_slurm_refusing_jobs_stops_the_batch_and_fails_them_clearly(env: Env) -> None:
+    env.knob("sbatch_busy", 0.3)
+    files = {f"alice/b{i}/job.sbatch": (b"#!/bin/bash\ntrue\n", 0o644) for i in range(3)}
+    jobs = [(f"alice/b{i}", f"hpgc-b{i}") for i in range(3)]
+    result = await env.backend.pool.client("fake").run(remote.submit_command(str(env.work), jobs),
+                                                       input=remote.tar_files(files))
+    answers = remote.parse_submit(result.stdout)
+    assert [answers[rel][0] for rel, _ in jobs] == ["busy"] * 3
+    assert all("Slurm is not accepting jobs" in answers[rel][1] for rel, _ in jobs)
+    # one sbatch gave up after its retries: the rest of the batch was not tried (each would sleep as long)
+    assert (env.state / "sbatch_busy_calls").read_text() == "1\n"
+    backend = env.new_backend(unreachable_timeout_s=0.2)
+    with pytest.raises(BackendError, match=r"Slurm is not accepting jobs.*gave up after"):
+        await backend.submit(_spec("b3", ["true"]))
+    assert not fake_jobs(env.state)
+    await backend.close()
+
+
+async def test_an_sbatch_outliving_its_command_is_never_repeated(env: Env) -> None:
+    """The command times out while sbatch sleeps through Slurm's retries; hpgc asks again while that sbatch
+    still runs: the job is busy, not submitted a second time, and then found with the first sbatch's id."""
+    env.knob("sbatch_busy", 3.0)  # still sleeping when hpgc asks again, SUBMIT_RETRY_S (2 s) after the timeout
+    env.knob("sbatch_busy_then_ok", 1)
+    backend = env.new_backend(command_timeout_s=0.5, unreachable_timeout_s=30)
+    ext = await backend.submit(_spec("b9", ["true"]))
+    assert [j["name"] for j in fake_jobs(env.state)] == ["hpgc-b9"]
+    assert ext == f"fake:{fake_jobs(env.state)[0]['id']}"
+    assert len((env.state / "sbatch_busy_calls").read_text().split()) == 1
+    await backend.close()
 
 
 async def test_federated_sbatch_answer_keeps_the_id_only(env: Env) -> None:

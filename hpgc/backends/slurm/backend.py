@@ -103,8 +103,9 @@ class SlurmBackend:
 
     # submit ------------------------------------------------------------------------------------------
     async def submit(self, spec: RunSpec) -> str:
-        """Submit; while the cluster cannot be reached, keep trying for up to `unreachable_timeout_s`
-        (submission is idempotent, so a retry after a lost answer is safe)."""
+        """Submit; while the cluster cannot be reached or Slurm does not accept jobs (SlurmBusy), keep
+        trying for up to `unreachable_timeout_s` (submission is idempotent, so a retry after a lost answer
+        is safe)."""
         _, settings = self._cluster(spec.cluster)
         first_failure: float | None = None
         while True:

@@ -19,17 +19,26 @@ MARK = "@@hpgc"
 STDERR_TAIL_BYTES = 2000
 
 
+SBATCH_MAY_RUN_MIN = 5  # sbatch's own retries: 1+2+...+15 s of sleep plus its RPC timeouts (MessageTimeout)
+
+
 def submit_command(root: str, jobs: list[tuple[str, str]]) -> str:
     """Submit a batch of jobs in one round trip. `jobs`: (dir relative to ROOT, Slurm job name); stdin:
     one tar with every job's files under its dir, job.sbatch last in each.
 
-    Per job, `slurm_job_id` (written right after sbatch) means "already submitted": its files are left
-    alone (tar --exclude) and its id returned. A job.sbatch without it means hpgc died between the two:
-    Slurm is asked for the job by name (squeue, then sacct over 60 days: without -j sacct looks at today
-    only); if Slurm cannot answer, that job is refused rather than risk a duplicate. Outside that rare
-    path the only processes are one tar and one sbatch per job: forks are what a submission costs (sbatch
-writes its id straight into the file, as `$(sbatch)` would fork a subshell per job).
-    Output: one '@@hpgc submitted|existing|failed DIR ID-OR-MESSAGE' line per job.
+    Per job, `slurm_job_id` says how far submission got, so that no job is ever submitted twice:
+    - a Slurm id: submitted; its files are left alone (tar --exclude) and the id returned;
+    - empty: an sbatch was started (the redirection creates the file) and has not answered; it may
+      still be sleeping through Slurm's "temporarily unable to accept job" retries, even after hpgc gave
+      up on the command, so for SBATCH_MAY_RUN_MIN minutes the job is only reported busy;
+    - `failed`, or no file with a job.sbatch (hpgc died between writing the files and sbatch): Slurm is
+      asked for the job by name (squeue, then sacct over 60 days: without -j sacct looks at today only)
+      before submitting; if Slurm cannot answer, the job is refused rather than risk a duplicate.
+    Outside those rare paths the only processes are one tar and one sbatch per job: forks are what a
+    submission costs (sbatch writes its id straight into the file; `$(sbatch)` would fork a subshell).
+    Once an sbatch gives up after its own retries, the rest of the batch is not tried: each would sleep
+    as long; they are reported busy and hpgc tries them again later.
+    Output: one '@@hpgc submitted|existing|busy|failed DIR ID-OR-MESSAGE' line per job.
     """
     q = shlex.quote
     pairs = " ".join(f"{q(rel)} {q(name)}" for rel, name in jobs)
@@ -37,47 +46,56 @@ writes its id straight into the file, as `$(sbatch)` would fork a subshell per j
 set -- {pairs}
 excl=''; todo=''
 while [ $# -gt 0 ]; do
-  rel=$1; name=$2; shift 2; jd=$root/$rel
-  if [ -s "$jd/{SLURM_ID_FILE}" ]; then
-    read -r id < "$jd/{SLURM_ID_FILE}"; echo "{MARK} existing $rel $id"; excl="$excl --exclude=$rel"; continue
-  fi
+  rel=$1; name=$2; shift 2; jd=$root/$rel; f=$jd/{SLURM_ID_FILE}; id=''
+  if [ -s "$f" ]; then read -r id < "$f"; fi
+  case $id in ''|*[!0-9]*) ;; *) echo "{MARK} existing $rel $id"; excl="$excl --exclude=$rel"; continue;; esac
   if [ -e "$jd/{SCRIPT_FILE}" ]; then
-    if ! found=$(sacct --parsable2 --noheader -X -S now-60days --name="$name" --format=JobID 2>&1) || \\
+    if ! found=$(sacct --parsable2 --noheader -X -S now-60days --name="$name" --format=JobID 2>&1) || \
        ! q=$(squeue --noheader --name="$name" --format=%i 2>&1); then
       echo "{MARK} failed $rel Slurm cannot tell whether the job was submitted already; not resubmitting"
       excl="$excl --exclude=$rel"; continue
     fi
     found=$(printf '%s\\n%s\\n' "$q" "$found" | sed -n 's/^\\([0-9][0-9]*\\).*/\\1/p' | head -n 1)
     if [ -n "$found" ]; then
-      echo "$found" > "$jd/{SLURM_ID_FILE}"; echo "{MARK} existing $rel $found"; excl="$excl --exclude=$rel"; continue
+      echo "$found" > "$f"; echo "{MARK} existing $rel $found"; excl="$excl --exclude=$rel"; continue
+    fi
+    if [ -e "$f" ] && [ -z "$id" ] && [ -z "$(find "$f" -mmin +{SBATCH_MAY_RUN_MIN})" ]; then
+      echo "{MARK} busy $rel an earlier sbatch of this job may still be waiting for Slurm"
+      excl="$excl --exclude=$rel"; continue
     fi
   fi
   todo="$todo $rel"
 done
 tar -x -m -C "$root" $excl || {{ echo "hpgc: cannot write job directories under $root" >&2; exit 90; }}
+stop=''
 for rel in $todo; do
-  jd=$root/$rel
-  if sbatch --parsable "$jd/{SCRIPT_FILE}" >"$jd/{SLURM_ID_FILE}" 2>"$jd/.sbatch-error"; then
-    read -r id < "$jd/{SLURM_ID_FILE}"
-    case $id in *";"*) id=${{id%%;*}}; echo "$id" > "$jd/{SLURM_ID_FILE}";; esac
+  jd=$root/$rel; f=$jd/{SLURM_ID_FILE}
+  if [ -n "$stop" ]; then echo "{MARK} busy $rel $stop"; continue; fi
+  if sbatch --parsable "$jd/{SCRIPT_FILE}" >"$f" 2>"$jd/.sbatch-error"; then
+    read -r id < "$f"
+    case $id in *";"*) id=${{id%%;*}}; echo "$id" > "$f";; esac
     echo "{MARK} submitted $rel $id"
   else
-    : > "$jd/{SLURM_ID_FILE}"
-    echo "{MARK} failed $rel $(tr '\\n' ' ' < "$jd/.sbatch-error")"
+    echo failed > "$f"
+    err=$(tr '\\n' ' ' < "$jd/.sbatch-error")
+    case $err in
+      *retrying*) stop="Slurm is not accepting jobs: $err"; echo "{MARK} busy $rel $stop";;
+      *) echo "{MARK} failed $rel $err";;
+    esac
   fi
 done
 """
 
 
 def parse_submit(stdout: str) -> dict[str, tuple[str, str]]:
-    """DIR → ('submitted'|'existing', slurm id) or ('failed', message)."""
+    """DIR → ('submitted'|'existing', slurm id) or ('busy'|'failed', message)."""
     out: dict[str, tuple[str, str]] = {}
     for line in stdout.splitlines():
         if not line.startswith(MARK + " "):
             continue
         word, _, rest = line[len(MARK) + 1:].partition(" ")
         rel, _, value = rest.partition(" ")
-        if (word in ("submitted", "existing") and value.strip().isdigit()) or word == "failed":
+        if (word in ("submitted", "existing") and value.strip().isdigit()) or word in ("busy", "failed"):
             out[rel] = (word, value.strip())
     return out
 

@@ -15,11 +15,16 @@ from dataclasses import dataclass, field
 
 from hpgc.backends.base import BackendError
 from hpgc.backends.slurm import remote
-from hpgc.backends.slurm.ssh import SSHClient
+from hpgc.backends.slurm.ssh import SSHClient, SSHError
 
 MAX_BATCH_JOBS = 64
 SUBMIT_COMMANDS = 4  # measured with bench/bench_slurm.py: 3-4 beat 7 by 10-15 % through the API
 MAX_BATCH_BYTES = 64 * 1024 * 1024
+
+
+class SlurmBusy(SSHError):
+    """Slurm is not accepting jobs now, or an earlier sbatch of the job may still be waiting for it:
+    transient, like an unreachable cluster (the backend tries again until `unreachable_timeout_s`)."""
 
 
 @dataclass
@@ -88,6 +93,9 @@ class SubmitBatcher:
             answers = remote.parse_submit(result.stdout)
             for p in batch:
                 kind, value = answers.get(p.rel, ("failed", ""))
+                if kind == "busy":
+                    _settle(p, SlurmBusy(f"cluster {self.client.cluster}: {value}"))
+                    continue
                 if kind != "failed":
                     _settle(p, (kind, value))
                     continue
