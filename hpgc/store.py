@@ -100,10 +100,15 @@ def _update(db: sqlite_utils.Database, table: str, key: str | int, changes: dict
                [*changes.values(), key])
 
 
+def _rows(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
+    """A query's rows as dicts (JSON columns still encoded)."""
+    cols = [c[0] for c in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
 def _select_one(conn: sqlite3.Connection | sqlite_utils.Database, table: str, key: str) -> dict[str, Any] | None:
-    cur = conn.execute(f"SELECT * FROM {table} WHERE id = ?", [key])
-    row = cur.fetchone()
-    return _decode(dict(zip([c[0] for c in cur.description], row, strict=True))) if row else None
+    rows = _rows(conn.execute(f"SELECT * FROM {table} WHERE id = ?", [key]))
+    return _decode(rows[0]) if rows else None
 
 
 def _decode(row: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -227,10 +232,7 @@ class Store:
             for i in range(0, len(job_ids), 500):
                 chunk = job_ids[i:i + 500]
                 cur = self.db.execute(f"SELECT * FROM jobs WHERE id IN ({','.join('?' * len(chunk))})", chunk)
-                cols = [c[0] for c in cur.description]
-                for r in cur.fetchall():
-                    row = _decode(dict(zip(cols, r, strict=True)))
-                    out[row["id"]] = row  # type: ignore[index]
+                out.update((r["id"], _decode(r)) for r in _rows(cur))  # type: ignore[misc]
         return out
 
     def read_job(self, job_id: str) -> dict[str, Any] | None:
@@ -256,11 +258,13 @@ class Store:
         and a refused change leaves none.
         """
         with self.transaction() as db:
-            return self._update_job(db, job_id, changes, event, details, only_if_not_terminal, outbox)
+            if not self._update_job(db, job_id, changes, event, details, only_if_not_terminal, outbox):
+                return None
+            return _select_one(db, "jobs", job_id)
 
-    def update_jobs(self, items: list[tuple[str, dict[str, Any], str | None]]) -> list[dict[str, Any] | None]:
+    def update_jobs(self, items: list[tuple[str, dict[str, Any], str | None]]) -> list[bool]:
         """Several (job id, changes, event) in one transaction: many jobs submitted in one SSH command are
-        one commit, not one each. Same rules as update_job."""
+        one commit, not one each. Same rules as update_job; True where the change was stored."""
         with self.transaction() as db:
             return [self._update_job(db, job_id, changes, event) for job_id, changes, event in items]
 
@@ -268,18 +272,18 @@ class Store:
         self, db: sqlite_utils.Database, job_id: str, changes: dict[str, Any], event: str | None = None,
         details: dict[str, Any] | None = None, only_if_not_terminal: bool = True,
         outbox: list[dict[str, Any]] | None = None,
-    ) -> dict[str, Any] | None:
+    ) -> bool:
         changes = {"updated": time.time(), **changes}
         cur = db.execute("SELECT status FROM jobs WHERE id = ?", [job_id]).fetchone()
         if cur is None or (only_if_not_terminal and cur[0] in TERMINAL):
-            return None
+            return False
         _update(db, "jobs", job_id, _encode(changes))
         if event is not None or "status" in changes:
             self._event(db, job_id, changes.get("status", cur[0]), changes.get("progress"),
                         event or changes.get("message"), details)
         if outbox:
             self._insert_outbox(db, outbox)
-        return _select_one(db, "jobs", job_id)
+        return True
 
     @staticmethod
     def _insert_outbox(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> None:
@@ -307,9 +311,7 @@ class Store:
             sql += " AND backend = ?"
             args.append(backend)
         with self._lock:
-            cur = self.db.execute(sql, args)
-            cols = [c[0] for c in cur.description]
-            return [_decode(dict(zip(cols, r, strict=True))) for r in cur.fetchall()]  # type: ignore[misc]
+            return [_decode(r) for r in _rows(self.db.execute(sql, args))]  # type: ignore[misc]
 
     def list_jobs(self, q: JobQuery, now: float | None = None) -> JobPage:
         where: list[str] = []
@@ -347,9 +349,7 @@ class Store:
             sql += " WHERE " + " AND ".join(page_where)
         sql += f" ORDER BY created {order}, id {order} LIMIT ?"
         with self._lock:
-            cur = self.db.execute(sql, [*page_args, q.limit + 1])
-            cols = [c[0] for c in cur.description]
-            rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+            rows = _rows(self.db.execute(sql, [*page_args, q.limit + 1]))
         more = len(rows) > q.limit
         rows = rows[: q.limit]
         if order == "ASC":
@@ -385,9 +385,7 @@ class Store:
             sql += f" AND host NOT IN ({','.join('?' * len(busy_hosts))})"
         sql += " ORDER BY next_attempt, id LIMIT ?"
         with self._lock:
-            cur = self.db.execute(sql, [now, *busy_ids, *busy_hosts, limit])
-            cols = [c[0] for c in cur.description]
-            return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+            return _rows(self.db.execute(sql, [now, *busy_ids, *busy_hosts, limit]))
 
     def next_outbox_time(self, busy_ids: Iterable[int] = ()) -> float | None:
         """When the next pending notification (not being sent now) is due; None when there is none."""

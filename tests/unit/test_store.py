@@ -78,7 +78,7 @@ def test_batch_reads_and_writes(tmp_path: Path) -> None:
     rows = store.update_jobs([("job-00000", {"external_id": "c:1"}, "submitted as c:1"),
                               ("job-00003", {"external_id": "c:2"}, "too late"),  # final: refused
                               ("nope", {"external_id": "c:3"}, None)])
-    assert rows[0] is not None and rows[0]["external_id"] == "c:1" and rows[1] is None and rows[2] is None
+    assert rows == [True, False, False] and store.get_job("job-00000")["external_id"] == "c:1"
     assert store.job_events("job-00000")[-1]["message"] == "submitted as c:1"
     assert [e["message"] for e in store.job_events("job-00003")] == ["job created"]
     got = store.get_jobs(["job-00001", "job-00002", "nope"])
