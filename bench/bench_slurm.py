@@ -88,6 +88,7 @@ async def api_submit(c: dict, s: ClusterSettings, n: int, concurrency: int, ids:
         config = Path(tmp) / "hpgc.toml"
         cluster = {k: v for k, v in s.model_dump(mode="json").items() if v is not None}
         lines = ['default_backend = "slurm"', 'log_level = "WARNING"', "[auth]", "enabled = false",
+                 "[limits]", f"active_jobs_per_user = {n + 10}",
                  "[clusters.test]"] + [f"{k} = {json.dumps(v)}" for k, v in cluster.items()]
         config.write_text("\n".join(lines) + "\n")
         server = subprocess.Popen([sys.executable, "-m", "hpgc.cli", "serve", "--config", str(config), "--port",

@@ -19,6 +19,7 @@ from pydantic_settings import (
 
 from hpgc.auth import AuthSettings
 from hpgc.backends.slurm.config import ClusterSettings
+from hpgc.jobs.limits import LimitSettings
 from hpgc.jobs.notifier import CallbackSettings
 
 _config_file: Path | None = None  # set by load_settings for the duration of one load
@@ -75,6 +76,9 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Authentication.")
     callbacks: CallbackSettings = Field(
         default_factory=CallbackSettings, description="Subscriber callbacks: delivery, retries, SSRF guard."
+    )
+    limits: LimitSettings = Field(
+        default_factory=LimitSettings, description="Per-user limits: active jobs, deployed processes (429 past them)."
     )
     clusters: dict[str, ClusterSettings] = Field(
         default_factory=dict, description="Slurm clusters by name; the first is the default one."

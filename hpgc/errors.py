@@ -92,6 +92,17 @@ class ProcessNotReady(HpgcError):
     status, type, title = 409, f"{OGC_EXC}/process-not-ready", "Process not ready"
 
 
+class LimitReached(HpgcError):
+    """A per-user limit (hpgc/jobs/limits.py) is reached: 429, with when to try again and which setting it is."""
+
+    status, type, title = 429, "about:blank", "Too Many Requests"
+
+    def __init__(self, detail: str, limit: str, value: int, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.headers = {"Retry-After": str(retry_after_s)}
+        self.extra = {"limit": limit, "setting": f"limits.{limit}", "value": value}
+
+
 def first_error(exc: ValidationError) -> tuple[str, str]:
     """(dotted location, message) of a pydantic validation error's first problem, for a 400's detail."""
     err = exc.errors()[0]

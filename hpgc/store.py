@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 TERMINAL = ("successful", "failed", "dismissed")
 JSON_COLUMNS = ("request", "results", "error", "subscriber", "details", "package", "description")
 
@@ -79,7 +79,13 @@ def _migrate_3(db: sqlite_utils.Database) -> None:
     db["jobs"].add_column("cluster", str)
 
 
-MIGRATIONS = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3}
+def _migrate_4(db: sqlite_utils.Database) -> None:
+    """Per-user limits count a user's active jobs and deployed processes on every execute and deploy."""
+    db.execute("CREATE INDEX jobs_owner_status ON jobs(owner, status)")
+    db.execute("CREATE INDEX processes_owner ON processes(owner, kind)")
+
+
+MIGRATIONS = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3, 4: _migrate_4}
 
 
 def _encode(row: dict[str, Any]) -> dict[str, Any]:
@@ -209,6 +215,12 @@ class Store:
         with self._lock:
             return [_decode(r) for r in self.db["processes"].rows_where(order_by="id")]  # type: ignore[misc]
 
+    def count_deployed(self, owner: str | None) -> int:
+        """How many processes `owner` deployed (the index on (owner, kind) answers it)."""
+        with self._lock:
+            return int(self.db.execute("SELECT COUNT(*) FROM processes WHERE owner = ? AND kind = 'deployed'",
+                                       [owner]).fetchone()[0])
+
     def delete_process(self, process_id: str) -> bool:
         with self.transaction() as db:
             n = db["processes"].count_where("id = ?", [process_id])
@@ -216,10 +228,24 @@ class Store:
         return bool(n)
 
     # jobs ------------------------------------------------------------------------------------------
-    def insert_job(self, row: dict[str, Any], message: str = "job created") -> None:
+    def insert_job(self, row: dict[str, Any], message: str = "job created", max_active: int = 0) -> bool:
+        """Store a new job; False (nothing stored) when its owner has `max_active` (> 0) active jobs already:
+        counted in the same transaction, so concurrent inserts cannot overshoot."""
         with self.transaction() as db:
+            if max_active and self._active_of(db, row["owner"]) >= max_active:
+                return False
             _insert(db, "jobs", _encode(row))
             self._event(db, row["id"], row["status"], row.get("progress"), message, None)
+        return True
+
+    @staticmethod
+    def _active_of(db: sqlite_utils.Database, owner: str | None) -> int:
+        return int(db.execute("SELECT COUNT(*) FROM jobs WHERE owner = ? AND status IN ('accepted', 'running')",
+                              [owner]).fetchone()[0])
+
+    def count_active_jobs(self, owner: str | None) -> int:
+        with self._lock:
+            return self._active_of(self.db, owner)
 
     def get_job(self, job_id: str) -> dict[str, Any] | None:
         with self._lock:

@@ -58,12 +58,15 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
     async def services(app: web.Application) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         store = Store(settings.data_dir / "hpgc.sqlite")
-        registry = ProcessRegistry(store, owner_only=settings.auth.deployed_process_visibility == "owner")
+        registry = ProcessRegistry(store, owner_only=settings.auth.deployed_process_visibility == "owner",
+                                   max_deployed=settings.limits.processes_per_user,
+                                   retry_after_s=settings.limits.retry_after_s)
         loaded = await asyncio.to_thread(registry.load_builtins, settings.appkgs_dir,
                                          settings.builtin_processes)
         log.info("built-in processes: %s", ", ".join(loaded) or "none")
         chosen = backends if backends is not None else default_backends(settings)
-        service = JobService(store, registry, chosen, settings.default_backend, settings.max_inputs)
+        service = JobService(store, registry, chosen, settings.default_backend, settings.max_inputs,
+                             settings.limits)
         monitors: dict[str, Monitor] = {}
         for name, backend in chosen.items():
             lo, hi = getattr(backend, "poll_intervals", (0.2, settings.poll_interval_s))

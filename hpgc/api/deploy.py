@@ -8,6 +8,7 @@ import aiohttp
 from aiohttp import web
 
 from hpgc.api.keys import JOBS, REGISTRY
+from hpgc.api.openapi import too_many
 from hpgc.api.principal import principal
 from hpgc.api.processes import process_links
 from hpgc.api.render import base_url
@@ -114,7 +115,8 @@ def openapi_paths(app: web.Application, doc: dict) -> None:
         "requestBody": package_body,
         "responses": {"201": {"description": "deployed; Location names the process", "content": {
             "application/json": {"schema": {"type": "object"}}}},
-            "409": {"description": "duplicated process", **problem}, **errors}}
+            "409": {"description": "duplicated process", **problem},
+            "429": too_many("deployed processes per user (limits.processes_per_user)"), **errors}}
     paths["/processes/{processId}"]["put"] = {
         "summary": "Replace a process", "operationId": "replace", "tags": ["DRU"], "parameters": [pid, w],
         "requestBody": package_body,

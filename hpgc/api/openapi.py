@@ -78,6 +78,12 @@ def _problem(description: str) -> dict[str, Any]:
             "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
 
+def too_many(limit: str) -> dict[str, Any]:
+    """A 429 over a per-user limit: the problem names the limit, Retry-After says when to try again."""
+    return {**_problem(f"over a per-user limit: {limit}"), "headers": {"Retry-After": {
+        "description": "seconds to wait before trying again", "schema": {"type": "integer"}}}}
+
+
 def _param(name: str, where: str, schema: dict[str, Any], description: str, required: bool = False) -> dict:
     return {"name": name, "in": where, "required": required or where == "path", "schema": schema,
             "description": description}
@@ -152,7 +158,8 @@ def _paths() -> dict[str, Any]:
                 "201": _json("StatusInfo", "job created (asynchronous execution)"),
                 "204": {"description": "results by reference, in Link headers"},
                 "400": _problem("invalid execute request"), "404": _problem("no such process"),
-                "413": _problem("body too large"), "415": _problem("not JSON")},
+                "413": _problem("body too large"), "415": _problem("not JSON"),
+                "429": too_many("active jobs per user (limits.active_jobs_per_user)")},
             "callbacks": _callbacks()}},
         "/jobs": {"get": {
             "summary": "List jobs", "operationId": "getJobs", "tags": ["Jobs"],

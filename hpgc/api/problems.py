@@ -41,7 +41,8 @@ async def problem_middleware(request: web.Request, handler: Any) -> web.StreamRe
         err = exc.error or {}
         return problem(exc.status, err.get("title") or exc.title, err.get("detail") or exc.detail, exc.type)
     except HpgcError as exc:
-        return problem(exc.status, exc.title, exc.detail, exc.type)
+        return problem(exc.status, exc.title, exc.detail, exc.type, headers=getattr(exc, "headers", None),
+                       **getattr(exc, "extra", {}))
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == PROBLEM_JSON:
             raise

@@ -114,7 +114,9 @@ class LocalBackend:
                 "this package runs in a container, but the local backend has no container runtime "
                 "configured (local.container_runtime, local.image_cache)"
             )
-        image = self.settings.image_cache / spec.container.image
+        cache = self.settings.image_cache
+        image = next((cache / n for n in spec.container.candidates() if (cache / n).exists()),
+                     cache / spec.container.image)
         return [self.settings.container_runtime, "exec", str(image), *spec.argv]
 
     async def _run(self, spec: RunSpec, argv: list[str], jd: Path) -> None:
@@ -153,9 +155,12 @@ class LocalBackend:
         if not self.settings.container_runtime or not self.settings.image_cache:
             raise BackendError("no container runtime is configured for the local backend "
                                "(local.container_runtime, local.image_cache)")
-        target = self._inside(self.settings.image_cache, container.image)
-        if target.exists() or not container.source:
-            return  # cached already, or nothing to pull it from: a missing image fails the job clearly
+        paths = [self._inside(self.settings.image_cache, n) for n in container.candidates()]
+        if any(p.exists() for p in paths):
+            return  # cached already, and never replaced (a pulled file's name is its reference's digest)
+        if not container.source:
+            raise BackendError(f"the image {container.image} is not in the image cache")
+        target = paths[-1]
         target.parent.mkdir(parents=True, exist_ok=True)
         proc = await asyncio.create_subprocess_exec(
             self.settings.container_runtime, "pull", str(target), container.source,

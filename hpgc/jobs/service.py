@@ -24,12 +24,14 @@ from hpgc.errors import (
     InvalidParameterValue,
     InvalidRequest,
     JobFailed,
+    LimitReached,
     NoSuchJob,
     NoSuchOutput,
     NotAllowed,
     ProcessNotReady,
     ResultNotReady,
 )
+from hpgc.jobs.limits import LimitSettings
 from hpgc.models.ogc import Execute, StatusCode
 from hpgc.models.package import param
 from hpgc.models.run import BackendStatus, JobRef, RunSpec
@@ -119,9 +121,10 @@ def job_ref(row: dict[str, Any]) -> JobRef:
 class JobService:
     def __init__(
         self, store: Store, registry: ProcessRegistry, backends: dict[str, Backend], default_backend: str,
-        max_inputs: int = 10000,
+        max_inputs: int = 10000, limits: LimitSettings | None = None,
     ) -> None:
         self.store = store
+        self.limits = limits or LimitSettings(active_jobs_per_user=0, processes_per_user=0)  # None: no limits
         self.registry = registry
         self.backends = backends
         self.default_backend = default_backend
@@ -183,7 +186,11 @@ class JobService:
             "subscriber": subscriber, "exit_code": None, "run_spec": None, "base_url": base_url,
             "cluster": cluster,
         }
-        await self.db(self.store.insert_job, row, "job accepted")
+        limit = self.limits.active_jobs_per_user
+        if not await self.db(self.store.insert_job, row, "job accepted", limit):
+            raise LimitReached(f"you have {limit} jobs accepted or running, the most this server runs for one user "
+                               "at once; wait for one to end or dismiss one", "active_jobs_per_user", limit,
+                               self.limits.retry_after_s)
         self._notify(row)
         self._spawn(self._submit(row, spec))
         return row

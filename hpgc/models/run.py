@@ -34,8 +34,16 @@ class Resources(BaseModel):
 class Container(BaseModel):
     """Run `argv` inside this image with the cluster's runtime (`apptainer exec IMAGE argv...`)."""
 
-    image: str = Field(description="Image file name in the image cache (e.g. 'otbtf_4.1.0-cpu.sif').")
+    image: str = Field(description="Image file name in the image cache: where `source` is pulled to "
+                       "(hpgc.models.names.image_cache_name), or a file the site put there (e.g. 'otbtf.sif').")
     source: str | None = Field(default=None, description="Where the image comes from, e.g. 'docker://x/y'.")
+    site_image: str | None = Field(
+        default=None, description="A file the site put in the image cache, run instead of `image` where it exists "
+        "(a package's entry point naming a pre-seeded image); never pulled into.")
+
+    def candidates(self) -> list[str]:
+        """The cache files that may hold this image, the one to run first."""
+        return [self.site_image, self.image] if self.site_image else [self.image]
 
 
 class RunSpec(BaseModel):

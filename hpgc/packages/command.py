@@ -16,6 +16,14 @@ import shlex
 from typing import Any
 
 from hpgc.errors import InvalidPackage
+from hpgc.models.names import (
+    ImageNameError,
+    image_cache_name,
+    is_managed_image,
+    is_site_image,
+    normalise_reference,
+    shown,
+)
 from hpgc.models.ogc import OutputRequest, ProcessDescription
 from hpgc.models.package import AppPackage, ExecutionUnit, param
 from hpgc.models.run import Container, Resources, RunSpec, StagedFile
@@ -26,13 +34,57 @@ RUNTIMES = ("singularity", "apptainer")
 DEFAULT_PATTERN = "-name value"
 
 
-def sif_name(image: str) -> str:
-    """The cache file name for an image reference, as cwltool --singularity names it:
-    docker://otbtf/4.1.0-cpu → otbtf_4.1.0-cpu.sif, python:3.11-slim → python_3.11-slim.sif."""
-    ref = image.split("://", 1)[-1]
-    if ref.endswith(".sif"):
-        return ref.rsplit("/", 1)[-1]
-    return ref.replace("/", "_").replace(":", "_") + ".sif"
+def _reference(ref: str, where: str) -> str:
+    try:
+        return normalise_reference(ref)
+    except ImageNameError as exc:
+        raise InvalidPackage(f"{where}: {exc}") from None
+
+
+def _site_image(name: str, where: str) -> str:
+    """A bare .sif file name: an image the site put in the cache, only ever read."""
+    if is_managed_image(name):
+        raise InvalidPackage(f"{where}: {shown(name)} names a file hpgc pulls an image reference into; "
+                             "give the reference itself (e.g. docker://owner/image:tag) as executionUnit.image")
+    if not is_site_image(name):
+        raise InvalidPackage(f"{where}: {shown(name)} must be a .sif file name in the image cache (no folder, "
+                             "not starting with '.') or a pullable reference (docker://, oras://, https://...)")
+    return name
+
+
+def _pulled(ref: str, where: str) -> Container:
+    source = _reference(ref, where)
+    return Container(image=image_cache_name(source), source=source)
+
+
+def container_of(named: str | None, unit_image: str | None) -> Container | None:
+    """The image a command package runs in: `named` is the file the entry point names after
+    `singularity exec` (if it does), `unit_image` is executionUnit.image.
+
+    A pullable reference is pulled into a cache file whose name carries a digest of the whole reference
+    (image_cache_name), so no two references share a file and no deploy can write a file another reference
+    uses. A bare .sif name is an image the site put in the cache: it is only read, never pulled into. When
+    the entry point names a site image and executionUnit.image a reference, the site's file is used where
+    it exists and the reference is pulled where it does not (packages written for clusters whose sites
+    pre-seed images, like the HPGC notebooks' BandMath)."""
+    if named is not None and "://" in named:
+        container = _pulled(named, "entry-point")
+        if unit_image and _reference(unit_image, "executionUnit.image") != container.source:
+            raise InvalidPackage("the entry point and executionUnit.image name different images")
+        return container
+    if named is not None:
+        site = _site_image(named, "entry-point")
+        if not unit_image:
+            return Container(image=site)
+        if "://" not in unit_image and unit_image.endswith(".sif"):
+            _site_image(unit_image, "executionUnit.image")
+            return Container(image=site)  # two site images: the one the entry point runs
+        return _pulled(unit_image, "executionUnit.image").model_copy(update={"site_image": site})
+    if not unit_image:
+        return None
+    if "://" not in unit_image and unit_image.endswith(".sif"):
+        return Container(image=_site_image(unit_image, "executionUnit.image"))
+    return _pulled(unit_image, "executionUnit.image")
 
 
 def command_unit(pkg: AppPackage) -> ExecutionUnit:
@@ -52,10 +104,8 @@ def split_entry_point(entry: str, unit: ExecutionUnit) -> tuple[Container | None
     if not tokens:
         raise InvalidPackage("entry-point is empty")
     if tokens[0] in RUNTIMES and len(tokens) >= 3 and tokens[1] in ("exec", "run"):
-        return Container(image=sif_name(tokens[2]), source=unit.image), tokens[3:]
-    if unit.image:
-        return Container(image=sif_name(unit.image), source=unit.image), tokens
-    return None, tokens
+        return container_of(tokens[2], unit.image), tokens[3:]
+    return container_of(None, unit.image), tokens
 
 
 def pattern_of(additional: Any, array: bool) -> str:

@@ -14,10 +14,11 @@ import yaml
 from pydantic import ValidationError
 
 from hpgc.errors import InvalidPackage, UnsupportedMediaType, WorkflowNotFound, first_error
+from hpgc.models.names import process_id_problem, shown
 from hpgc.models.ogc import ProcessDescription
-from hpgc.models.package import AppPackage, to_object_form
+from hpgc.models.package import AppPackage, param, to_object_form
 from hpgc.packages import cwl
-from hpgc.packages.command import check_patterns, command_unit
+from hpgc.packages.command import check_patterns, command_unit, split_entry_point
 from hpgc.packages.registry import CWL_MEDIA_TYPE
 
 OGCAPPPKG = "application/ogcapppkg+json"
@@ -59,19 +60,34 @@ def from_cwl_text(text: str, w: str | None, media_type: str) -> Deployable:
                 raise WorkflowNotFound(f"the $graph holds {', '.join(ids)}: choose one with ?w=")
             fragment = wf[0]
         elif w not in ids:
-            raise WorkflowNotFound(f"no '{w}' in the $graph (it holds {', '.join(ids)})")
+            raise WorkflowNotFound(f"no {shown(w)} in the $graph (it holds {', '.join(ids)})")
         else:
             fragment = w
-    packed = cwl.pack_text(text, fragment)
     process_id = w or str(doc.get("id", "")).lstrip("#") or None
-    if not process_id or "/" in process_id:
+    if not process_id or (w is None and "/" in process_id):
         raise InvalidPackage("the CWL document has no id: name the process with ?w=")
+    check_process_id(process_id)
+    packed = cwl.pack_text(text, fragment)
     description = cwl.describe(packed, process_id)
     return Deployable(description, packed, CWL_MEDIA_TYPE, text, media_type)
 
 
+def check_process_id(process_id: object) -> None:
+    problem = process_id_problem(process_id)
+    if problem is not None:
+        raise InvalidPackage(problem)
+
+
 async def from_request(body: bytes, content_type: str, w: str | None, fetch: Any) -> Deployable:
     """`fetch(url) -> str` downloads a CWL document given by href (once, at deploy time)."""
+    if w is not None:
+        check_process_id(w)
+    deployable = await _from_request(body, content_type, w, fetch)
+    check_process_id(deployable.description.id)  # whichever of ?w=, the package or the CWL id named it
+    return deployable
+
+
+async def _from_request(body: bytes, content_type: str, w: str | None, fetch: Any) -> Deployable:
     try:
         text = body.decode()
     except UnicodeDecodeError:
@@ -142,8 +158,9 @@ def command_package(pkg: AppPackage, raw: dict[str, Any], w: str | None, source:
     process_id = desc.get("id") or w
     if not process_id:
         raise InvalidPackage("processDescription.id is missing (or name the process with ?w=)")
+    check_process_id(process_id)
     if w and desc.get("id") and w != desc["id"]:
-        raise InvalidPackage(f"?w={w} does not match processDescription.id '{desc['id']}'")
+        raise InvalidPackage(f"?w={shown(w)} does not match processDescription.id {shown(desc['id'])}")
     desc["id"] = process_id
     desc["additionalParameters"] = to_object_form(desc.get("additionalParameters"))
     for section in ("inputs", "outputs"):
@@ -160,6 +177,9 @@ def command_package(pkg: AppPackage, raw: dict[str, Any], w: str | None, source:
         where, msg = first_error(exc)
         raise InvalidPackage(f"processDescription.{where}: {msg}") from None
     check_patterns(description, pkg)
+    entry = param(description.additionalParameters, "entry-point")
+    if entry:
+        split_entry_point(str(entry), unit)  # the image it names: a 400 now, not a failure at each run
     if not unit.image and (unit.type or "").lower() in ("docker", "oci"):
         raise InvalidPackage(f"executionUnit of type {unit.type} needs an image")
     stored = {**raw, "processDescription": description.model_dump(mode="json", by_alias=True, exclude_none=True)}

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from hpgc.auth import Principal
-from hpgc.errors import DuplicatedProcess, ImmutableProcess, NoSuchProcess, NotAllowed
+from hpgc.errors import DuplicatedProcess, ImmutableProcess, InvalidPackage, LimitReached, NoSuchProcess, NotAllowed
+from hpgc.models.names import process_id_problem
 from hpgc.models.ogc import ProcessDescription
 from hpgc.packages import cwl
 from hpgc.store import Store
@@ -100,10 +101,19 @@ def load_builtin(folder: Path) -> dict[str, Any]:
     raise ValueError(f"{folder}: no .cwl file and no package.json")
 
 
+def _checked(row: dict[str, Any]) -> dict[str, Any]:
+    problem = process_id_problem(row["id"])
+    if problem is not None:
+        raise InvalidPackage(problem)
+    return row
+
+
 class ProcessRegistry:
-    def __init__(self, store: Store, owner_only: bool = False) -> None:
+    def __init__(self, store: Store, owner_only: bool = False, max_deployed: int = 0, retry_after_s: int = 30) -> None:
         self.store = store
         self.owner_only = owner_only  # deployed processes visible to their owner (and admins) only
+        self.max_deployed = max_deployed  # per owner (limits.processes_per_user); 0: no limit
+        self.retry_after_s = retry_after_s
         self._cache: dict[str, Process] = {}
 
     def load_builtins(self, appkgs_dir: Path, names: list[str] | None = None) -> list[str]:
@@ -116,7 +126,7 @@ class ProcessRegistry:
             if names is not None and "*" not in names and folder.name not in names:
                 continue
             try:
-                row = load_builtin(folder)
+                row = _checked(load_builtin(folder))
             except Exception as exc:  # one bad package must not keep the server from starting
                 log.error("built-in package %s not loaded: %s", folder.name, exc)
                 continue
@@ -160,8 +170,14 @@ class ProcessRegistry:
 
     # Part 2 ----------------------------------------------------------------------------------------
     def deploy(self, principal: Principal, row: dict[str, Any]) -> Process:
+        _checked(row)
         if self.store.get_process(row["id"]) is not None:
             raise DuplicatedProcess(f"a process '{row['id']}' exists already; replace it with PUT")
+        # counted in the database thread, which runs every deploy one after the other: no overshoot
+        if self.max_deployed and self.store.count_deployed(principal.subject) >= self.max_deployed:
+            raise LimitReached(f"you have deployed {self.max_deployed} processes, the most this server keeps for "
+                               "one user; undeploy one (or replace one with PUT)", "processes_per_user",
+                               self.max_deployed, self.retry_after_s)
         self.store.put_process({**row, "owner": principal.subject})
         return self.get(row["id"])
 

@@ -49,7 +49,10 @@ async def test_deploy_describe_execute_bandmath(client: TestClient, fake_backend
                              headers={"Prefer": "respond-async;return=representation"})
     assert resp.status == 201, await resp.text()
     spec = await submitted(fake_backend, (await resp.json())["jobID"])
-    assert spec.container is not None and spec.container.image == "otbtf_4.1.0-cpu.sif"
+    # the site's pre-seeded file where it exists, else the reference pulled under a name with its digest
+    assert spec.container is not None and spec.container.site_image == "otbtf_4.1.0-cpu.sif"
+    assert spec.container.image == "otbtf_4.1.0-cpu-41faafe128236ad4.sif"
+    assert spec.container.source == "docker://otbtf/4.1.0-cpu"
     assert spec.argv == ["/opt/otbtf/bin/otbcli_BandMath", "-il", "inputs/il_0.tif", "inputs/il_1.tif",
                          "-ram", "256", "-exp", "im1b1+im1b2", "-out", "outputs/out.png", "float"]
     assert [f.href for f in spec.files] == ["http://127.0.0.1:1/a.tif", "http://127.0.0.1:1/b.tif"]
@@ -192,7 +195,7 @@ async def test_slow_image_pull_does_not_block_deploy(client: TestClient, fake_ba
                                                                                 "exp": "im1b1"}})
     assert early.status == 409 and "not ready" in (await early.json())["detail"]
     await asyncio.sleep(1.5)
-    assert fake_backend.pulled == ["otbtf_4.1.0-cpu.sif"]
+    assert fake_backend.pulled == ["otbtf_4.1.0-cpu-41faafe128236ad4.sif"]
     late = await client.post("/processes/BandMath/execution", headers={"Prefer": "respond-async"},
                              json={"inputs": {"il": [{"href": "http://x/a.tif"}], "exp": "im1b1"}})
     assert late.status == 201
@@ -232,7 +235,8 @@ async def test_docker_unit_config_becomes_sbatch_resources(client: TestClient, f
     resp = await client.post("/processes/ndvi/execution", headers={"Prefer": "respond-async"},
                              json={"inputs": {"red": 0.25}})
     spec = await submitted(fake_backend, (await resp.json())["jobID"])
-    assert spec.container.image == "mydocker_ndvi_latest.sif" and spec.argv == ["/app/ndvi", "-red", "0.25"]
+    assert spec.container.image == "mydocker_ndvi_latest-5860a7c871a809a3.sif"
+    assert spec.argv == ["/app/ndvi", "-red", "0.25"]
     assert (spec.resources.cpus, spec.resources.memory_mb, spec.resources.tmp_mb, spec.resources.time_limit_s) == (
         2, 1536, 10240, 5400)
     cluster = ClusterSettings(host="h", known_hosts=Path("/dev/null"), user="u", work_root="/w")

@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from hpgc.models.names import image_cache_name
 from tests.integration.test_api_slurm import api, download, run  # noqa: F401  (api: the API on the cluster)
 
 pytestmark = pytest.mark.slurm
@@ -37,9 +38,11 @@ async def sif_url(cluster: dict) -> AsyncIterator[tuple[str, Path]]:
     app.router.add_get(f"/{name}", serve)
     server = TestServer(app, host=bridge_address(cluster))
     await server.start_server()
-    yield f"http://{server.host}:{server.port}/{name}", Path(cluster["shared_dir_on_host"]) / "images" / name
+    url = f"http://{server.host}:{server.port}/{name}"
+    cached = Path(cluster["shared_dir_on_host"]) / "images" / image_cache_name(url)  # pulled-xxxx-<digest>.sif
+    yield url, cached
     await server.close()
-    (Path(cluster["shared_dir_on_host"]) / "images" / name).unlink(missing_ok=True)
+    cached.unlink(missing_ok=True)
 
 
 def package(process_id: str, image: str) -> str:

@@ -172,16 +172,20 @@ class SlurmBackend:
         name, settings = self._cluster(cluster)
         if not settings.container_runtime or not settings.image_cache:
             raise BackendError(f"cluster {name} has no container_runtime and image_cache configured")
-        if "/" in container.image or container.image.startswith("."):
+        if any("/" in n or n.startswith(".") for n in container.candidates()):
             raise BackendError(f"image {container.image!r} must be a file name in the image cache")
+        cached = " || ".join(f"test -e {shlex.quote(settings.image_cache.rstrip('/') + '/' + n)}"
+                             for n in container.candidates())
         target = shlex.quote(f"{settings.image_cache.rstrip('/')}/{container.image}")
         if container.source:
-            # pull to a temporary name first: a half-pulled image must never look cached
+            # pull to a temporary name first: a half-pulled image must never look cached; `ln` (not `mv -f`)
+            # never replaces a file that appeared meanwhile
             partial = shlex.quote(f"{settings.image_cache.rstrip('/')}/.{container.image}.partial")
-            command = (f"test -e {target} || {{ {shlex.quote(settings.container_runtime)} -s pull --force "
-                       f"{partial} {shlex.quote(container.source)} && mv -f {partial} {target}; }}")
+            command = (f"{cached} || {{ {shlex.quote(settings.container_runtime)} -s pull --force "
+                       f"{partial} {shlex.quote(container.source)} && {{ ln {partial} {target} 2>/dev/null "
+                       f"|| test -e {target}; }} && rm -f {partial}; }}")
         else:
-            command = f"test -e {target}"
+            command = cached
         result = await self.pool.client(name, None).run(command, timeout=IMAGE_PULL_TIMEOUT_S)
         if not result.ok:
             detail = (result.stderr or result.stdout).strip()[-1000:]

@@ -137,14 +137,23 @@ def _command_lines(spec: RunSpec, cluster: ClusterSettings) -> list[str]:
         if not cluster.container_runtime or not cluster.image_cache:
             raise BackendError("this package runs in a container, but the cluster has no container_runtime "
                                "and image_cache configured")
-        image = spec.container.image
-        if "/" in image or image.startswith("."):
-            raise BackendError(f"image {image!r} must be a file name in the image cache")
-        argv = [cluster.container_runtime, "exec", f"{cluster.image_cache}/{image}", *argv]
-    # tools write their outputs where they are told, into folders that must exist
+        for image in spec.container.candidates():
+            if "/" in image or image.startswith("."):
+                raise BackendError(f"image {image!r} must be a file name in the image cache")
+        image = f"{cluster.image_cache}/{spec.container.image}"
+        if spec.container.site_image:  # the site's pre-seeded file where it exists, else the pulled one
+            site = f"{cluster.image_cache}/{spec.container.site_image}"
+            pick = f"hpgc_image={q(image)}; if [ -e {q(site)} ]; then hpgc_image={q(site)}; fi"
+            return [*mkdir_lines(spec), pick, " ".join(q(a) for a in [cluster.container_runtime, "exec"])
+                    + ' "$hpgc_image" ' + " ".join(q(a) for a in argv)]
+        argv = [cluster.container_runtime, "exec", image, *argv]
+    return [*mkdir_lines(spec), " ".join(q(a) for a in argv)]
+
+
+def mkdir_lines(spec: RunSpec) -> list[str]:
+    """Tools write their outputs where they are told, into folders that must exist."""
     folders = sorted({rel.rsplit("/", 1)[0] for rel in spec.outputs.values() if "/" in rel})
-    mkdir = [f"mkdir -p {' '.join(q(d) for d in folders)}"] if folders else []
-    return [*mkdir, " ".join(q(a) for a in argv)]
+    return [f"mkdir -p {' '.join(shlex.quote(d) for d in folders)}"] if folders else []
 
 
 def _stage_out_lines(spec: RunSpec, jd: str) -> list[str]:
