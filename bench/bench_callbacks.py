@@ -35,6 +35,7 @@ from hpgc.auth import ANONYMOUS, AuthSettings  # noqa: E402
 from hpgc.config import Settings  # noqa: E402
 from hpgc.jobs.notifier import CallbackSettings  # noqa: E402
 from hpgc.models.ogc import Execute  # noqa: E402
+from hpgc.net import OutboundSettings  # noqa: E402
 from tests.api.fake_backend import GateBackend  # noqa: E402
 
 RECEIVER = textwrap.dedent("""
@@ -139,8 +140,8 @@ async def run(n: int, concurrency: int) -> None:
                     await asyncio.sleep(0.1)
             with tempfile.TemporaryDirectory() as tmp:
                 settings = Settings(data_dir=Path(tmp), auth=AuthSettings(enabled=False), poll_interval_s=0.2,
-                                    callbacks=CallbackSettings(allowed_networks=["127.0.0.1/32"],
-                                                               concurrency=concurrency,
+                                    outbound=OutboundSettings(allowed_networks=["127.0.0.1/32"]),
+                                    callbacks=CallbackSettings(concurrency=concurrency,
                                                                per_host_concurrency=concurrency))
                 gate = GateBackend()
                 app = create_app(settings, backends={"local": gate})

@@ -21,6 +21,7 @@ from hpgc.auth import AuthSettings
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.jobs.limits import LimitSettings
 from hpgc.jobs.notifier import CallbackSettings
+from hpgc.net.settings import OutboundSettings
 
 _config_file: Path | None = None  # set by load_settings for the duration of one load
 REPO_APPKGS = Path(__file__).resolve().parent.parent / "appkgs"
@@ -75,7 +76,12 @@ class Settings(BaseSettings):
     local: LocalBackendSettings = Field(default_factory=LocalBackendSettings, description="Local backend.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Authentication.")
     callbacks: CallbackSettings = Field(
-        default_factory=CallbackSettings, description="Subscriber callbacks: delivery, retries, SSRF guard."
+        default_factory=CallbackSettings, description="Subscriber callbacks: delivery, retries."
+    )
+    outbound: OutboundSettings = Field(
+        default_factory=OutboundSettings,
+        description="Every request the server makes for a user (callbacks, href inputs, executionUnit.href): "
+        "which addresses it may reach (the SSRF guard), time limits, redirects, bytes.",
     )
     limits: LimitSettings = Field(
         default_factory=LimitSettings, description="Per-user limits: active jobs, deployed processes (429 past them)."

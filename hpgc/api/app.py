@@ -11,7 +11,7 @@ from aiohttp import web
 
 from hpgc.api import callbacks, deploy, jobs, landing, processes
 from hpgc.api.auth import auth_middleware, setup_auth
-from hpgc.api.keys import JOBS, REGISTRY, SETTINGS, STORE, TEMPLATES
+from hpgc.api.keys import JOBS, OUTBOUND, REGISTRY, SETTINGS, STORE, TEMPLATES
 from hpgc.api.openapi import OPENAPI_EXTENSIONS
 from hpgc.api.problems import body_limit_middleware, problem_middleware
 from hpgc.backends.base import Backend
@@ -20,6 +20,7 @@ from hpgc.config import Settings
 from hpgc.jobs.monitor import Monitor
 from hpgc.jobs.notifier import Notifier
 from hpgc.jobs.service import JobService
+from hpgc.net import GuardedClient
 from hpgc.packages.registry import ProcessRegistry
 from hpgc.store import Store
 
@@ -27,12 +28,12 @@ log = logging.getLogger(__name__)
 MONITORS: web.AppKey[dict[str, Monitor]] = web.AppKey("monitors")
 
 
-def default_backends(settings: Settings) -> dict[str, Backend]:
-    backends: dict[str, Backend] = {"local": LocalBackend(settings.local, settings.data_dir / "jobs")}
+def default_backends(settings: Settings, outbound: GuardedClient | None = None) -> dict[str, Backend]:
+    backends: dict[str, Backend] = {"local": LocalBackend(settings.local, settings.data_dir / "jobs", outbound)}
     if settings.clusters:
         from hpgc.backends.slurm.backend import SlurmBackend
 
-        backends["slurm"] = SlurmBackend(settings.clusters, settings.data_dir)
+        backends["slurm"] = SlurmBackend(settings.clusters, settings.data_dir, outbound)
     return backends
 
 
@@ -64,9 +65,12 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
         loaded = await asyncio.to_thread(registry.load_builtins, settings.appkgs_dir,
                                          settings.builtin_processes)
         log.info("built-in processes: %s", ", ".join(loaded) or "none")
-        chosen = backends if backends is not None else default_backends(settings)
+        # the one client for every request made on a user's behalf: backends, callbacks, deploy
+        outbound = GuardedClient(settings.outbound)
+        chosen = backends if backends is not None else default_backends(settings, outbound)
         service = JobService(store, registry, chosen, settings.default_backend, settings.max_inputs,
                              settings.limits)
+        service.outbound = outbound
         monitors: dict[str, Monitor] = {}
         for name, backend in chosen.items():
             lo, hi = getattr(backend, "poll_intervals", (0.2, settings.poll_interval_s))
@@ -74,7 +78,8 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
             await backend.start(monitors[name].wake)
         service.on_submitted = lambda name: monitors[name].wake()
         app[STORE], app[REGISTRY], app[JOBS], app[MONITORS] = store, registry, service, monitors
-        notifier = Notifier(service, settings.callbacks, settings.base_url)
+        app[OUTBOUND] = outbound
+        notifier = Notifier(service, settings.callbacks, settings.base_url, outbound)
         await notifier.start()  # before recover(): status changes from here on carry their callbacks
         await service.recover()
         for monitor in monitors.values():
@@ -85,6 +90,7 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
         await notifier.stop()
         for backend in chosen.values():
             await backend.close()
+        await outbound.close()
         service.close()
         store.close()
 

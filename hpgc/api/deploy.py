@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 
-import aiohttp
 from aiohttp import web
 
-from hpgc.api.keys import JOBS, REGISTRY
+from hpgc.api.keys import JOBS, OUTBOUND, REGISTRY
 from hpgc.api.openapi import too_many
 from hpgc.api.principal import principal
 from hpgc.api.processes import process_links
 from hpgc.api.render import base_url
 from hpgc.auth import require_deploy
-from hpgc.errors import InvalidPackage
+from hpgc.errors import HpgcError, InvalidPackage
+from hpgc.net import GuardedClient, OutboundError
 from hpgc.packages.deploy import MAX_CWL_FETCH, Deployable, from_request
 from hpgc.packages.registry import process_row
 
@@ -22,23 +22,33 @@ CONF_PART2 = "http://www.opengis.net/spec/ogcapi-processes-2/1.0/conf"
 CONFORMANCE_PART2 = [f"{CONF_PART2}/{c}" for c in ("deploy-replace-undeploy", "ogcapppkg", "cwl")]
 
 
-async def fetch_cwl(url: str) -> str:
-    timeout = aiohttp.ClientTimeout(total=30)
+async def fetch_cwl(client: GuardedClient, url: str) -> str:
+    """executionUnit.href, fetched once at deploy time through the guarded client; the 400 never quotes it."""
     try:
-        async with aiohttp.ClientSession(timeout=timeout) as s, s.get(url) as resp:
-            if resp.status != 200:
-                raise InvalidPackage(f"executionUnit.href {url}: HTTP {resp.status}")
-            data = await resp.content.read(MAX_CWL_FETCH + 1)
-    except aiohttp.ClientError as exc:
-        raise InvalidPackage(f"executionUnit.href {url} could not be fetched: {exc}") from None
-    if len(data) > MAX_CWL_FETCH:
-        raise InvalidPackage(f"executionUnit.href {url} is larger than {MAX_CWL_FETCH} bytes")
+        data = await client.fetch(url, MAX_CWL_FETCH, "executionUnit.href")
+    except OutboundError as exc:
+        raise InvalidPackage(exc.detail) from None
     return data.decode(errors="replace")
 
 
 async def _read(request: web.Request) -> Deployable:
     body = await request.read()
-    return await from_request(body, request.content_type, request.query.get("w"), fetch_cwl)
+    client = request.app[OUTBOUND]
+    fetched: list[str] = []
+
+    async def fetch(url: str) -> str:
+        text = await fetch_cwl(client, url)
+        fetched.append(url)
+        return text
+
+    try:
+        return await from_request(body, request.content_type, request.query.get("w"), fetch)
+    except HpgcError as exc:
+        if not fetched or exc.status != 400:
+            raise
+        # cwltool's messages quote the document: one the server fetched is not shown to the user
+        raise InvalidPackage(f"executionUnit.href: {fetched[0]} did not give a valid CWL process (its content "
+                             "is not quoted; deploy the document inline to see what is wrong)") from None
 
 
 def _row(d: Deployable) -> dict:

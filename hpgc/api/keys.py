@@ -10,6 +10,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from hpgc.config import Settings
     from hpgc.jobs.service import JobService
+    from hpgc.net import GuardedClient
     from hpgc.packages.registry import ProcessRegistry
     from hpgc.store import Store
 
@@ -18,3 +19,4 @@ STORE: web.AppKey[Store] = web.AppKey("store")
 REGISTRY: web.AppKey[ProcessRegistry] = web.AppKey("registry")
 JOBS: web.AppKey[JobService] = web.AppKey("jobs")
 TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates")
+OUTBOUND: web.AppKey[GuardedClient] = web.AppKey("outbound")

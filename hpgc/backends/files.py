@@ -1,14 +1,15 @@
-"""Small pieces shared by backends: downloading href inputs, the progress file, the outputs manifest."""
+"""Small pieces shared by backends: downloading href inputs (through the guarded client), the progress file,
+the outputs manifest."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
-
 from hpgc.backends.base import BackendError
+from hpgc.net import GuardedClient, OutboundError
 
 PROGRESS_FILE = "progress"
 OUTPUTS_FILE = "outputs.json"
@@ -28,21 +29,27 @@ def parse_progress(text: str) -> tuple[int | None, str | None]:
     return None, None
 
 
-async def download(href: str, max_bytes: int, timeout_s: float = 300) -> AsyncIterator[bytes]:
-    """Stream an http(s) input, refusing more than max_bytes."""
-    timeout = aiohttp.ClientTimeout(total=timeout_s)
-    try:
-        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(href) as resp:
-            if resp.status != 200:
-                raise BackendError(f"input {href} could not be fetched: HTTP {resp.status}")
-            seen = 0
-            async for chunk in resp.content.iter_chunked(1 << 16):
-                seen += len(chunk)
-                if seen > max_bytes:
-                    raise BackendError(f"input {href} is larger than {max_bytes} bytes")
-                yield chunk
-    except aiohttp.ClientError as exc:
-        raise BackendError(f"input {href} could not be fetched: {exc}") from None
+class Downloads:
+    """The `href` inputs of one job, through the guarded client: each file at most `max_bytes`, all of them
+    together at most `outbound.max_job_bytes` (counted after content decoding, checked before a byte is
+    written, so nothing staged ever exceeds either)."""
+
+    def __init__(self, client: GuardedClient) -> None:
+        self.client = client
+        self.staged = 0
+
+    async def fetch(self, href: str, max_bytes: int) -> AsyncIterator[bytes]:
+        limit = self.client.settings.max_job_bytes
+        try:
+            async with contextlib.aclosing(self.client.stream(href, max_bytes, "input")) as chunks:
+                async for chunk in chunks:
+                    self.staged += len(chunk)
+                    if self.staged > limit:
+                        raise BackendError(f"the href inputs of this job together are larger than {limit} bytes "
+                                           "(outbound.max_job_bytes)")
+                    yield chunk
+        except OutboundError as exc:
+            raise BackendError(exc.detail) from None
 
 
 def command_outputs_manifest(outputs: dict[str, str], exists: dict[str, bool], job_dir: str) -> dict[str, Any]:

@@ -23,13 +23,14 @@ from hpgc.backends.files import (
     OUTPUTS_FILE,
     PROGRESS_FILE,
     PROGRESS_HELPER,
+    Downloads,
     command_outputs_manifest,
-    download,
     parse_progress,
 )
 from hpgc.config import LocalBackendSettings
 from hpgc.models.ogc import StatusCode
 from hpgc.models.run import BackendStatus, Container, JobRef, Logs, RunSpec
+from hpgc.net import GuardedClient
 
 log = logging.getLogger(__name__)
 EXIT_FILE = "exit_code"
@@ -43,9 +44,11 @@ STDERR_TAIL = 2000
 class LocalBackend:
     name = "local"
 
-    def __init__(self, settings: LocalBackendSettings, jobs_dir: Path) -> None:
+    def __init__(self, settings: LocalBackendSettings, jobs_dir: Path, outbound: GuardedClient | None = None) -> None:
         self.settings = settings
         self.jobs_dir = jobs_dir
+        self.outbound = outbound or GuardedClient()  # href inputs; the app passes its one client
+        self._own_outbound = outbound is None
         self._slots = asyncio.Semaphore(settings.max_jobs)
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -65,6 +68,8 @@ class LocalBackend:
         for task in self._tasks.values():
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        if self._own_outbound:
+            await self.outbound.close()
 
     def job_dir(self, job_id: str) -> Path:
         return self.jobs_dir / job_id
@@ -78,6 +83,7 @@ class LocalBackend:
         helper = jd / "bin" / "hpgc-progress"
         helper.write_text(PROGRESS_HELPER)
         helper.chmod(0o755)
+        downloads = Downloads(self.outbound)
         for f in spec.files:
             target = self._inside(jd, f.path)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +91,7 @@ class LocalBackend:
                 target.write_bytes(f.content)
             elif f.href is not None:
                 with target.open("wb") as out:
-                    async for chunk in download(f.href, MAX_INPUT_BYTES):
+                    async for chunk in downloads.fetch(f.href, MAX_INPUT_BYTES):
                         out.write(chunk)
             if f.executable:
                 target.chmod(0o755)

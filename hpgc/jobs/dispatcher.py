@@ -9,7 +9,8 @@ on the delivery id, which is the same across retries).
 Outcomes: 2xx → delivered; 410 Gone → given up (the receiver asked us to stop); anything else, a network
 error or a timeout → retried after `backoff_initial_s · 2^(attempts-1)` (at most `backoff_max_s`), with
 jitter, until `max_age_s` after the change. Redirects are never followed: a 3xx is a failed attempt (a
-redirect is the classic way around an SSRF guard).
+redirect is the classic way around an SSRF guard). Requests go through the guarded client (hpgc/net): an
+address refused by policy is given up at once, and no error quotes what the receiver answered.
 """
 
 from __future__ import annotations
@@ -24,10 +25,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-
-import hpgc
-from hpgc.jobs.urlguard import AddressRefused, GuardedResolver, UrlGuard, UrlRefused
+from hpgc.net import GuardedClient, OutboundError
 
 if TYPE_CHECKING:
     from hpgc.jobs.notifier import CallbackSettings
@@ -37,7 +35,6 @@ log = logging.getLogger(__name__)
 IDLE_WAIT_S = 5.0  # look at the outbox at least this often, even when nothing woke us
 BLOCKED_WAIT_S = 0.5  # due rows exist but none can start (host busy, an older row first): look again soon
 COALESCE_S = 0.005
-ERROR_SNIPPET = 300  # characters of a failed answer kept in last_error
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -52,16 +49,15 @@ def backoff(attempts: int, initial: float, maximum: float) -> float:
 
 
 class Dispatcher:
-    def __init__(self, service: JobService, settings: CallbackSettings, guard: UrlGuard) -> None:
+    def __init__(self, service: JobService, settings: CallbackSettings, client: GuardedClient) -> None:
         self.service = service
         self.store = service.store
         self.settings = settings
-        self.guard = guard
+        self.client = client
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._hosts: Counter[str] = Counter()
-        self._session: aiohttp.ClientSession | None = None
         # finished attempts waiting to be written, each with the future its delivery task waits on
         self._records: list[tuple[tuple[int, dict[str, Any], dict[str, Any]], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -70,10 +66,6 @@ class Dispatcher:
         self._wake.set()
 
     def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self.settings.concurrency, resolver=GuardedResolver(self.guard))
-        self._session = aiohttp.ClientSession(
-            connector=connector, headers={"User-Agent": f"hpgc/{hpgc.__version__} (callbacks)"}, trust_env=False,
-        )
         self._task = asyncio.create_task(self._run(), name="callback-dispatcher")
 
     async def stop(self) -> None:
@@ -82,8 +74,6 @@ class Dispatcher:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
 
     async def _run(self) -> None:
         while True:
@@ -151,23 +141,21 @@ class Dispatcher:
             await self._record(row, started, None, f"expired: not delivered within {s.max_age_s:g} s", give_up=True)
             return
         try:
-            self.guard.check_literal(row["url"])
-        except UrlRefused as exc:
-            await self._record(row, started, None, f"refused: {row['url']} {exc}", give_up=True)
+            status = await self._post(row)
+        except OutboundError as exc:
+            # refused by the address policy: no later attempt can do better
+            await self._record(row, started, None, exc.detail, give_up=exc.refused)
             return
-        status, error = await self._post(row)
-        if status is not None and 200 <= status < 300:
+        if 200 <= status < 300:
             await self._record(row, started, status, None, delivered=True)
         elif status == 410:
             await self._record(row, started, status, "the receiver answered 410 Gone: no more attempts",
                                give_up=True)
-        elif error is not None and error.startswith("refused:"):
-            await self._record(row, started, status, error, give_up=True)
         else:
-            await self._record(row, started, status, error)
+            where = " (redirects are not followed)" if status in (301, 302, 303, 307, 308) else ""
+            await self._record(row, started, status, f"HTTP {status}{where}")
 
-    async def _post(self, row: dict[str, Any]) -> tuple[int | None, str | None]:
-        assert self._session is not None
+    async def _post(self, row: dict[str, Any]) -> int:
         body = row["payload"].encode()
         headers = {
             "Content-Type": "application/json", "X-Hpgc-Event": row["event"], "X-Hpgc-Delivery": row["delivery_id"],
@@ -175,24 +163,7 @@ class Dispatcher:
         }
         if self.settings.secret is not None:
             headers["X-Hpgc-Signature"] = sign(self.settings.secret.get_secret_value(), body)
-        timeout = aiohttp.ClientTimeout(total=self.settings.attempt_timeout_s)
-        try:
-            async with self._session.post(row["url"], data=body, headers=headers, timeout=timeout,
-                                          allow_redirects=False) as resp:
-                if 200 <= resp.status < 300:
-                    return resp.status, None
-                text = (await resp.content.read(ERROR_SNIPPET)).decode(errors="replace").strip()
-                where = f" to {resp.headers.get('Location')} (redirects are not followed)" if resp.status in (
-                    301, 302, 303, 307, 308) else ""
-                return resp.status, f"HTTP {resp.status}{where}" + (f": {text}" if text else "")
-        except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, AddressRefused):
-                return None, f"refused: {exc.os_error}"
-            return None, f"cannot connect: {exc.os_error or exc}"
-        except TimeoutError:
-            return None, f"no answer within {self.settings.attempt_timeout_s:g} s"
-        except (aiohttp.ClientError, OSError) as exc:
-            return None, f"{type(exc).__name__}: {exc}"
+        return await self.client.post(row["url"], body, headers, self.settings.attempt_timeout_s)
 
     async def _record(self, row: dict[str, Any], started: float, status: int | None, error: str | None,
                       delivered: bool = False, give_up: bool = False) -> None:

@@ -17,15 +17,15 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr
 
 from hpgc.backends.base import BackendError
 from hpgc.errors import InvalidRequest
 from hpgc.jobs.dispatcher import Dispatcher
 from hpgc.jobs.documents import build_results_document, status_document
 from hpgc.jobs.service import JobService, OutputFile, job_ref
-from hpgc.jobs.urlguard import UrlGuard, UrlRefused
 from hpgc.models.ogc import OGC_EXC, Execute, StatusCode
+from hpgc.net import GuardedClient, OutboundError
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +34,13 @@ URI_OF = {SUCCESS: "successUri", FAILED: "failedUri", IN_PROGRESS: "inProgressUr
 
 
 class CallbackSettings(BaseModel):
-    """Subscriber callbacks (`subscriber` in execute requests): delivery, retries and where they may go."""
+    """Subscriber callbacks (`subscriber` in execute requests): delivery and retries. Where they may go is
+    `outbound.allowed_networks`, shared with every other request the server makes for a user."""
 
     secret: SecretStr | None = Field(
         default=None,
         description="Sign every callback body: header X-Hpgc-Signature: sha256=<hex HMAC-SHA256 of the body "
         "with this secret>. None: callbacks are not signed.",
-    )
-    allow_private: bool = Field(
-        default=False,
-        description="Allow callback URLs that resolve to loopback, link-local or private addresses (SSRF guard "
-        "off). Only for closed networks and tests; prefer allowed_networks.",
-    )
-    allowed_networks: list[str] = Field(
-        default_factory=list,
-        description="Networks (CIDR, e.g. '10.1.2.0/24' or '127.0.0.1/32') that callbacks may reach even "
-        "though they are loopback, link-local or private.",
     )
     attempt_timeout_s: float = Field(
         default=10.0, gt=0, description="Time limit of one delivery attempt (connect, send, answer)."
@@ -73,12 +64,6 @@ class CallbackSettings(BaseModel):
         "message changes (status changes are always sent).",
     )
 
-    @field_validator("allowed_networks")
-    @classmethod
-    def _networks(cls, value: list[str]) -> list[str]:
-        UrlGuard(allowed_networks=value)  # raises ValueError with the bad network in the message
-        return value
-
 
 def _event(before: dict[str, Any], after: dict[str, Any]) -> str | None:
     """Which notification a change causes (before the throttle)."""
@@ -100,12 +85,13 @@ def _event(before: dict[str, Any], after: dict[str, Any]) -> str | None:
 class Notifier:
     """The service's `callbacks`: checks subscriber URLs, builds outbox rows, owns the dispatcher."""
 
-    def __init__(self, service: JobService, settings: CallbackSettings, base_url: str | None = None) -> None:
+    def __init__(self, service: JobService, settings: CallbackSettings, base_url: str | None = None,
+                 outbound: GuardedClient | None = None) -> None:
         self.service = service
         self.settings = settings
         self.base_url = base_url.rstrip("/") if base_url else None
-        self.guard = UrlGuard(settings.allow_private, settings.allowed_networks)
-        self.dispatcher = Dispatcher(service, settings, self.guard)
+        self.outbound = outbound or GuardedClient()
+        self.dispatcher = Dispatcher(service, settings, self.outbound)
         self._last_progress: dict[str, float] = {}  # job id → when its last in-progress row was made
 
     async def start(self) -> None:
@@ -121,9 +107,9 @@ class Notifier:
     async def check(self, subscriber: dict[str, str]) -> None:
         for key, url in subscriber.items():
             try:
-                await self.guard.check(url)
-            except UrlRefused as exc:
-                raise InvalidRequest(f"subscriber.{key}: {url} {exc}") from None
+                await self.outbound.check(url, f"subscriber.{key}")
+            except OutboundError as exc:
+                raise InvalidRequest(exc.detail) from None
 
     async def rows(self, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
         event = _event(before, after)

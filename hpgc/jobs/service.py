@@ -35,7 +35,8 @@ from hpgc.jobs.limits import LimitSettings
 from hpgc.models.ogc import Execute, StatusCode
 from hpgc.models.package import param
 from hpgc.models.run import BackendStatus, JobRef, RunSpec
-from hpgc.packages.inputs import validate_inputs
+from hpgc.net import GuardedClient
+from hpgc.packages.inputs import FileRef, InputValue, validate_inputs
 from hpgc.packages.registry import Process, ProcessRegistry
 from hpgc.packages.translate import build_run_spec
 from hpgc.store import JobPage, JobQuery, Store
@@ -134,6 +135,7 @@ class JobService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.listeners: list[Callable[[dict[str, Any]], None]] = []  # called on every status change
         self.callbacks: Callbacks | None = None
+        self.outbound: GuardedClient | None = None  # href inputs are checked with it at submission
         self.on_submitted: Callable[[str], None] = lambda backend: None
         self._submitted: list[tuple[str, dict[str, Any], str, asyncio.Future[None]]] = []
 
@@ -170,6 +172,7 @@ class JobService:
         if backend_name not in self.backends:
             raise BackendUnavailable(f"backend '{backend_name}' is not configured on this server")
         cluster = self._cluster(backend_name, cluster or _package_cluster(process))
+        self._check_hrefs(inputs, self.backends[backend_name], cluster)
         subscriber = execute.subscriber.model_dump(exclude_none=True) if execute.subscriber else None
         if subscriber and self.callbacks is not None:
             await self.callbacks.check(subscriber)
@@ -194,6 +197,17 @@ class JobService:
         self._notify(row)
         self._spawn(self._submit(row, spec))
         return row
+
+    def _check_hrefs(self, inputs: dict[str, list[InputValue]], backend: Backend, cluster: str | None) -> None:
+        """A 400 naming the input for an href the server will refuse to download (bad URL, a literal private
+        address); names are resolved when the download connects. Not when the cluster's job downloads."""
+        on_server = getattr(backend, "stages_in_on_server", None)
+        if self.outbound is None or (on_server is not None and not on_server(cluster)):
+            return
+        for input_id, values in inputs.items():
+            for value in values:
+                if isinstance(value, FileRef):
+                    self.outbound.check_url(value.href, f"input '{input_id}'")
 
     async def _submit(self, row: dict[str, Any], spec: RunSpec | None = None) -> None:
         """Hand the job to its backend; `spec` is rebuilt from the stored request when not given (a job

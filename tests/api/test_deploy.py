@@ -41,7 +41,7 @@ async def test_deploy_describe_execute_bandmath(client: TestClient, fake_backend
     assert desc["additionalParameters"] == {"parameters": [{"name": "entry-point", "value": [
         "singularity exec otbtf_4.1.0-cpu.sif /opt/otbtf/bin/otbcli_BandMath"]}]}
     assert desc["inputs"]["il"]["additionalParameters"]["parameters"][1]["name"] == "array-pattern"
-    body = {"inputs": {"il": [{"href": "http://127.0.0.1:1/a.tif"}, {"href": "http://127.0.0.1:1/b.tif"}],
+    body = {"inputs": {"il": [{"href": "http://data.example.org/a.tif"}, {"href": "http://data.example.org/b.tif"}],
                        "out": "float", "exp": "im1b1+im1b2", "ram": 256},
             "outputs": {"out": {"format": {"mediaType": "image/png"}, "transmissionMode": "reference"}},
             "response": "document"}
@@ -55,7 +55,7 @@ async def test_deploy_describe_execute_bandmath(client: TestClient, fake_backend
     assert spec.container.source == "docker://otbtf/4.1.0-cpu"
     assert spec.argv == ["/opt/otbtf/bin/otbcli_BandMath", "-il", "inputs/il_0.tif", "inputs/il_1.tif",
                          "-ram", "256", "-exp", "im1b1+im1b2", "-out", "outputs/out.png", "float"]
-    assert [f.href for f in spec.files] == ["http://127.0.0.1:1/a.tif", "http://127.0.0.1:1/b.tif"]
+    assert [f.href for f in spec.files] == ["http://data.example.org/a.tif", "http://data.example.org/b.tif"]
     assert spec.outputs == {"out": "outputs/out.png"}
 
 
@@ -63,7 +63,7 @@ async def test_shell_metacharacters_stay_one_argument(client: TestClient, fake_b
     await _deploy_bandmath(client)
     evil = "im1b1; rm -rf ~ $(reboot) `id`"
     resp = await client.post("/processes/BandMath/execution", headers={"Prefer": "respond-async"},
-                             json={"inputs": {"il": [{"href": "http://127.0.0.1:1/a.tif"}], "exp": evil}})
+                             json={"inputs": {"il": [{"href": "http://data.example.org/a.tif"}], "exp": evil}})
     spec = await submitted(fake_backend, (await resp.json())["jobID"])
     assert spec.argv[spec.argv.index("-exp") + 1] == evil
 

@@ -21,7 +21,7 @@ from tests.e2e.conftest import Server, free_port, start_server
 
 SECRET = "e2e-secret"
 ENV = {
-    "HPGC_CALLBACKS__ALLOWED_NETWORKS": '["127.0.0.0/8"]', "HPGC_CALLBACKS__BACKOFF_INITIAL_S": "0.2",
+    "HPGC_OUTBOUND__ALLOWED_NETWORKS": '["127.0.0.0/8"]', "HPGC_CALLBACKS__BACKOFF_INITIAL_S": "0.2",
     "HPGC_CALLBACKS__BACKOFF_MAX_S": "0.5", "HPGC_CALLBACKS__PROGRESS_INTERVAL_S": "0",
     "HPGC_CALLBACKS__SECRET": SECRET,
 }
@@ -147,7 +147,7 @@ def test_a_pending_notification_survives_kill_9(tmp_path: Path) -> None:
         while not (notes := listed(srv.url, job_id)) or notes[0]["attempts"] < 2:
             assert time.monotonic() < deadline, notes
             time.sleep(0.1)
-        assert notes[0]["state"] == "pending" and "cannot connect" in notes[0]["lastError"]
+        assert notes[0]["state"] == "pending" and "could not be delivered" in notes[0]["lastError"]
         delivery_id = notes[0]["deliveryId"]
     finally:
         srv.stop(signal.SIGKILL)

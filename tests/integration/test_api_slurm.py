@@ -24,6 +24,7 @@ from hpgc.auth import AuthSettings
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.config import Settings
 from hpgc.jobs.notifier import CallbackSettings
+from hpgc.net import OutboundSettings
 from tests.integration.conftest import ssh_run_async
 
 pytestmark = pytest.mark.slurm
@@ -69,7 +70,8 @@ async def api(cluster: dict, tmp_path: Path, aiohttp_client: Callable[..., Await
     )
     settings = Settings(data_dir=tmp_path / "data", auth=AuthSettings(enabled=False), default_backend="slurm",
                         clusters={"test": test_cluster},
-                        callbacks=CallbackSettings(allowed_networks=["127.0.0.0/8"], secret="s3cret"))
+                        callbacks=CallbackSettings(secret="s3cret"),
+                        outbound=OutboundSettings(allowed_networks=["127.0.0.0/8"]))
     return await aiohttp_client(create_app(settings))
 
 

@@ -14,8 +14,10 @@ import sqlite_utils
 from hpgc.jobs.dispatcher import backoff, sign
 from hpgc.jobs.notifier import FAILED, IN_PROGRESS, SUCCESS, CallbackSettings, _event
 from hpgc.jobs.service import RUNNING_PROGRESS, coarse_progress
-from hpgc.jobs.urlguard import UrlGuard, UrlRefused, check_syntax
 from hpgc.models.ogc import StatusCode
+from hpgc.net.client import GuardedClient
+from hpgc.net.guard import UrlGuard, UrlRefused, check_syntax
+from hpgc.net.settings import OutboundSettings
 from hpgc.store import MIGRATIONS, SCHEMA_VERSION, Store
 
 
@@ -127,7 +129,7 @@ def test_literal_check_leaves_names_to_the_resolver() -> None:
 
 def test_settings_reject_a_bad_network() -> None:
     with pytest.raises(ValueError, match="not-a-net"):
-        CallbackSettings(allowed_networks=["not-a-net"])
+        OutboundSettings(allowed_networks=["not-a-net"])
 
 
 # delivery policy ------------------------------------------------------------------------------------------
@@ -192,7 +194,7 @@ async def test_dispatcher_slots_global_and_per_host(tmp_path: Path) -> None:
     gate = asyncio.Event()
     sent: list[str] = []
     dispatcher = Dispatcher(_Service(store), CallbackSettings(concurrency=5, per_host_concurrency=2),  # type: ignore[arg-type]
-                            UrlGuard())
+                            GuardedClient())
 
     async def deliver(row: dict[str, Any]) -> None:
         sent.append(row["job_id"])

@@ -18,6 +18,7 @@ from hpgc.backends.slurm.backend import SlurmBackend
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.models.ogc import StatusCode
 from hpgc.models.run import BackendStatus, JobRef, Resources, RunSpec, StagedFile
+from hpgc.net import GuardedClient, OutboundSettings
 from tests.unit.slurm_fake import FakeSSHServer, fake_jobs, install_fake_slurm, kill_fake_jobs
 
 
@@ -37,7 +38,9 @@ class Env:
             p.write_text(str(value))
 
     def new_backend(self, **kw: object) -> SlurmBackend:
-        return SlurmBackend({"fake": self.settings.model_copy(update=kw)}, self.work.parent / "data")
+        # the http_file server is on loopback: allowed here, as an administrator would allow an in-house one
+        return SlurmBackend({"fake": self.settings.model_copy(update=kw)}, self.work.parent / "data",
+                            GuardedClient(OutboundSettings(allowed_networks=["127.0.0.1/32"])))
 
 
 @pytest.fixture
@@ -438,3 +441,4 @@ async def test_href_inputs(env: Env, http_file: str, mode: str) -> None:
         st = await _final(backend, JobRef(job_id=bad.job_id, external_id=await backend.submit(bad)))
         assert st.status == StatusCode.failed and "could not download input" in (st.message or "")
     await backend.close()
+    await backend.outbound.close()

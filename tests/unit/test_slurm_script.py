@@ -107,7 +107,8 @@ def test_job_mode_stage_in_uses_curl_quoted() -> None:
     spec = _spec(files=[StagedFile(path="inputs/a_0.tif", href="https://x.org/a.tif?q=$(id)&b='1'")])
     text = render(spec, _cluster(stage_in="job"), "/d/j")
     href = shlex.quote("https://x.org/a.tif?q=$(id)&b='1'")
-    assert f"curl -fsSL --retry 3 --create-dirs -o inputs/a_0.tif {href} " in text
+    assert f"--retry 3 --create-dirs -o inputs/a_0.tif {href} " in text
+    assert "curl -fsSL --proto =http,https --proto-redir =http,https " in text, "no file:// or gopher:// on the cluster"
     assert "curl" not in render(spec, _cluster(), "/d/j")
 
 

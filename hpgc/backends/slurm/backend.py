@@ -20,7 +20,7 @@ from urllib.parse import quote
 import asyncssh
 
 from hpgc.backends.base import BackendError
-from hpgc.backends.files import OUTPUTS_FILE, PROGRESS_HELPER, download, parse_progress
+from hpgc.backends.files import OUTPUTS_FILE, PROGRESS_HELPER, Downloads, parse_progress
 from hpgc.backends.slurm import remote
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.backends.slurm.sacct import Sacct, Scancel, Squeue, to_status
@@ -29,6 +29,7 @@ from hpgc.backends.slurm.ssh import HostKeyError, SSHClient, SSHError, SSHPool
 from hpgc.backends.slurm.submit import SubmitBatcher
 from hpgc.models.ogc import StatusCode
 from hpgc.models.run import BackendStatus, Container, JobRef, Logs, RunSpec
+from hpgc.net import GuardedClient
 
 log = logging.getLogger(__name__)
 CHUNK = 256 * 1024
@@ -40,9 +41,12 @@ IMAGE_PULL_TIMEOUT_S = 3600.0
 class SlurmBackend:
     name = "slurm"
 
-    def __init__(self, clusters: dict[str, ClusterSettings], data_dir: Path) -> None:
+    def __init__(self, clusters: dict[str, ClusterSettings], data_dir: Path,
+                 outbound: GuardedClient | None = None) -> None:
         if not clusters:
             raise BackendError("the slurm backend needs at least one cluster in [clusters]")
+        self.outbound = outbound or GuardedClient()  # server-side stage-in; the app passes its one client
+        self._own_outbound = outbound is None
         self.clusters = clusters
         self.default_cluster = next(iter(clusters))
         self.data_dir = data_dir
@@ -85,6 +89,12 @@ class SlurmBackend:
             task.cancel()
         await asyncio.gather(*self._warmups, return_exceptions=True)
         await self.pool.close()
+        if self._own_outbound:
+            await self.outbound.close()
+
+    def stages_in_on_server(self, cluster: str | None) -> bool:
+        """Whether hpgc downloads href inputs (through its guarded client) or the job does, on the cluster."""
+        return self._cluster(cluster)[1].stage_in == "server"
 
     # where things are -------------------------------------------------------------------------------
     def _cluster(self, name: str | None) -> tuple[str, ClusterSettings]:
@@ -198,6 +208,7 @@ class SlurmBackend:
         return self._batchers[key]
 
     async def _upload_hrefs(self, client: SSHClient, spec: RunSpec, jd: str, max_bytes: int) -> None:
+        downloads = Downloads(self.outbound)
         async with client.sftp() as sftp:
             for f in spec.files:
                 if f.content is not None or not f.href:
@@ -205,7 +216,7 @@ class SlurmBackend:
                 target = f"{jd}/{f.path}"
                 await sftp.makedirs(posixpath.dirname(target), exist_ok=True)
                 async with sftp.open(target, "wb") as out:
-                    async for chunk in download(f.href, max_bytes):
+                    async for chunk in downloads.fetch(f.href, max_bytes):
                         await out.write(chunk)
                 if f.executable:
                     await sftp.chmod(target, 0o755)

@@ -116,7 +116,10 @@ def _stage_in_lines(spec: RunSpec, cluster: ClusterSettings) -> list[str]:
     lines = []
     for f in spec.files:
         if f.content is None and f.href is not None:
-            lines.append(f"curl -fsSL --retry 3 --create-dirs -o {q(f.path)} {q(f.href)} "
+            # the job's own request, on the cluster's network (not the server's, not through its guard): it
+            # may still only speak http(s), also after a redirect (no file://, gopher://, dict://...)
+            lines.append(f"curl -fsSL --proto =http,https --proto-redir =http,https --max-redirs 5 --retry 3 "
+                         f"--create-dirs -o {q(f.path)} {q(f.href)} "
                          f"|| {{ echo {q('hpgc: could not download input ' + f.path)} >&2; exit 1; }}")
             if f.executable:
                 lines.append(f"chmod +x {q(f.path)}")
