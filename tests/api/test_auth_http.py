@@ -164,7 +164,7 @@ async def test_require_deploy_gives_403_insufficient_scope(client: TestClient) -
     assert 'error="insufficient_scope"' in resp.headers["WWW-Authenticate"]
     assert (await resp.json())["scope"] == "hpgc:deploy"
     resp = await client.post("/test-deploy", headers=bearer(client, "alice", scope="hpgc:execute hpgc:deploy"))
-    assert resp.status == 200 and (await resp.json())["deployer"] == "alice"
+    assert resp.status == 200 and (await resp.json())["deployer"] == "dev:alice"
     resp = await client.post("/test-deploy", headers=bearer(client, "root2", scope="hpgc:admin"))
     assert resp.status == 200
 
