@@ -50,7 +50,16 @@ class Settings(BaseSettings):
     )
     base_url: str | None = Field(
         default=None,
-        description="Public URL of the API (e.g. https://hpc.example.org/ogc). None: taken from each request.",
+        description="Public URL of the API (e.g. https://hpc.example.org/ogc): absolute links and Location "
+        "start with it. None: with the request's Host header, which must then be one of allowed_hosts.",
+    )
+    allowed_hosts: list[str] | None = Field(
+        default=None,
+        description="Host header values (host[:port]; without a port, 80, or 443 over TLS) the server answers "
+        "to; any other Host gets 400, so that no request puts a foreign host in links (nor reaches a loopback "
+        "server by DNS rebinding). None: the listen address, the address a request arrived at, localhost, "
+        "127.0.0.1 and [::1], each with the port the request arrived on, and base_url's host. X-Forwarded-* "
+        "headers are never trusted: behind a proxy, set base_url.",
     )
     title: str = Field(default="hpgc", description="Title on the landing page.")
     appkgs_dir: Path = Field(

@@ -88,7 +88,7 @@ async def test_no_spelling_of_a_protected_path_passes_as_public(client: TestClie
     # raw bytes on the socket: a client library would normalise these paths before sending them
     url = client.make_url("")
     reader, writer = await asyncio.open_connection(url.host, url.port)
-    writer.write(f"GET {raw} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    writer.write(f"GET {raw} HTTP/1.1\r\nHost: {url.host}:{url.port}\r\nConnection: close\r\n\r\n".encode())
     await writer.drain()
     answer = (await reader.read()).decode(errors="replace")
     writer.close()
