@@ -6,6 +6,7 @@ Nested fields are set from the environment with `__`, e.g. HPGC_LOCAL__MAX_JOBS=
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,14 @@ class Settings(BaseSettings):
     clusters: dict[str, ClusterSettings] = Field(
         default_factory=dict, description="Slurm clusters by name; the first is the default one."
     )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _authorities(cls, hosts: list[str] | None) -> list[str] | None:
+        for host in hosts or []:  # the form hpgc/api/hosts.py compares; a pattern would silently match nothing
+            if not re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(:[0-9]{1,5})?", host):
+                raise ValueError(f"{host!r} is not host[:port] (no scheme, path or wildcard)")
+        return hosts
 
     @field_validator("data_dir", "appkgs_dir")
     @classmethod

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from pydantic import ValidationError
 
 from hpgc.api.app import create_app
 from hpgc.api.auth import DEV_ISSUER
@@ -121,6 +122,12 @@ async def test_allowed_hosts_replace_the_defaults(aiohttp_client: Client, settin
         assert resp.headers["Location"] == f"http://{host}/jobs/{(await resp.json())['jobID']}"
     for host in (authority(client), "gw.example.org", "hpc.example.org:8443"):
         await assert_bad_host(await client.get("/", headers={"Host": host}))
+
+
+@pytest.mark.parametrize("bad", ["*.example.org", "https://hpc.example.org", "hpc.example.org/ogc", ""])
+def test_allowed_hosts_are_host_and_port_only(bad: str) -> None:
+    with pytest.raises(ValidationError, match="host"):
+        Settings(allowed_hosts=[bad])
 
 
 # Range ----------------------------------------------------------------------------------------------------
