@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     base_url: str | None = Field(
         default=None,
         description="Public URL of the API (e.g. https://hpc.example.org/ogc): absolute links and Location "
-        "start with it. None: with the request's Host header, which must then be one of allowed_hosts.",
+        "start with it. None: they start with the request's Host header, which must be one of allowed_hosts.",
     )
     allowed_hosts: list[str] | None = Field(
         default=None,
