@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
 from hpgc.errors import HpgcError, NotAllowed
+from hpgc.models.names import unix_user_error
 
 # Symmetric algorithms would need a secret shared with the issuer, and they are what an attacker reaches
 # for when a verifier lets the token's header pick the algorithm: they are never accepted.
@@ -127,7 +128,9 @@ class DevIssuerSettings(BaseModel):
         default=None, description="Run the built-in development issuer. None: only when no issuer is "
         "configured. Anyone who can read the data dir can mint tokens: never in production.")
     algorithm: Literal["ES256", "RS256"] = Field(default="ES256", description="Signing algorithm of its key.")
-    subject_prefix: str = Field(default="", description="Prepended to `sub` of its tokens (see issuers).")
+    subject_prefix: str = Field(
+        default="dev:", description="Prepended to `sub` of its tokens (see issuers). Its own namespace, so "
+        "that no configured issuer's user, now or later, can own the jobs of a development token's user.")
 
 
 class AuthSettings(BaseModel):
@@ -165,17 +168,21 @@ class AuthSettings(BaseModel):
         names = [i.issuer for i in self.issuers]
         if len(set(names)) != len(names):
             raise ValueError("an issuer is configured twice")
-        prefixes = [i.subject_prefix for i in self.issuers]
-        if self.dev_issuer_active:
-            prefixes.append(self.dev_issuer.subject_prefix)
+        # the development issuer's prefix counts even while it is off: jobs its tokens created stay in the store
+        prefixes = self.subject_prefixes
         if len(set(prefixes)) != len(prefixes):
-            raise ValueError("issuers share a subject_prefix: give each issuer its own, or two users of "
-                             "different issuers could own the same jobs")
+            raise ValueError("issuers share a subject_prefix (the development issuer's, 'dev:' by default, "
+                             "included): give each issuer its own, or two users of different issuers could "
+                             "own the same jobs")
         # an opaque token says nothing of its issuer: sending it to several introspection endpoints
         # would hand one issuer's tokens to another
         if sum(i.introspects for i in self.issuers) > 1:
             raise ValueError("only one issuer may introspect opaque tokens (client_id set)")
         return self
+
+    @property
+    def subject_prefixes(self) -> list[str]:
+        return [*(i.subject_prefix for i in self.issuers), self.dev_issuer.subject_prefix]
 
     @property
     def dev_issuer_active(self) -> bool:
@@ -255,14 +262,16 @@ def claim_values(claims: dict[str, Any], path: str) -> list[str]:
     return []
 
 
-UNIX_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}")
 TEMPLATE_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.:-]*)\}")
 
 
 def _safe_unix(name: str, identity: IdentitySettings, why: str) -> str:
-    # the name reaches sbatch/ssh command lines and directory names: only a portable POSIX user name passes
-    if not UNIX_NAME.fullmatch(name):
-        raise UnmappedUser(f"{why} gives '{name[:40]}', which is not a valid Unix user name")
+    # the name reaches SSH logins, sbatch lines and directory names: it passes only the rule the Slurm
+    # backend checks too, so that a job accepted now can always be submitted later
+    error = unix_user_error(name)
+    if error is not None:
+        shown = "".join(c if c.isprintable() else "?" for c in name[:40])
+        raise UnmappedUser(f"{why} gives '{shown}', which cannot be a Unix account here: {error}")
     if name in identity.forbidden:
         raise UnmappedUser(f"{why} gives '{name}', which no token may act as")
     return name
@@ -300,11 +309,29 @@ def map_unix_user(claims: dict[str, Any], identity: IdentitySettings) -> str | N
     raise UnmappedUser(f"'{value}' matches no identity rule of this server; ask an administrator to map it")
 
 
+def owner_of(sub: str, subject_prefix: str, settings: AuthSettings) -> str:
+    """The job owner `subject_prefix + sub`, refused when it lies in another issuer's namespace.
+
+    Distinct prefixes alone do not keep owners apart: with prefixes "" and "dev:", the sub "dev:alice" of the
+    first issuer would be the owner "dev:alice" of the second. An owner therefore belongs to the issuer with
+    the longest prefix it starts with, and a token of any other issuer cannot produce it.
+    """
+    owner = subject_prefix + sub
+    longer = [p for p in settings.subject_prefixes if len(p) > len(subject_prefix) and owner.startswith(p)]
+    if longer:
+        raise InvalidToken(f"the token's subject falls in the namespace of another issuer (subject_prefix "
+                           f"'{longer[0]}'), so it cannot name a user here")
+    return owner
+
+
 def principal_from_claims(claims: dict[str, Any], issuer: str, subject_prefix: str,
                           settings: AuthSettings) -> Principal:
-    sub = claims.get("sub") or claims.get("username")
+    # the owner comes from `sub` alone: another claim (username, email...) is a second namespace in which one
+    # user's name can be another user's sub
+    sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
-        raise InvalidToken("the token names no subject (sub)")
+        raise InvalidToken("the token names no subject (sub): this server knows users by their sub claim only")
+    owner = owner_of(sub, subject_prefix, settings)
     granted = {v for path in settings.permission_claims for v in claim_values(claims, path)}
     admin = bool(granted & set(settings.admin_scopes))
     can_execute = admin or bool(granted & set(settings.execute_scopes))
@@ -313,7 +340,7 @@ def principal_from_claims(claims: dict[str, Any], issuer: str, subject_prefix: s
         raise InsufficientScope(f"your token does not grant {' or '.join(settings.execute_scopes)}", "execute")
     name = next((v for c in settings.name_claims if isinstance(v := claim(claims, c), str) and v), sub)
     return Principal(
-        subject=subject_prefix + sub, name=name, issuer=issuer, scopes=frozenset(granted),
+        subject=owner, name=name, issuer=issuer, scopes=frozenset(granted),
         unix_user=map_unix_user(claims, settings.identity), is_admin=admin,
         can_execute=can_execute,
         can_deploy=admin or bool(granted & set(settings.deploy_scopes)),

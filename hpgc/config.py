@@ -6,6 +6,7 @@ Nested fields are set from the environment with `__`, e.g. HPGC_LOCAL__MAX_JOBS=
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,16 @@ class Settings(BaseSettings):
     )
     base_url: str | None = Field(
         default=None,
-        description="Public URL of the API (e.g. https://hpc.example.org/ogc). None: taken from each request.",
+        description="Public URL of the API (e.g. https://hpc.example.org/ogc): absolute links and Location "
+        "start with it. None: they start with the request's Host header, which must be one of allowed_hosts.",
+    )
+    allowed_hosts: list[str] | None = Field(
+        default=None,
+        description="Host header values (host[:port]; without a port, 80, or 443 over TLS) the server answers "
+        "to; any other Host gets 400, so that no request puts a foreign host in links (nor reaches a loopback "
+        "server by DNS rebinding). None: the listen address, the address a request arrived at, localhost, "
+        "127.0.0.1 and [::1], each with the port the request arrived on, and base_url's host. X-Forwarded-* "
+        "headers are never trusted: behind a proxy, set base_url.",
     )
     title: str = Field(default="hpgc", description="Title on the landing page.")
     appkgs_dir: Path = Field(
@@ -89,6 +99,14 @@ class Settings(BaseSettings):
     clusters: dict[str, ClusterSettings] = Field(
         default_factory=dict, description="Slurm clusters by name; the first is the default one."
     )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _authorities(cls, hosts: list[str] | None) -> list[str] | None:
+        for host in hosts or []:  # the form hpgc/api/hosts.py compares; a pattern would silently match nothing
+            if not re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(:[0-9]{1,5})?", host):
+                raise ValueError(f"{host!r} is not host[:port] (no scheme, path or wildcard)")
+        return hosts
 
     @field_validator("data_dir", "appkgs_dir")
     @classmethod

@@ -226,6 +226,37 @@ class Issuer:
         self._introspected[digest] = (now + ttl, answer)
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_introspection(answer: dict[str, Any], settings: IssuerSettings, leeway_s: int) -> None:
+    """An active RFC 7662 answer is trusted only as far as a JWT would be: it must say when it ends, and for
+    which issuer and audience it was made. RFC 7662 makes those members optional; an answer that leaves
+    them out could be for a token of another realm or client, or one that never expires."""
+    now = time.time()
+    if answer.get("active") is not True:
+        raise InvalidToken("the token is not active (introspection)")
+    if not _number(answer.get("exp")):
+        raise InvalidToken("the introspection answer gives the token no expiry (exp)")
+    if answer["exp"] < now - leeway_s:
+        raise InvalidToken("the token has expired")
+    if _number(answer.get("nbf")) and answer["nbf"] > now + leeway_s:
+        raise InvalidToken("the token is not valid yet")
+    if answer.get("iss") != settings.issuer:
+        raise InvalidToken("the introspection answer does not name this issuer (iss)" if "iss" not in answer
+                           else "the introspected token is from another issuer")
+    if settings.audience:
+        aud = answer.get("aud")
+        auds = [aud] if isinstance(aud, str) else [a for a in aud if isinstance(a, str)] \
+            if isinstance(aud, list) else []
+        if not auds:
+            raise InvalidToken("the introspection answer names no audience (aud), and this server needs one "
+                               f"of: {', '.join(settings.audience)}")
+        if not set(auds) & set(settings.audience):
+            raise InvalidToken("the token's 'aud' claim is not acceptable here")
+
+
 class TokenVerifier:
     def __init__(self, settings: AuthSettings, issuers: list[Issuer]) -> None:
         self.settings = settings
@@ -295,15 +326,5 @@ class TokenVerifier:
             raise InvalidToken("the token is not a JWT, and no issuer here introspects opaque tokens")
         issuer = introspecting[0]  # configuration allows one: an opaque token must not visit several issuers
         answer = await issuer.introspect(token)
-        now, leeway = time.time(), self.settings.leeway_s
-        if answer.get("iss") not in (None, issuer.id):
-            raise InvalidToken("the introspected token is from another issuer")
-        if isinstance(answer.get("exp"), int | float) and answer["exp"] < now - leeway:
-            raise InvalidToken("the token has expired")
-        if isinstance(answer.get("nbf"), int | float) and answer["nbf"] > now + leeway:
-            raise InvalidToken("the token is not valid yet")
-        aud = answer.get("aud")
-        auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-        if issuer.settings.audience and auds and not set(auds) & set(issuer.settings.audience):
-            raise InvalidToken("the token's 'aud' claim is not acceptable here")
+        check_introspection(answer, issuer.settings, self.settings.leeway_s)
         return issuer, answer

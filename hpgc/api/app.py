@@ -11,6 +11,7 @@ from aiohttp import web
 
 from hpgc.api import callbacks, deploy, jobs, landing, processes
 from hpgc.api.auth import auth_middleware, setup_auth
+from hpgc.api.hosts import host_middleware
 from hpgc.api.keys import JOBS, OUTBOUND, REGISTRY, SETTINGS, STORE, TEMPLATES
 from hpgc.api.openapi import OPENAPI_EXTENSIONS
 from hpgc.api.problems import body_limit_middleware, problem_middleware
@@ -39,7 +40,7 @@ def default_backends(settings: Settings, outbound: GuardedClient | None = None) 
 
 def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -> web.Application:
     app = web.Application(
-        middlewares=[problem_middleware, body_limit_middleware, auth_middleware],
+        middlewares=[problem_middleware, host_middleware, body_limit_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from hpgc.api.hosts import checked_host
 from hpgc.api.keys import SETTINGS, TEMPLATES
 from hpgc.jobs.documents import HTML, JSON, status_document
 from hpgc.models.ogc import Link
@@ -38,10 +39,12 @@ def wants_html(request: web.Request) -> bool:
 
 
 def base_url(request: web.Request) -> str:
+    """What absolute links and Location start with: base_url when set, else the request's checked Host
+    (never request.host, which falls back to this machine's name, nor any X-Forwarded-* header)."""
     configured = request.app[SETTINGS].base_url
     if configured:
         return configured.rstrip("/")
-    return f"{request.scheme}://{request.host}"
+    return f"{request.scheme}://{checked_host(request)}"
 
 
 def respond(request: web.Request, data: dict[str, Any], template: str, status: int = 200,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 from aiohttp import web
 
 from hpgc.api.keys import JOBS
 from hpgc.api.principal import principal
+from hpgc.api.problems import problem
 from hpgc.api.render import base_url
 from hpgc.backends.base import BackendError
 from hpgc.errors import NoSuchOutput
@@ -51,22 +53,59 @@ async def results_response(
     return web.Response(text=json.dumps(item), content_type="application/json", headers=headers)
 
 
-def _range(header: str | None, size: int) -> tuple[int, int] | None:
-    """'bytes=a-b' → (offset, length); None for no or unsupported range."""
-    if not header or not header.startswith("bytes=") or "," in header:
+class RangeNotSatisfiable(Exception):
+    """A Range header answered with 416: malformed, unsatisfiable, or several ranges (not supported)."""
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+")  # RFC 9110 §5.6.2, lowercased
+_INT_RANGE = re.compile(r"([0-9]+)-([0-9]*)")
+_SUFFIX_RANGE = re.compile(r"-([0-9]+)")
+_HUGE = 10**30  # past any file: positions longer than this are compared, never converted (int() caps digits)
+
+
+def _position(digits: str) -> int:
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 30 else _HUGE
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """RFC 9110 §14 for one file of `size` bytes: (offset, length) of the one byte range asked for, None to
+    send the whole file, RangeNotSatisfiable for a 416.
+
+    A unit other than bytes is ignored (§14.2: an origin server MUST ignore a unit it does not understand).
+    Every malformed bytes range (`bytes=--5`, `bytes=5-3`, `bytes=abc`, `bytes=`), every unsatisfiable one
+    (`bytes=-0`, a first position at or past the end) and several ranges (no multipart/byteranges here;
+    §14.2 lets a server reject them) are 416. A suffix longer than the file is the whole file (206). A
+    suffix range of an empty file is satisfiable but cannot be written in Content-Range: the whole (empty)
+    file is sent with 200, as §14.2 allows a server to ignore Range.
+    """
+    if header is None:
         return None
-    start_s, _, end_s = header[6:].partition("-")
-    try:
-        if start_s == "":
-            length = min(int(end_s), size)
-            return size - length, length
-        start = int(start_s)
-        end = min(int(end_s), size - 1) if end_s else size - 1
-    except ValueError:
+    unit, eq, spec = header.partition("=")
+    unit = unit.strip(" \t").lower()
+    if not eq or _TOKEN.fullmatch(unit) is None:
+        raise RangeNotSatisfiable(header)
+    if unit != "bytes":
         return None
-    if start >= size or end < start:
-        raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
-    return start, end - start + 1
+    if "," in spec:
+        raise RangeNotSatisfiable(header)
+    spec = spec.strip(" \t")
+    if (m := _SUFFIX_RANGE.fullmatch(spec)) is not None:
+        length = _position(m.group(1))
+        if length == 0:
+            raise RangeNotSatisfiable(header)
+        if size == 0:
+            return None
+        length = min(length, size)
+        return size - length, length
+    if (m := _INT_RANGE.fullmatch(spec)) is None:
+        raise RangeNotSatisfiable(header)
+    first = _position(m.group(1))
+    last = _position(m.group(2)) if m.group(2) else size - 1
+    if last < first or first >= size:
+        raise RangeNotSatisfiable(header)
+    last = min(last, size - 1)
+    return first, last - first + 1
 
 
 async def stream_output(request: web.Request) -> web.StreamResponse:
@@ -78,7 +117,14 @@ async def stream_output(request: web.Request) -> web.StreamResponse:
         size = await backend.file_size(ref, item.path)
     except BackendError as exc:
         raise NoSuchOutput(f"output '{oid}' is no longer available: {exc}") from None
-    rng = _range(request.headers.get("Range"), size)  # an unreadable Range is ignored, as RFC 9110 allows
+    ranges = request.headers.getall("Range", [])
+    try:
+        # a Range is defined for GET only (RFC 9110 §14.2: ignored on HEAD); two headers are two ranges
+        rng = parse_range(",".join(ranges), size) if ranges and request.method == "GET" else None
+    except RangeNotSatisfiable:
+        return problem(416, "Range not satisfiable", f"the Range header asks for no single byte range of this "
+                       f"{size}-byte file (one range only, e.g. bytes=0-1023 or bytes=-1024)",
+                       headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"})
     resp = web.StreamResponse(status=206 if rng else 200)
     resp.content_type = item.media_type
     resp.headers["Accept-Ranges"] = "bytes"

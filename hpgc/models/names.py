@@ -1,9 +1,13 @@
-"""Names that come from users and end up in paths, URLs, headers and file names: one rule each, here.
+"""Names that come from users and end up in paths, URLs, headers, file names and the operating system: one
+rule each, here, shared by every layer that checks them.
 
 A process id becomes a URL path segment, a `Location` header and a comment in a Slurm script; an image
-reference becomes a file name in a cache shared by every user. Both are checked once, against these rules,
-wherever they enter the system.
+reference becomes a file name in a cache shared by every user. A Unix user name is decided once, when a token
+is mapped to an account (hpgc/auth.py), and used much later by the Slurm backend in SSH logins, job directory
+paths and #SBATCH lines: both check it with the rule here, so a name accepted at request time is never refused
+when the job is submitted.
 """
+
 
 from __future__ import annotations
 
@@ -92,3 +96,25 @@ def image_cache_name(ref: str) -> str:
         rest = rest.split("?", 1)[0].rsplit("/", 1)[-1][:-len(".sif")]
     readable = _UNSAFE.sub("_", rest).strip("._-")[:80] or "image"
     return f"{readable}-{hashlib.sha256(full.encode()).hexdigest()[:DIGEST_HEX]}.sif"
+
+
+# Unix user names -------------------------------------------------------------------------------------
+UNIX_USER_MAX = 32
+# Linux useradd's default rule (lowercase, a letter or '_' first), with '.' as directory-backed sites use
+# (jane.doe), and without useradd's trailing '$' of Samba machine accounts: '$' is a shell character that
+# #SBATCH lines refuse. 32 is useradd's limit. Uppercase is refused: useradd refuses it, and tools that fold
+# case (LDAP, e-mail) would make Alice and alice two hpgc users but one account.
+UNIX_USER = re.compile(rf"[a-z_][a-z0-9_.-]{{0,{UNIX_USER_MAX - 1}}}")
+UNIX_USER_RULE = (f"lowercase letters, digits, '_', '.' and '-', starting with a letter or '_', at most "
+                  f"{UNIX_USER_MAX} characters")
+
+
+def unix_user_error(name: object) -> str | None:
+    """Why `name` cannot be a Unix/Slurm user name here (a sentence for the client), or None if it can."""
+    if not isinstance(name, str) or not name:
+        return "it is empty"
+    if len(name) > UNIX_USER_MAX:
+        return f"it is longer than {UNIX_USER_MAX} characters"
+    if UNIX_USER.fullmatch(name) is None:
+        return f"a Unix user name here has only {UNIX_USER_RULE}"
+    return None

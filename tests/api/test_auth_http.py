@@ -88,7 +88,7 @@ async def test_no_spelling_of_a_protected_path_passes_as_public(client: TestClie
     # raw bytes on the socket: a client library would normalise these paths before sending them
     url = client.make_url("")
     reader, writer = await asyncio.open_connection(url.host, url.port)
-    writer.write(f"GET {raw} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    writer.write(f"GET {raw} HTTP/1.1\r\nHost: {url.host}:{url.port}\r\nConnection: close\r\n\r\n".encode())
     await writer.drain()
     answer = (await reader.read()).decode(errors="replace")
     writer.close()
@@ -164,7 +164,7 @@ async def test_require_deploy_gives_403_insufficient_scope(client: TestClient) -
     assert 'error="insufficient_scope"' in resp.headers["WWW-Authenticate"]
     assert (await resp.json())["scope"] == "hpgc:deploy"
     resp = await client.post("/test-deploy", headers=bearer(client, "alice", scope="hpgc:execute hpgc:deploy"))
-    assert resp.status == 200 and (await resp.json())["deployer"] == "alice"
+    assert resp.status == 200 and (await resp.json())["deployer"] == "dev:alice"
     resp = await client.post("/test-deploy", headers=bearer(client, "root2", scope="hpgc:admin"))
     assert resp.status == 200
 

@@ -103,7 +103,8 @@ async def test_introspection_over_http(fake: FakeIssuer, aiohttp_client: Client,
     assert resp.status == 401 and 'error="invalid_token"' in resp.headers["WWW-Authenticate"]
     assert "not active" in (await resp.json())["detail"]
     fake.active_tokens["live-token"] = {"active": True, "sub": "u-7", "preferred_username": "gina",
-                                        "scope": "hpgc:execute", "exp": int(time.time()) + 300, "aud": "hpgc"}
+                                        "scope": "hpgc:execute", "exp": int(time.time()) + 300, "aud": "hpgc",
+                                        "iss": fake.url}
     resp = await client.get("/jobs", headers={"Authorization": "Bearer live-token"})
     assert resp.status == 200, await resp.text()
     fake.active_tokens["live-token"] = {"active": False}  # revoked: still accepted until the cache entry ends

@@ -74,6 +74,70 @@ def test_subject_prefix_and_display_name() -> None:
         principal_from_claims({"scope": "hpgc:execute"}, ISS, "", AuthSettings())
 
 
+@pytest.mark.parametrize("claims", [
+    {"username": "u-1"},                    # RFC 7662's username is another namespace: never the owner
+    {"preferred_username": "alice"},
+    {"sub": ""}, {"sub": 42}, {"sub": ["u-1"]}, {"sub": None, "username": "u-1"},
+])
+def test_the_owner_comes_from_sub_only(claims: dict[str, Any]) -> None:
+    base = {"scope": "hpgc:execute", "preferred_username": "alice"}
+    with pytest.raises(InvalidToken) as err:
+        principal_from_claims({**base, **claims}, ISS, "", AuthSettings())
+    assert err.value.detail == "the token names no subject (sub): this server knows users by their sub claim only"
+    assert err.value.status == 401
+
+
+def test_owners_of_different_issuers_never_meet() -> None:
+    a, b = "https://a.example", "https://b.example"
+    settings = AuthSettings(issuers=[IssuerSettings(issuer=a), IssuerSettings(issuer=b, subject_prefix="b:")])
+    claims = {"scope": "hpgc:execute", "preferred_username": "alice"}
+    assert principal_from_claims({**claims, "sub": "x"}, b, "b:", settings).subject == "b:x"
+    assert principal_from_claims({**claims, "sub": "x"}, a, "", settings).subject == "x"
+    # issuer a's user "b:x" would be issuer b's user "x", and "dev:alice" the development issuer's alice
+    for sub, prefix in (("b:x", "b:"), ("dev:alice", "dev:")):
+        with pytest.raises(InvalidToken) as err:
+            principal_from_claims({**claims, "sub": sub}, a, "", settings)
+        assert err.value.detail == (f"the token's subject falls in the namespace of another issuer "
+                                    f"(subject_prefix '{prefix}'), so it cannot name a user here")
+    assert AuthSettings().dev_issuer.subject_prefix == "dev:"
+
+
+@pytest.mark.parametrize("name, accepted", [
+    ("alice", True), ("_svc", True), ("jane.doe", True), ("a-b_c9", True), ("a" * 32, True),
+    ("Alice", False), ("ALICE", False), ("a" * 33, False), ("9lives", False), ("-oProxyCommand", False),
+    (".hidden", False), ("alice$", False), ("alice\n", False), ("al ice", False), ("", False), ("é", False),
+])
+def test_one_unix_name_rule_for_auth_and_the_slurm_script(name: str, accepted: bool) -> None:
+    from hpgc.backends.base import BackendError
+    from hpgc.backends.slurm.config import ClusterSettings
+    from hpgc.backends.slurm.script import job_dir
+
+    ident = IdentitySettings(template="{preferred_username}")
+    cluster = ClusterSettings(host="login", known_hosts="/k", user="svc", work_root="/w")
+    if accepted:
+        assert map_unix_user({"preferred_username": name}, ident) == name
+        assert job_dir(cluster, "j1", name) == f"/w/{name}/j1"
+        return
+    with pytest.raises(UnmappedUser) as err:
+        map_unix_user({"preferred_username": name}, ident)
+    assert err.value.status == 403
+    assert ("cannot be a Unix account here" if name else "has no 'preferred_username' claim") in err.value.detail
+    if name:  # no name at all means the cluster's own account
+        with pytest.raises(BackendError):
+            job_dir(cluster, "j1", name)
+    with pytest.raises(ValidationError):
+        ClusterSettings(host="login", known_hosts="/k", user=name, work_root="/w")
+
+
+def test_a_capitalised_name_is_refused_saying_why() -> None:
+    with pytest.raises(UnmappedUser) as err:
+        map_unix_user({"preferred_username": "Alice"}, IdentitySettings())
+    assert err.value.detail == (
+        "the template {preferred_username} gives 'Alice', which cannot be a Unix account here: a Unix user "
+        "name here has only lowercase letters, digits, '_', '.' and '-', starting with a letter or '_', at "
+        "most 32 characters")
+
+
 def test_template_mapping_and_unsafe_names() -> None:
     ident = IdentitySettings(template="{preferred_username}")
     assert map_unix_user({"preferred_username": "alice"}, ident) == "alice"
@@ -158,8 +222,12 @@ def test_several_issuers_need_distinct_subject_prefixes_and_one_introspection() 
     a, b = "https://a.example", "https://b.example"
     with pytest.raises(ValidationError, match="subject_prefix"):
         AuthSettings(issuers=[IssuerSettings(issuer=a), IssuerSettings(issuer=b)])
-    with pytest.raises(ValidationError, match="subject_prefix"):
-        AuthSettings(issuers=[IssuerSettings(issuer=a)], dev_issuer={"enabled": True})
+    # the development issuer has its own prefix ('dev:') by default, so it may run beside a configured one...
+    AuthSettings(issuers=[IssuerSettings(issuer=a)], dev_issuer={"enabled": True})
+    # ...but not with the same prefix, on or off: the jobs its tokens created are still in the store
+    for enabled in (True, False):
+        with pytest.raises(ValidationError, match="subject_prefix"):
+            AuthSettings(issuers=[IssuerSettings(issuer=a, subject_prefix="dev:")], dev_issuer={"enabled": enabled})
     with pytest.raises(ValidationError, match="twice"):
         AuthSettings(issuers=[IssuerSettings(issuer=a), IssuerSettings(issuer=a, subject_prefix="x")])
     with pytest.raises(ValidationError, match="introspect"):

@@ -239,12 +239,44 @@ async def test_introspection_active_token_and_cache(fake: FakeIssuer, make: Make
 async def test_introspected_claims_are_still_checked(fake: FakeIssuer, make: Make) -> None:
     verifier = make(introspecting(fake, introspection_cache_s=0))
     now = int(time.time())
-    fake.active_tokens["t"] = {"active": True, "sub": "a", "exp": now - 3600}
+    good = {"active": True, "sub": "a", "iss": fake.url, "aud": "hpgc", "exp": now + 300}
+    fake.active_tokens["t"] = {**good, "exp": now - 3600}
     await rejected(verifier, "t", "expired")
-    fake.active_tokens["t"] = {"active": True, "sub": "a", "aud": "other"}
+    fake.active_tokens["t"] = {**good, "aud": "other"}
     await rejected(verifier, "t", "'aud'")
-    fake.active_tokens["t"] = {"active": True, "sub": "a", "iss": "https://evil.example"}
+    fake.active_tokens["t"] = {**good, "iss": "https://evil.example"}
     await rejected(verifier, "t", "another issuer")
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"exp": None}, "no expiry (exp)"),               # RFC 7662 makes exp optional: here it is required
+    ({"exp": "2999999999"}, "no expiry (exp)"),       # a string is no NumericDate
+    ({"exp": True}, "no expiry (exp)"),
+    ({"iss": None}, "does not name this issuer (iss)"),
+    ({"iss": "https://evil.example"}, "another issuer"),
+    ({"aud": None}, "names no audience (aud)"),       # the issuer configures audience ["hpgc"] (the default)
+    ({"aud": []}, "names no audience (aud)"),
+    ({"aud": 7}, "names no audience (aud)"),
+    ({"aud": ["other", "account"]}, "'aud'"),
+    ({"active": "true"}, "not active"),               # only the JSON true counts
+    ({"active": None}, "not active"),
+])
+async def test_introspection_answers_need_active_exp_iss_and_aud(
+    fake: FakeIssuer, make: Make, change: dict[str, Any], reason: str
+) -> None:
+    verifier = make(introspecting(fake, introspection_cache_s=0))
+    answer = {"active": True, "sub": "a", "scope": "hpgc:execute", "iss": fake.url, "aud": ["x", "hpgc"],
+              "exp": int(time.time()) + 300}
+    fake.active_tokens["t"] = answer
+    assert (await verifier.verify("t"))[1]["sub"] == "a"
+    fake.active_tokens["t"] = {k: v for k, v in {**answer, **change}.items() if v is not None}
+    await rejected(verifier, "t", reason)
+
+
+async def test_introspection_without_a_configured_audience_does_not_need_aud(fake: FakeIssuer, make: Make) -> None:
+    verifier = make(introspecting(fake, audience=[], introspection_cache_s=0))
+    fake.active_tokens["t"] = {"active": True, "sub": "a", "iss": fake.url, "exp": int(time.time()) + 300}
+    assert (await verifier.verify("t"))[1]["sub"] == "a"
 
 
 async def test_introspection_with_wrong_client_secret_is_503(fake: FakeIssuer, make: Make) -> None:

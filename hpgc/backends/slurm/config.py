@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from hpgc.models.names import unix_user_error
+
 # Slurm reads #SBATCH lines itself, without shell quoting: keep option values to a safe alphabet.
 SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.,:/@+=-]+$")
 SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./+@-]*$")
@@ -113,6 +115,24 @@ class ClusterSettings(BaseModel):
         for opt in v:
             if not opt.startswith("--") or not SAFE_VALUE.match(opt):
                 raise ValueError(f"{opt!r} is not a plain --option[=value]")
+        return v
+
+    @field_validator("user")
+    @classmethod
+    def _unix_user(cls, v: str) -> str:
+        # jobs of unmapped users run as this account: the rule of mapped users applies (hpgc/models/names.py)
+        error = unix_user_error(v)
+        if error is not None:
+            raise ValueError(f"{v!r} cannot be a Unix user name here: {error}")
+        return v
+
+    @field_validator("user_keys")
+    @classmethod
+    def _unix_users(cls, v: dict[str, Path]) -> dict[str, Path]:
+        for name in v:
+            error = unix_user_error(name)
+            if error is not None:
+                raise ValueError(f"{name!r} cannot be a Unix user name here: {error}")
         return v
 
     @field_validator("work_root", "image_cache")

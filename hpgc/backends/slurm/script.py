@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from hpgc.backends.base import BackendError
 from hpgc.backends.files import OUTPUTS_FILE, PROGRESS_FILE
 from hpgc.backends.slurm.config import ClusterSettings
+from hpgc.models.names import unix_user_error
 from hpgc.models.run import RunSpec
 
 SCRIPT_FILE = "job.sbatch"
@@ -24,7 +25,6 @@ STDERR_FILE = "stderr.log"
 SLURM_ID_FILE = "slurm_job_id"
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 
 
 def job_name(job_id: str) -> str:
@@ -76,8 +76,9 @@ def job_dir(cluster: ClusterSettings, job_id: str, unix_user: str | None) -> str
     user = unix_user or cluster.user
     if not _JOB_ID.match(job_id):
         raise BackendError(f"job id {job_id!r} cannot name a Slurm job")
-    if not _USER.match(user):
-        raise BackendError(f"unix user {user!r} is not a valid user name")
+    error = unix_user_error(user)  # the rule auth's mapping applies: a mapped user always passes here
+    if error is not None:
+        raise BackendError(f"unix user {user!r} is not a valid user name: {error}")
     return f"{cluster.work_root}/{user}/{job_id}"
 
 

@@ -1,0 +1,41 @@
+"""Range headers of result files (RFC 9110 §14): one byte range, or the whole file, or 416."""
+
+from __future__ import annotations
+
+import pytest
+
+from hpgc.api.results import RangeNotSatisfiable, parse_range
+
+
+@pytest.mark.parametrize("header, size, expected", [
+    (None, 16, None),
+    ("bytes=0-5", 16, (0, 6)),
+    ("bytes=0-0", 16, (0, 1)),
+    ("bytes=15-15", 16, (15, 1)),
+    ("bytes=10-", 16, (10, 6)),
+    ("bytes=10-999999", 16, (10, 6)),           # last position past the end: up to the end
+    ("bytes=0-" + "9" * 5000, 16, (0, 16)),     # more digits than int() converts: still the whole file
+    ("bytes=-4", 16, (12, 4)),
+    ("bytes=-16", 16, (0, 16)),
+    ("bytes=-999999", 16, (0, 16)),             # suffix longer than the file: the whole file
+    ("Bytes=0-5", 16, (0, 6)),                  # range units are case-insensitive
+    ("bytes= 0-5 ", 16, (0, 6)),
+    ("bytes=0005-0006", 16, (5, 2)),
+    ("items=0-5", 16, None),                    # a unit we do not know: ignored (RFC 9110 §14.2 MUST)
+    ("bytes=-5", 0, None),                      # satisfiable on an empty file, but not expressible: 200
+])
+def test_ranges_served(header: str | None, size: int, expected: tuple[int, int] | None) -> None:
+    assert parse_range(header, size) == expected
+
+
+@pytest.mark.parametrize("header, size", [
+    ("bytes=--5", 16), ("bytes=5-3", 16), ("bytes=abc", 16), ("bytes=-0", 16), ("bytes=", 16),
+    ("bytes=16-", 16), ("bytes=16-20", 16), ("bytes=" + "9" * 5000 + "-", 16),
+    ("bytes=0-1,4-5", 16), ("bytes=0-1, 4-5", 16), ("bytes=0-5,", 16),
+    ("bytes=+1-2", 16), ("bytes=1_0-20", 16), ("bytes=١-٢", 16), ("bytes=0x1-2", 16), ("bytes=1 -2", 16),
+    ("bytes", 16), ("abc", 16), ("=0-5", 16), ("by tes=0-5", 16),
+    ("bytes=0-", 0), ("bytes=0-0", 0), ("bytes=-0", 0),
+])
+def test_malformed_unsatisfiable_or_several_ranges_are_416(header: str, size: int) -> None:
+    with pytest.raises(RangeNotSatisfiable):
+        parse_range(header, size)
