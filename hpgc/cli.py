@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -15,12 +16,20 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, help="database, job directories and keys")
 
 
+def _private_umask() -> None:
+    """What the server creates (database, keys, job directories and their files) is its account's only."""
+    from hpgc.datadir import PRIVATE_UMASK
+
+    os.umask(PRIVATE_UMASK)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from hpgc.api.app import create_app
 
     settings = load_settings(args.config, host=args.host, port=args.port, data_dir=args.data_dir)
+    _private_umask()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
     print(f"hpgc serving on http://{settings.host}:{settings.port}/ (data in {settings.data_dir})", flush=True)
@@ -32,6 +41,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     from hpgc.dev_issuer import cli_token
 
     settings = load_settings(args.config, data_dir=args.data_dir)
+    _private_umask()
     token, warning = cli_token(settings, args.user, args.scope, args.ttl, args.issuer)
     if warning:
         print(f"hpgc: warning: {warning}", file=sys.stderr)
@@ -43,6 +53,7 @@ def cmd_dev_issuer(args: argparse.Namespace) -> int:
     from hpgc.api.auth import run_dev_issuer
 
     settings = load_settings(args.config, data_dir=args.data_dir)
+    _private_umask()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return run_dev_issuer(settings, args.host, args.port)
 

@@ -18,6 +18,7 @@ from hpgc.api.problems import body_limit_middleware, problem_middleware
 from hpgc.backends.base import Backend
 from hpgc.backends.local import LocalBackend
 from hpgc.config import Settings
+from hpgc.datadir import secure_data_dir
 from hpgc.jobs.monitor import Monitor
 from hpgc.jobs.notifier import Notifier
 from hpgc.jobs.service import JobService
@@ -58,8 +59,7 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
     setup_auth(app, settings)
 
     async def services(app: web.Application) -> AsyncIterator[None]:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = Store(settings.data_dir / "hpgc.sqlite")
+        store = Store(await asyncio.to_thread(secure_data_dir, settings.data_dir))  # 0700 dir, 0600 database
         registry = ProcessRegistry(store, owner_only=settings.auth.deployed_process_visibility == "owner",
                                    max_deployed=settings.limits.processes_per_user,
                                    retry_after_s=settings.limits.retry_after_s)

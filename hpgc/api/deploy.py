@@ -59,6 +59,7 @@ def _row(d: Deployable) -> dict:
 async def deploy(request: web.Request) -> web.Response:
     who = principal(request)
     require_deploy(who)
+    request.app[JOBS].check_deploy(who)  # before reading the body: a refused deployer costs nothing
     deployable = await _read(request)
     jobs = request.app[JOBS]
     registry = request.app[REGISTRY]
@@ -79,6 +80,7 @@ async def replace(request: web.Request) -> web.Response:
     process_id = request.match_info["process_id"]
     jobs = request.app[JOBS]
     await jobs.db(request.app[REGISTRY].check_owner, who, process_id)  # 404/403 before reading the body
+    jobs.check_deploy(who)
     deployable = await _read(request)
     if deployable.description.id != process_id:
         deployable.description = deployable.description.model_copy(update={"id": process_id})

@@ -1,12 +1,17 @@
 """The local backend: each job is a subprocess on this machine, in its own job directory and process group.
 
 It is the embedded default (no cluster needed). Jobs beyond `max_jobs` wait their turn in `accepted`.
+
+Its trust level (docs/security-local.md): a job runs as the server's own account. It gets a minimal
+environment (nothing of hpgc's settings), runs in its own 0700 job directory, and whatever it leaves there
+is read through hpgc/backends/jobfiles.py (regular files with one link inside the job directory only).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import json
 import logging
 import os
@@ -14,7 +19,7 @@ import shlex
 import shutil
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,14 @@ from hpgc.backends.files import (
     Downloads,
     command_outputs_manifest,
     parse_progress,
+)
+from hpgc.backends.jobfiles import (
+    named_inside,
+    open_inside,
+    read_inside,
+    read_text_or_empty,
+    size_inside,
+    write_inside,
 )
 from hpgc.config import LocalBackendSettings
 from hpgc.models.ogc import StatusCode
@@ -39,10 +52,35 @@ PID_FILE = "pid"
 KILL_GRACE_S = 3  # after SIGTERM, before SIGKILL: cwltool cleans up its temporary folders
 MAX_INPUT_BYTES = 10 * 1024**3
 STDERR_TAIL = 2000
+MAX_MANIFEST_BYTES = 64 * 1024**2
+SMALL_FILE_BYTES = 1024**2  # exit code, pid, progress, command line
+JOB_DIR_MODE = 0o700
+# what every job gets of the server's environment: enough for tools and runtimes to work, no settings
+BASE_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_*", "TZ")
+
+
+def job_environment(
+    settings: LocalBackendSettings, jd: Path, spec_env: Mapping[str, str], environ: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment of a job: the minimal set and `local.pass_env` from the server's, the spec's own
+    variables, its bin/ first on PATH, TMPDIR in the job directory. Never an HPGC_* setting of the server
+    (HPGC_CALLBACKS__SECRET, HPGC_AUTH__...) whatever `pass_env` says."""
+    source = os.environ if environ is None else environ
+    patterns = (*BASE_ENV, *settings.pass_env)
+    env = {name: value for name, value in source.items()
+           if not name.upper().startswith("HPGC") and any(fnmatch.fnmatchcase(name, p) for p in patterns)}
+    env.update(spec_env)
+    env["PATH"] = f"{jd / 'bin'}:{env.get('PATH') or os.defpath}"
+    env["TMPDIR"] = str(jd / "tmp")
+    env["HPGC_JOB_DIR"] = str(jd)  # the one hpgc variable: the helper and _kill_orphan rely on it
+    if settings.image_cache:
+        env["CWL_SINGULARITY_CACHE"] = str(settings.image_cache)
+    return env
 
 
 class LocalBackend:
     name = "local"
+    runs_as_server = True  # a job here runs as the server's account: deploying to it is an admin's decision
 
     def __init__(self, settings: LocalBackendSettings, jobs_dir: Path, outbound: GuardedClient | None = None) -> None:
         self.settings = settings
@@ -52,14 +90,21 @@ class LocalBackend:
         self._slots = asyncio.Semaphore(settings.max_jobs)
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._lost: dict[str, str] = {}  # jobs whose end could not be written into their directory
         self._on_change: Callable[[], None] = lambda: None
 
     @property
     def resumable(self) -> bool:
         return False
 
+    @property
+    def user_deploy_allowed(self) -> bool:
+        """Whether users who are not administrators may deploy packages that run here."""
+        return self.settings.allow_user_deploy
+
     async def start(self, on_change: Callable[[], None]) -> None:
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self.jobs_dir.mkdir(parents=True, exist_ok=True, mode=JOB_DIR_MODE)
+        self.jobs_dir.chmod(JOB_DIR_MODE)
         self._on_change = on_change
 
     async def close(self) -> None:
@@ -79,7 +124,10 @@ class LocalBackend:
         if spec.job_id in self._tasks:
             return f"local:{spec.job_id}"
         jd = self.job_dir(spec.job_id)
-        (jd / "bin").mkdir(parents=True, exist_ok=True)
+        jd.mkdir(parents=True, exist_ok=True, mode=JOB_DIR_MODE)
+        jd.chmod(JOB_DIR_MODE)  # whatever the umask: other accounts on this machine must not read a job's files
+        (jd / "bin").mkdir(exist_ok=True)
+        (jd / "tmp").mkdir(exist_ok=True)
         helper = jd / "bin" / "hpgc-progress"
         helper.write_text(PROGRESS_HELPER)
         helper.chmod(0o755)
@@ -98,7 +146,7 @@ class LocalBackend:
         for rel in spec.outputs.values():  # tools write their outputs into folders that must exist
             self._inside(jd, rel).parent.mkdir(parents=True, exist_ok=True)
         argv = self._argv(spec, jd)
-        (jd / "command.json").write_text(json.dumps(argv))
+        write_inside(jd, "command.json", json.dumps(argv))
         self._tasks[spec.job_id] = asyncio.create_task(self._run(spec, argv, jd))
         return f"local:{spec.job_id}"
 
@@ -129,10 +177,7 @@ class LocalBackend:
         async with self._slots:
             if (jd / CANCEL_FILE).exists():
                 return
-            env = {**os.environ, **spec.env, "HPGC_JOB_DIR": str(jd)}
-            env["PATH"] = f"{jd / 'bin'}:{env.get('PATH', '')}"
-            if self.settings.image_cache:
-                env["CWL_SINGULARITY_CACHE"] = str(self.settings.image_cache)
+            env = job_environment(self.settings, jd, spec.env)
             stdout_name = OUTPUTS_FILE if spec.kind == "cwl" else "stdout.log"
             try:
                 with (jd / stdout_name).open("wb") as out, (jd / "stderr.log").open("wb") as err:
@@ -141,7 +186,7 @@ class LocalBackend:
                         start_new_session=True,  # own process group: dismiss kills the whole tree
                     )
                     self._procs[spec.job_id] = proc
-                    (jd / PID_FILE).write_text(str(proc.pid))
+                    write_inside(jd, PID_FILE, str(proc.pid))
                     self._on_change()
                     code = await proc.wait()
             except OSError as exc:
@@ -149,11 +194,15 @@ class LocalBackend:
                 code = 127
             finally:
                 self._procs.pop(spec.job_id, None)
-            if spec.kind == "command" and code == 0:
-                exists = {oid: (jd / rel).is_file() for oid, rel in spec.outputs.items()}
-                manifest = command_outputs_manifest(spec.outputs, exists, str(jd))
-                (jd / OUTPUTS_FILE).write_text(json.dumps(manifest))
-            (jd / EXIT_FILE).write_text(str(code))
+            try:
+                if spec.kind == "command" and code == 0:
+                    exists = {oid: (jd / rel).is_file() for oid, rel in spec.outputs.items()}
+                    manifest = command_outputs_manifest(spec.outputs, exists, str(jd))
+                    write_inside(jd, OUTPUTS_FILE, json.dumps(manifest))
+                write_inside(jd, EXIT_FILE, str(code))
+            except OSError as exc:  # the job removed or replaced its own directory
+                log.warning("job %s: its exit code could not be recorded: %s", spec.job_id, exc)
+                self._lost[spec.job_id] = f"the job's directory was changed under hpgc: {exc}"
             self._on_change()
 
     async def ensure_image(self, container: Container) -> None:
@@ -181,20 +230,25 @@ class LocalBackend:
 
     def _status(self, job_id: str) -> BackendStatus:
         jd = self.job_dir(job_id)
-        exit_file = jd / EXIT_FILE
-        if exit_file.exists():
-            code = int(exit_file.read_text() or "1")
+        if job_id in self._lost:
+            return BackendStatus(status=StatusCode.failed, message=self._lost[job_id])
+        exit_text = read_text_or_empty(jd, EXIT_FILE, SMALL_FILE_BYTES)
+        if exit_text or (jd / EXIT_FILE).exists():
+            try:
+                code = int(exit_text or "1")
+            except ValueError:
+                code = 1
             if (jd / CANCEL_FILE).exists():
                 return BackendStatus(status=StatusCode.dismissed, message="dismissed by the user", exit_code=code)
             if code == 0:
                 return BackendStatus(status=StatusCode.successful, progress=100, message="finished",
                                      exit_code=0)
-            tail = _tail(jd / "stderr.log", STDERR_TAIL)
+            tail = _tail(jd, "stderr.log", STDERR_TAIL)
             message = f"the process exited with code {code}" + (f": {tail}" if tail else "")
             return BackendStatus(status=StatusCode.failed, message=message, exit_code=code,
                                  details={"stderr_tail": tail})
         if job_id in self._procs:
-            progress, message = parse_progress(_read(jd / PROGRESS_FILE))
+            progress, message = parse_progress(read_text_or_empty(jd, PROGRESS_FILE, SMALL_FILE_BYTES, tail=True))
             return BackendStatus(status=StatusCode.running, progress=progress, message=message or "running")
         if (jd / CANCEL_FILE).exists():
             return BackendStatus(status=StatusCode.dismissed, message="dismissed by the user")
@@ -210,7 +264,7 @@ class LocalBackend:
     async def cancel(self, job: JobRef) -> None:
         jd = self.job_dir(job.job_id)
         if jd.is_dir():
-            (jd / CANCEL_FILE).touch()
+            write_inside(jd, CANCEL_FILE, "")
         if job.job_id in self._procs:
             self._kill(job.job_id, signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
@@ -226,11 +280,19 @@ class LocalBackend:
 
     # results ---------------------------------------------------------------------------------------
     async def outputs(self, job: JobRef) -> dict[str, Any]:
-        path = self.job_dir(job.job_id) / OUTPUTS_FILE
+        jd = self.job_dir(job.job_id)
         try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
+            manifest = json.loads(read_inside(jd, OUTPUTS_FILE, MAX_MANIFEST_BYTES))
+        except (BackendError, OSError, ValueError) as exc:
             raise BackendError(f"the job left no readable outputs.json: {exc}") from None
+        if not isinstance(manifest, dict):
+            raise BackendError("the job's outputs.json is not an object")
+        for oid, value in manifest.items():  # a tool may name any path: only the job's own files are results
+            if isinstance(value, dict) and value.get("class") == "File":
+                path = value.get("path") or str(value.get("location", "")).removeprefix("file://")
+                if not named_inside(jd, path):
+                    raise BackendError(f"output '{oid}' names {path}, outside the job directory")
+        return manifest
 
     def _inside(self, jd: Path, path: str) -> Path:
         target = (jd / path).resolve()
@@ -239,18 +301,16 @@ class LocalBackend:
         return target
 
     async def file_size(self, job: JobRef, path: str) -> int:
-        target = self._inside(self.job_dir(job.job_id), path)
         try:
-            return target.stat().st_size
+            return size_inside(self.job_dir(job.job_id), path)
         except OSError:
             raise BackendError(f"{path} does not exist") from None
 
     async def read_file(
         self, job: JobRef, path: str, offset: int = 0, length: int | None = None
     ) -> AsyncIterator[bytes]:
-        target = self._inside(self.job_dir(job.job_id), path)
         remaining = length
-        with target.open("rb") as fh:
+        with os.fdopen(open_inside(self.job_dir(job.job_id), path), "rb") as fh:
             fh.seek(offset)
             while remaining is None or remaining > 0:
                 chunk = fh.read(1 << 16 if remaining is None else min(1 << 16, remaining))
@@ -262,13 +322,14 @@ class LocalBackend:
 
     async def logs(self, job: JobRef, tail: int | None = None) -> Logs:
         jd = self.job_dir(job.job_id)
-        return Logs(stdout=_tail(jd / "stdout.log", tail), stderr=_tail(jd / "stderr.log", tail))
+        return Logs(stdout=_tail(jd, "stdout.log", tail), stderr=_tail(jd, "stderr.log", tail))
 
     async def script(self, job: JobRef) -> str | None:
-        text = _read(self.job_dir(job.job_id) / "command.json")
-        if not text:
+        text = read_text_or_empty(self.job_dir(job.job_id), "command.json", SMALL_FILE_BYTES)
+        try:
+            return shlex.join(json.loads(text)) + "\n" if text else None
+        except (ValueError, TypeError):
             return None
-        return shlex.join(json.loads(text)) + "\n"
 
     async def remove(self, job: JobRef) -> None:
         """Delete a finished or cancelled job's directory, once its process is gone."""
@@ -284,7 +345,7 @@ def _kill_orphan(jd: Path) -> None:
     """A job left running by a server that died: kill its process group, if that pid is still this job's
     (a recycled pid belongs to someone else: its environment would not name this job directory)."""
     try:
-        pid = int((jd / PID_FILE).read_text())
+        pid = int(read_text_or_empty(jd, PID_FILE, SMALL_FILE_BYTES))
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     except (OSError, ValueError):
         return
@@ -300,13 +361,8 @@ def _command(name: str) -> str:
     return found or name
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")
-    except OSError:
-        return ""
-
-
-def _tail(path: Path, limit: int | None) -> str:
-    text = _read(path)
-    return text if limit is None else text[-limit:].strip()
+def _tail(jd: Path, name: str, limit: int | None) -> str:
+    """The last `limit` characters of a log (its last 4×limit bytes hold them, whatever the encoding)."""
+    if limit is None:
+        return read_text_or_empty(jd, name)
+    return read_text_or_empty(jd, name, max(limit, 1) * 4, tail=True)[-limit:].strip() if limit else ""

@@ -32,6 +32,7 @@ from hpgc.errors import (
     ResultNotReady,
 )
 from hpgc.jobs.limits import LimitSettings
+from hpgc.jobs.trust import check_deploy_target
 from hpgc.models.ogc import Execute, StatusCode
 from hpgc.models.package import param
 from hpgc.models.run import BackendStatus, JobRef, RunSpec
@@ -343,6 +344,12 @@ class JobService:
         if row is None:
             raise NoSuchJob(f"job '{job_id}' does not exist")
         return row
+
+    def check_deploy(self, principal: Principal, backend_name: str | None = None) -> None:
+        """Before a deploy or replace: may `principal` put a package on the backend it would run on (a
+        deployed package names none: the default backend)? NotAllowed (403) says why when not."""
+        name = backend_name or self.default_backend
+        check_deploy_target(principal, name, self.backends.get(name))
 
     async def prepare(self, process_id: str, bound_s: float = 2.0) -> None:
         """Get a deployed process's container image into the backend's cache (a pull can take minutes: after

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import REPO, free_port
 
 BIN = Path(sys.executable).parent
 
@@ -47,6 +47,17 @@ def test_embedded_defaults_with_a_dev_token(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert status["status"] == "successful", httpx.get(f"{url}/jobs/{job_id}/logs", headers=auth).text
         assert httpx.get(f"{url}/jobs/{job_id}/results", headers=auth).json()["stringOutput"] == "Hello, HPC!"
+        # the tour's deploy step: with $H (execute, deploy) a 403 that names the opt-in, with $A (admin) a 201
+        cwl = {"Content-Type": "application/cwl+yaml"}
+        tool = (REPO / "appkgs/band-ratio/band-ratio.cwl").read_bytes()
+        for scope, status in (("hpgc:execute hpgc:deploy", 403), ("hpgc:execute hpgc:deploy hpgc:admin", 201)):
+            token = subprocess.run([BIN / "hpgc", "token", "--user", "newcomer", "--scope", scope], cwd=tmp_path,
+                                   env=env, capture_output=True, text=True, check=True).stdout.strip()
+            resp = httpx.post(f"{url}/processes", headers={**cwl, "Authorization": f"Bearer {token}"}, content=tool,
+                              timeout=60)
+            assert resp.status_code == status, resp.text
+            if status == 403:
+                assert "local.allow_user_deploy" in resp.json()["detail"]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
