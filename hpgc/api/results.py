@@ -21,7 +21,10 @@ from hpgc.models.ogc import Execute, ResponseType
 async def _file_bytes(request: web.Request, job_id: str, oid: str) -> bytes:
     ref, backend, item = await request.app[JOBS].output(principal(request), job_id, oid)
     assert isinstance(item, OutputFile)
-    return b"".join([chunk async for chunk in backend.read_file(ref, item.path)])
+    try:
+        return b"".join([chunk async for chunk in backend.read_file(ref, item.path)])
+    except BackendError as exc:  # a file the backend refuses to serve (not a regular file of the job...)
+        raise NoSuchOutput(f"output '{oid}' is not available: {exc}") from None
 
 
 async def results_document(request: web.Request, job_id: str, req: Execute) -> dict[str, Any]:

@@ -212,7 +212,8 @@ async def api(cluster: dict, root: str, tmp_path: Path,
 async def test_fifo_result_through_the_api(api: TestClient, cluster: dict, root: str) -> None:
     """The user swaps outputs.json while the job runs (cwltool writes the old, renamed-over file) so that
     the result is a FIFO: the download is a clear 4xx and the server keeps answering."""
-    resp = await api.post("/processes/sleep/execution", json={"inputs": {"seconds": 12}},
+    resp = await api.post("/processes/sleep/execution", json={"inputs": {"seconds": 12},
+                                                                 "outputs": {"message": {"transmissionMode": "value"}}},
                           headers={"Prefer": "respond-async"})
     assert resp.status == 201, await resp.text()
     job_id = (await resp.json())["jobID"]
@@ -231,6 +232,9 @@ async def test_fifo_result_through_the_api(api: TestClient, cluster: dict, root:
     resp = await asyncio.wait_for(api.get(f"/jobs/{job_id}/results/message"), HANG_S)
     assert 400 <= resp.status < 500 and resp.content_type == "application/problem+json", resp.status
     assert "not a regular file" in (await resp.json())["detail"]
+    # asked for by value (the execute request did): the server reads it whole, refused the same way
+    resp = await asyncio.wait_for(api.get(f"/jobs/{job_id}/results"), HANG_S)
+    assert 400 <= resp.status < 500 and "not a regular file" in (await resp.json())["detail"], resp.status
     logs = await asyncio.wait_for(api.get(f"/jobs/{job_id}/logs"), HANG_S)
     assert logs.status == 200 and "unavailable" not in (await logs.json())["stderr"]
     assert time.monotonic() - started < HANG_S

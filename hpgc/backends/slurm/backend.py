@@ -1,7 +1,8 @@
 """SlurmBackend: RunSpecs become Slurm jobs on one or more clusters, reached over pooled SSH.
 
 Round trips: a submit is one command (two with server-side `href` inputs); a poll is one command per
-(cluster, SSH identity) whatever the number of jobs; results and logs go over the connection's SFTP session.
+(cluster, SSH identity) whatever the number of jobs; a result, log or outputs.json is one checked read command
+(`remote.read_command`); SFTP only uploads server-side `href` inputs.
 """
 
 from __future__ import annotations
