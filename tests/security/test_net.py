@@ -178,9 +178,12 @@ def test_gzip_bomb_is_capped_after_decoding(allowing: Attacked, outside: tuple[s
 def test_execution_unit_href_to_loopback_at_deploy(target: Attacked, internal_service: InternalService) -> None:
     pkg = {"processDescription": {"id": "stolen"},
            "executionUnit": [{"href": f"{internal_service.url}/tool.cwl", "type": "application/cwl"}]}
-    for client in (target.alice, target.admin):
-        resp = client.post("/processes", json=pkg, headers={"Content-Type": "application/ogcapppkg+json"})
-        _refused_400(resp, "executionUnit.href", "refused by policy")
+    # alice may not deploy on the local backend at all (403 before the body is read); the admin's deploy
+    # reaches the fetch and is refused by the guard
+    resp = target.alice.post("/processes", json=pkg, headers={"Content-Type": "application/ogcapppkg+json"})
+    assert resp.status_code == 403 and "local.allow_user_deploy" in resp.json()["detail"]
+    resp = target.admin.post("/processes", json=pkg, headers={"Content-Type": "application/ogcapppkg+json"})
+    _refused_400(resp, "executionUnit.href", "refused by policy")
     assert internal_service.hits == []
     assert target.alice.get("/processes/stolen").status_code == 404
 
@@ -189,7 +192,7 @@ def test_execution_unit_href_body_is_never_quoted(allowing: Attacked, outside: t
     base, hits = outside
     pkg = {"processDescription": {"id": "quoted"},
            "executionUnit": [{"href": f"{base}/tool.cwl", "type": "application/cwl"}]}
-    resp = allowing.alice.post("/processes", json=pkg, headers={"Content-Type": "application/ogcapppkg+json"})
+    resp = allowing.admin.post("/processes", json=pkg, headers={"Content-Type": "application/ogcapppkg+json"})
     _refused_400(resp, "executionUnit.href", "not quoted")
     assert hits == ["/tool.cwl"]
 

@@ -1,7 +1,8 @@
 """SlurmBackend: RunSpecs become Slurm jobs on one or more clusters, reached over pooled SSH.
 
 Round trips: a submit is one command (two with server-side `href` inputs); a poll is one command per
-(cluster, SSH identity) whatever the number of jobs; results and logs go over the connection's SFTP session.
+(cluster, SSH identity) whatever the number of jobs; a result, log or outputs.json is one checked read command
+(`remote.read_command`); SFTP only uploads server-side `href` inputs.
 """
 
 from __future__ import annotations
@@ -17,15 +18,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import asyncssh
-
 from hpgc.backends.base import BackendError
 from hpgc.backends.files import OUTPUTS_FILE, PROGRESS_HELPER, Downloads, parse_progress
 from hpgc.backends.slurm import remote
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.backends.slurm.sacct import Sacct, Scancel, Squeue, to_status
 from hpgc.backends.slurm.script import SCRIPT_FILE, SLURM_ID_FILE, STDERR_FILE, STDOUT_FILE, job_dir, job_name, render
-from hpgc.backends.slurm.ssh import HostKeyError, SSHClient, SSHError, SSHPool
+from hpgc.backends.slurm.ssh import HostKeyError, RemoteExit, SSHClient, SSHError, SSHPool
 from hpgc.backends.slurm.submit import SubmitBatcher
 from hpgc.models.ogc import StatusCode
 from hpgc.models.run import BackendStatus, Container, JobRef, Logs, RunSpec
@@ -33,6 +32,7 @@ from hpgc.net import GuardedClient
 
 log = logging.getLogger(__name__)
 CHUNK = 256 * 1024
+MAX_SMALL_BYTES = 16 * 1024 * 1024  # outputs.json, job.sbatch, slurm_job_id: read whole
 MESSAGE_STDERR_CHARS = 500
 SUBMIT_RETRY_S = 2.0
 IMAGE_PULL_TIMEOUT_S = 3600.0
@@ -55,6 +55,7 @@ class SlurmBackend:
         self._missing_since: dict[str, float] = {}
         self._batchers: dict[tuple[str, str], SubmitBatcher] = {}
         self._warmups: list[asyncio.Task[None]] = []
+        self._private_roots: set[tuple[str, str]] = set()
 
     @property
     def resumable(self) -> bool:
@@ -150,6 +151,7 @@ class SlurmBackend:
             # The script is written after the uploads: if it is there they are complete, and the job may
             # be running already (the batch command asks Slurm), so its inputs are not rewritten.
             if await self._read_small(client, f"{jd}/{SCRIPT_FILE}") is None:
+                await self._private_root(client, jd)
                 await self._upload_hrefs(client, spec, jd, settings.max_input_bytes)
         rel = jd.removeprefix(settings.work_root.rstrip("/") + "/")
         kind, slurm_id = await self._batcher(client).submit(rel, job_name(spec.job_id), files)
@@ -200,6 +202,18 @@ class SlurmBackend:
         if not result.ok:
             detail = (result.stderr or result.stdout).strip()[-1000:]
             raise BackendError(detail or f"the image {container.image} is not in {settings.image_cache}")
+
+    async def _private_root(self, client: SSHClient, jd: str) -> None:
+        """Before SFTP writes inputs under WORK_ROOT/USER, make sure that folder is this account's, mode 0700
+        (the submit command checks it again; once seen right, another account cannot take it over)."""
+        user_root = posixpath.dirname(jd)
+        if (client.cluster, user_root) in self._private_roots:
+            return
+        root, _, user = user_root.rpartition("/")
+        result = await client.run(remote.private_dir_command(root, user))
+        if not result.ok:
+            raise BackendError(result.stderr.strip()[-500:] or f"cannot make {user_root} private")
+        self._private_roots.add((client.cluster, user_root))
 
     def _batcher(self, client: SSHClient) -> SubmitBatcher:
         key = (client.cluster, client.login)
@@ -315,61 +329,51 @@ class SlurmBackend:
         except ValueError as exc:
             raise BackendError(f"the job's outputs.json is not JSON: {exc}") from None
 
-    async def _read_small(self, client: SSHClient, path: str, tail: int | None = None) -> str | None:
-        async with client.sftp() as sftp:
-            try:
-                async with sftp.open(path, "rb") as fh:
-                    if tail is not None:
-                        size = (await fh.stat()).size or 0
-                        await fh.seek(max(0, size - tail))
-                    data = await fh.read()
-            except (asyncssh.SFTPNoSuchFile, asyncssh.SFTPFailure):
-                return None
-        return data.decode(errors="replace") if isinstance(data, bytes) else data
-
-    async def _inside(self, client: SSHClient, jd: str, path: str) -> str:
+    def _parts(self, client: SSHClient, jd: str, path: str) -> list[str]:
+        """PATH (absolute, or relative to the job dir JD) as components under WORK_ROOT, if it is inside JD."""
         full = posixpath.normpath(path if path.startswith("/") else f"{jd}/{path}")
         if not full.startswith(jd + "/"):
             raise BackendError(f"{path} is outside the job directory")
-        async with client.sftp() as sftp:
-            try:
-                real = await sftp.realpath(full)
-                root = await sftp.realpath(jd)
-            except asyncssh.SFTPError:
-                raise BackendError(f"{path} does not exist") from None
-        if not str(real).startswith(str(root) + "/"):  # a symlink made by the job pointing elsewhere
-            raise BackendError(f"{path} is outside the job directory")
-        return str(real)
+        root = client.settings.work_root.rstrip("/")
+        return full[len(root) + 1:].split("/")
+
+    async def _read_small(self, client: SSHClient, path: str, tail: int | None = None) -> str | None:
+        """A small file of a job dir (outputs.json, a log, the script): None when it does not exist. Read by
+        `remote.read_command` like results, so a FIFO, symlink or hard link planted there is refused."""
+        command = remote.read_command(client.settings.work_root, self._parts(client, posixpath.dirname(path), path),
+                                      tail=tail,
+                                      max_bytes=None if tail is not None else MAX_SMALL_BYTES)
+        result = await client.run(command)
+        if result.exit_status == remote.FILE_MISSING:
+            return None
+        if not result.ok:
+            raise BackendError(result.stderr.strip()[-500:] or f"reading {path} failed ({result.exit_status})")
+        return result.stdout
 
     async def file_size(self, job: JobRef, path: str) -> int:
         client, jd, _ = self._ref(job)
-        full = await self._inside(client, jd, path)
-        async with client.sftp() as sftp:
-            try:
-                return (await sftp.stat(full)).size or 0
-            except asyncssh.SFTPError:
-                raise BackendError(f"{path} does not exist") from None
+        result = await client.run(remote.read_command(client.settings.work_root, self._parts(client, jd, path),
+                                                      size_only=True))
+        if result.exit_status == remote.FILE_MISSING:
+            raise BackendError(f"{path} does not exist")
+        if not result.ok or not result.stdout.strip().isdigit():
+            raise BackendError(result.stderr.strip()[-500:] or f"{path} cannot be read")
+        return int(result.stdout.strip())
 
     async def read_file(self, job: JobRef, path: str, offset: int = 0,
                         length: int | None = None) -> AsyncIterator[bytes]:
+        """The file's bytes, checked and read on the cluster in one command (see `remote.read_command`):
+        never more than its size when checked, never blocking on a FIFO, never through a symlink."""
         client, jd, _ = self._ref(job)
-        full = await self._inside(client, jd, path)
-        remaining = length
-        async with client.sftp() as sftp:
-            try:
-                fh = await sftp.open(full, "rb")
-            except asyncssh.SFTPError:
+        command = remote.read_command(client.settings.work_root, self._parts(client, jd, path),
+                                      offset=offset, length=length)
+        try:
+            async for chunk in client.stream(command, CHUNK):
+                yield chunk
+        except RemoteExit as exc:
+            if exc.exit_status == remote.FILE_MISSING:
                 raise BackendError(f"{path} does not exist") from None
-            async with fh:
-                await fh.seek(offset)
-                while remaining is None or remaining > 0:
-                    data = await fh.read(CHUNK if remaining is None else min(CHUNK, remaining))
-                    if not data:
-                        break
-                    chunk = data.encode() if isinstance(data, str) else data
-                    if remaining is not None:
-                        remaining -= len(chunk)
-                    yield chunk
+            raise
 
     async def logs(self, job: JobRef, tail: int | None = None) -> Logs:
         client, jd, _ = self._ref(job)

@@ -17,6 +17,30 @@ from hpgc.backends.slurm.script import SCRIPT_FILE, SLURM_ID_FILE, STDERR_FILE
 
 MARK = "@@hpgc"
 STDERR_TAIL_BYTES = 2000
+# Job dirs belong to their users, who may put a FIFO where PROGRESS or stderr.log should be: only regular
+# files are read, and the per-file part of a poll is time-boxed so a swap after the check cannot stall
+# the poll (with one service account, everyone's jobs share it).
+POLL_FILES_TIMEOUT_S = 20
+
+
+# A user's folder under WORK_ROOT (often mode 1777, where anyone may create any name) is made 0700, or
+# refused when it is not a real folder of the account: another user could have made it first, to read or
+# swap what hpgc writes for this one.
+_PRIVATE_FN = """private() {
+  [ -d "$1" ] || mkdir -m 700 -- "$1" 2>/dev/null
+  if [ -L "$1" ] || [ ! -d "$1" ] || [ ! -O "$1" ]; then return 1; fi
+  chmod 700 -- "$1"
+}"""
+NOT_PRIVATE = "is not a folder owned by this account; refusing to write job files there"
+
+
+def private_dir_command(root: str, user: str) -> str:
+    """Create ROOT/USER 0700 (or check it is the account's own real folder) before anything is written in it."""
+    folder = shlex.quote(f"{root.rstrip('/')}/{user}")
+    return f"""umask 077
+{_PRIVATE_FN}
+private {folder} || {{ echo "hpgc: "{folder}" {NOT_PRIVATE}" >&2; exit 3; }}
+"""
 
 
 SBATCH_MAY_RUN_MIN = 5  # sbatch's own retries: 1+2+...+15 s of sleep plus its RPC timeouts (MessageTimeout)
@@ -26,6 +50,8 @@ def submit_command(root: str, jobs: list[tuple[str, str]]) -> str:
     """Submit a batch of jobs in one round trip. `jobs`: (dir relative to ROOT, Slurm job name); stdin:
     one tar with every job's files under its dir, job.sbatch last in each.
 
+    Everything is created with umask 077, in a user folder made 0700 (and refused if another account owns
+    it: see _PRIVATE_FN); sbatch passes that umask on to the job, so its outputs are private too.
     Per job, `slurm_job_id` says how far submission got, so that no job is ever submitted twice:
     - a Slurm id: submitted; its files are left alone (tar --exclude) and the id returned;
     - empty: an sbatch was started (the redirection creates the file) and has not answered; it may
@@ -42,11 +68,20 @@ def submit_command(root: str, jobs: list[tuple[str, str]]) -> str:
     """
     q = shlex.quote
     pairs = " ".join(f"{q(rel)} {q(name)}" for rel, name in jobs)
-    return f"""root={q(root)}
+    return f"""umask 077
+root={q(root)}
+{_PRIVATE_FN}
 set -- {pairs}
-excl=''; todo=''
+excl=''; todo=''; mine=''
 while [ $# -gt 0 ]; do
   rel=$1; name=$2; shift 2; jd=$root/$rel; f=$jd/{SLURM_ID_FILE}; id=''
+  u=$root/${{rel%%/*}}
+  if [ "$u" != "$mine" ]; then
+    if ! private "$u"; then
+      echo "{MARK} failed $rel $u {NOT_PRIVATE}"; excl="$excl --exclude=$rel"; continue
+    fi
+    mine=$u
+  fi
   if [ -s "$f" ]; then read -r id < "$f"; fi
   case $id in ''|*[!0-9]*) ;; *) echo "{MARK} existing $rel $id"; excl="$excl --exclude=$rel"; continue;; esac
   if [ -e "$jd/{SCRIPT_FILE}" ]; then
@@ -114,22 +149,26 @@ def tar_files(files: dict[str, tuple[bytes, int]]) -> bytes:
 
 _FAILED_RE = "|".join(sorted(FAILED))
 _POLL_AWK = r"""
-BEGIN { while ((getline l < S) > 0) { n = split(l, f, "|"); if (f[1] ~ /^[0-9]+$/) st[f[1]] = f[3] } close(S) }
+BEGIN {
+  while ((getline l < S) > 0) { n = split(l, f, "|"); if (f[1] ~ /^[0-9]+$/) st[f[1]] = f[3] } close(S)
+  while ((getline l < R) > 0) reg[l] = 1; close(R)
+}
 {
   id = $1; jd = $2
-  if (!(id in st)) miss = miss (miss == "" ? "" : ",") id
   p = jd "/PROGRESS"; last = ""
-  while ((getline l < p) > 0) last = l
-  close(p)
+  if (p in reg) { while ((getline l < p) > 0) last = l; close(p) }
   if (last != "") print "MARK progress " id " " last
   s = st[id]; sub(/ .*/, "", s)
   if (s ~ /^(FAILEDRE)$/) {
-    cmd = "tail -c TAILBYTES '" jd "/STDERR' 2>/dev/null"
+    cmd = "f='" jd "/STDERR'; [ -f \"$f\" ] && timeout 5 tail -c TAILBYTES \"$f\" 2>/dev/null"
     while ((cmd | getline l) > 0) print "MARK stderr " id " " l
     close(cmd)
   }
 }
-END { printf "%s", miss > M }
+"""
+_MISSING_AWK = r"""
+BEGIN { while ((getline l < S) > 0) { split(l, f, "|"); if (f[1] ~ /^[0-9]+$/) st[f[1]] = 1 } close(S) }
+!($1 in st) { printf "%s%s", (n++ ? "," : ""), $1 }
 """
 
 
@@ -149,7 +188,10 @@ done < "$t/chunks" > "$t/sacct"
 echo "{MARK} sacct"; cat "$t/sacct"
 if [ -s "$t/err" ]; then echo "{MARK} sacct-err"; cat "$t/err"; fi
 echo "{MARK} files"
-awk -F'|' -v S="$t/sacct" -v M="$t/missing" {shlex.quote(awk)} "$t/jobs"
+cut -d'|' -f2 "$t/jobs" | sed 's|$|/{PROGRESS_FILE}|' | xargs -r sh -c 'find "$@" -maxdepth 0 -type f 2>/dev/null' sh \\
+  > "$t/regular"
+timeout {POLL_FILES_TIMEOUT_S} awk -F'|' -v S="$t/sacct" -v R="$t/regular" {shlex.quote(awk)} "$t/jobs"
+awk -F'|' -v S="$t/sacct" {shlex.quote(_MISSING_AWK)} "$t/jobs" > "$t/missing"
 if [ -s "$t/missing" ]; then
   echo "{MARK} squeue"; squeue --noheader -j "$(cat "$t/missing")" --format='%i|%T|%r|%j' 2>&1
 fi
@@ -205,3 +247,51 @@ def parse_poll(stdout: str) -> PollOutput:
         out.sacct_failed = True
     out.squeue = "\n".join(squeue) if squeue or section == "squeue" else None
     return out
+
+
+FILE_MISSING = 2  # exit status of read_command when the file (or a folder on its way) does not exist
+DD_BLOCK = 256 * 1024
+
+
+def read_command(root: str, parts: list[str], *, offset: int = 0, length: int | None = None,
+                 tail: int | None = None, size_only: bool = False, max_bytes: int | None = None) -> str:
+    """Print the size of (`size_only`) or the bytes of ROOT/PARTS..., a file of a job directory, only if it
+    is a regular file with one link reached through real directories, each checked after `cd` by its
+    physical path (a folder swapped for a symlink meanwhile is caught). The read itself is
+    `dd iflag=nofollow,nonblock` of the name just checked, capped at the size seen: a symlink swapped in
+    afterwards is not followed, a FIFO does not block, a file that grows is not read past that size.
+    Exit FILE_MISSING when it does not exist, 3 (with a message) when it is refused."""
+    q = shlex.quote
+    for p in parts:
+        if p in ("", ".", "..") or "/" in p or "\0" in p:
+            raise ValueError(f"bad path component {p!r}")
+    *folders, name = parts
+    if size_only:
+        action = 'printf "%s\\n" "$size"'
+    else:
+        if tail is not None:
+            span = f'off=$((size > {int(tail)} ? size - {int(tail)} : 0)); n=$((size - off))'
+        else:
+            span = (f'off={int(offset)}; n=$((size > off ? size - off : 0))'
+                    + (f'; [ "$n" -gt {int(length)} ] && n={int(length)}' if length is not None else ""))
+        cap = (f'[ "$n" -gt {int(max_bytes)} ] && {{ echo "hpgc: $name is larger than {int(max_bytes)} bytes" >&2; '
+               'exit 3; }') if max_bytes is not None else ":"
+        action = (f"{span}\n{cap}\n"
+                  f'exec dd if="./$name" iflag=nofollow,nonblock,skip_bytes,count_bytes skip="$off" count="$n" '
+                  f"bs={DD_BLOCK} status=none")
+    return f"""set -- {' '.join(q(f) for f in folders)}
+name={q(name)}
+cd -P -- {q(root)} 2>/dev/null || {{ echo "hpgc: the work root is missing" >&2; exit {FILE_MISSING}; }}
+here=$(pwd -P)
+for c in "$@"; do
+  if [ ! -e "$c" ] && [ ! -L "$c" ]; then exit {FILE_MISSING}; fi
+  if [ -L "$c" ] || ! cd -P -- "$c" 2>/dev/null || [ "$(pwd -P)" != "${{here%/}}/$c" ]; then
+    echo "hpgc: $c is not a plain folder inside the job directory" >&2; exit 3
+  fi
+  here=${{here%/}}/$c
+done
+if [ ! -e "./$name" ] && [ ! -L "./$name" ]; then exit {FILE_MISSING}; fi
+size=$(find "./$name" -maxdepth 0 -type f -links 1 -printf '%s')
+if [ -z "$size" ]; then echo "hpgc: $name is not a regular file with a single link" >&2; exit 3; fi
+{action}
+"""

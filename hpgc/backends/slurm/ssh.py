@@ -31,6 +31,14 @@ class SSHError(BackendError):
     """The cluster could not be reached, or a command did not finish in time."""
 
 
+class RemoteExit(BackendError):
+    """A streamed command exited non-zero: its own refusal (stderr is the message), not a connection problem."""
+
+    def __init__(self, message: str, exit_status: int) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
+
+
 class HostKeyError(SSHError):
     """The login node's host key is not the one in known_hosts: never retried silently."""
 
@@ -165,6 +173,46 @@ class SSHClient:
         out = done.stdout or b""
         err = done.stderr or b""
         return Result(status, _text(out), _text(err))
+
+    async def stream(self, command: str, chunk: int, timeout: float | None = None) -> AsyncIterator[bytes]:
+        """Run a shell command and yield its stdout as it comes; RemoteExit when it exits non-zero (its
+        stderr as the message), SSHError when no byte arrives for `timeout` s. Nothing is retried: bytes may
+        have been handed out already."""
+        timeout = timeout or self.settings.command_timeout_s
+        conn = await self._connection()
+        async with self._channels:
+            self.round_trips += 1
+            try:
+                proc = await asyncio.wait_for(conn.create_process(for_any_login_shell(command), encoding=None),
+                                              timeout)
+            except (asyncssh.ConnectionLost, asyncssh.DisconnectError, asyncssh.ChannelOpenError, OSError) as exc:
+                self._drop(conn)
+                raise SSHError(f"cluster {self.cluster}: connection lost: {_describe(exc)}") from None
+            except TimeoutError:
+                raise SSHError(f"cluster {self.cluster}: command did not start within {timeout:g} s") from None
+            try:
+                proc.stdin.write_eof()
+                while True:
+                    try:
+                        data = await asyncio.wait_for(proc.stdout.read(chunk), timeout)
+                    except TimeoutError:
+                        raise SSHError(f"cluster {self.cluster}: no data for {timeout:g} s: {command[:80]}") from None
+                    if not data:
+                        break
+                    yield data if isinstance(data, bytes) else data.encode()
+                try:
+                    done = await asyncio.wait_for(proc.wait(), timeout)  # also collects stderr
+                except TimeoutError:
+                    raise SSHError(f"cluster {self.cluster}: command did not end within {timeout:g} s") from None
+                self.last_ok = time.monotonic()
+                if done.exit_status != 0:
+                    status = done.exit_status if done.exit_status is not None else -1
+                    raise RemoteExit(_text(done.stderr or b"").strip()[-500:] or f"exit status {status}", status)
+            except (asyncssh.ConnectionLost, asyncssh.DisconnectError) as exc:
+                self._drop(conn)
+                raise SSHError(f"cluster {self.cluster}: connection lost: {_describe(exc)}") from None
+            finally:
+                proc.close()
 
     # SFTP -------------------------------------------------------------------------------------------
     @contextlib.asynccontextmanager

@@ -1,0 +1,80 @@
+"""remote.read_command and private_dir_command, run by the local /bin/sh on a scratch job directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hpgc.backends.slurm import remote
+
+
+def sh(command: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["/bin/sh", "-c", command], capture_output=True, timeout=20)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    jd = tmp_path / "alice" / "job1"
+    (jd / "out").mkdir(parents=True)
+    (jd / "out" / "a.txt").write_bytes(b"0123456789")
+    (tmp_path / "secret").write_text("secret")
+    return tmp_path
+
+
+def read(root: Path, rel: str, **kw: object) -> subprocess.CompletedProcess[bytes]:
+    return sh(remote.read_command(str(root), ["alice", "job1", *rel.split("/")], **kw))  # type: ignore[arg-type]
+
+
+def test_regular_file_whole_range_tail_and_size(root: Path) -> None:
+    assert read(root, "out/a.txt").stdout == b"0123456789"
+    assert read(root, "out/a.txt", offset=3, length=4).stdout == b"3456"
+    assert read(root, "out/a.txt", offset=20).stdout == b""
+    assert read(root, "out/a.txt", tail=3).stdout == b"789"
+    assert read(root, "out/a.txt", size_only=True).stdout == b"10\n"
+    assert read(root, "out/a.txt", max_bytes=5).returncode == 3
+
+
+def test_missing_is_exit_2(root: Path) -> None:
+    assert read(root, "out/none").returncode == remote.FILE_MISSING
+    assert read(root, "nodir/none").returncode == remote.FILE_MISSING
+
+
+@pytest.mark.parametrize("kind", ["symlink", "hardlink", "fifo", "dir-symlink", "dir"])
+def test_refused(root: Path, kind: str) -> None:
+    jd = root / "alice" / "job1"
+    rel = "out/x"
+    if kind == "symlink":
+        (jd / "out" / "x").symlink_to(root / "secret")
+    elif kind == "hardlink":
+        os.link(root / "secret", jd / "out" / "x")
+    elif kind == "fifo":
+        os.mkfifo(jd / "out" / "x")
+    elif kind == "dir":
+        (jd / "out" / "x").mkdir()
+    else:
+        (jd / "link").symlink_to(root)
+        rel = "link/secret"
+    for kw in ({}, {"size_only": True}):
+        done = read(root, rel, **kw)
+        assert done.returncode == 3 and done.stdout == b"" and b"hpgc:" in done.stderr, (kind, done)
+
+
+def test_job_dir_swapped_for_a_symlink_is_refused(root: Path) -> None:
+    (root / "bob").mkdir()
+    (root / "bob" / "job1").symlink_to(root / "alice" / "job1")
+    done = sh(remote.read_command(str(root), ["bob", "job1", "out", "a.txt"]))
+    assert done.returncode == 3 and done.stdout == b""
+
+
+def test_private_dir_is_made_0700_and_a_foreign_or_symlinked_one_refused(tmp_path: Path) -> None:
+    assert sh(remote.private_dir_command(str(tmp_path), "alice")).returncode == 0
+    assert (tmp_path / "alice").stat().st_mode & 0o777 == 0o700
+    (tmp_path / "bob").chmod(0o755) if (tmp_path / "bob").exists() else (tmp_path / "bob").mkdir(0o755)
+    assert sh(remote.private_dir_command(str(tmp_path), "bob")).returncode == 0
+    assert (tmp_path / "bob").stat().st_mode & 0o777 == 0o700
+    (tmp_path / "carol").symlink_to(tmp_path / "alice")
+    done = sh(remote.private_dir_command(str(tmp_path), "carol"))
+    assert done.returncode == 3 and b"not a folder owned by this account" in done.stderr
