@@ -15,7 +15,7 @@ from hpgc.api.problems import problem
 from hpgc.api.render import base_url
 from hpgc.backends.base import BackendError
 from hpgc.errors import NoSuchOutput
-from hpgc.jobs.documents import build_results_document
+from hpgc.jobs.documents import INLINE_LIMIT, build_results_document
 from hpgc.jobs.service import OutputFile, OutputValue
 from hpgc.models.ogc import Execute, ResponseType
 
@@ -24,7 +24,7 @@ async def _file_bytes(request: web.Request, job_id: str, oid: str) -> bytes:
     ref, backend, item = await request.app[JOBS].output(principal(request), job_id, oid)
     assert isinstance(item, OutputFile)
     try:
-        return b"".join([chunk async for chunk in backend.read_file(ref, item.path)])
+        return b"".join([chunk async for chunk in backend.read_file(ref, item.path, 0, INLINE_LIMIT + 1)])
     except BackendError as exc:  # gone, or not served (a link out of the job directory...)
         raise NoSuchOutput(f"output '{oid}' is not available: {exc}") from None
 

@@ -55,7 +55,8 @@ async def build_results_document(
     job_id: str, outputs: dict[str, Output], req: Execute, base: str, read: Callable[[str], Awaitable[bytes]]
 ) -> dict[str, Any]:
     """The results document with links under `base`; `read(output id)` gives a file's bytes when it is
-    asked for by value. Callbacks build it without a request."""
+    asked for by value, at most INLINE_LIMIT + 1 of them (more: the file goes by reference). Callbacks build it
+    without a request."""
     wanted = req.outputs or {}
     selected = {oid: outputs[oid] for oid in (wanted or outputs) if oid in outputs}
     doc: dict[str, Any] = {}
@@ -67,8 +68,9 @@ async def build_results_document(
             else:
                 doc[oid] = item.value
             continue
-        if mode == TransmissionMode.value and (item.size or 0) <= INLINE_LIMIT:
-            data = await read(oid)
+        # `size` comes from outputs.json, which the job wrote: it decides nothing alone, the bytes read do
+        data = await read(oid) if mode == TransmissionMode.value and (item.size or 0) <= INLINE_LIMIT else None
+        if data is not None and len(data) <= INLINE_LIMIT:
             if _is_text(item.media_type):
                 doc[oid] = {"value": data.decode(errors="replace"), "mediaType": item.media_type}
             else:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, SecretStr
 from hpgc.backends.base import BackendError
 from hpgc.errors import InvalidRequest
 from hpgc.jobs.dispatcher import Dispatcher
-from hpgc.jobs.documents import build_results_document, status_document
+from hpgc.jobs.documents import INLINE_LIMIT, build_results_document, status_document
 from hpgc.jobs.service import JobService, OutputFile, job_ref
 from hpgc.models.ogc import OGC_EXC, Execute, StatusCode
 from hpgc.net import GuardedClient, OutboundError
@@ -161,7 +161,7 @@ class Notifier:
             item = outputs[oid]
             if backend is None or not isinstance(item, OutputFile):
                 raise BackendError(f"output {oid} cannot be read")
-            return b"".join([chunk async for chunk in backend.read_file(job_ref(row), item.path)])
+            return b"".join([chunk async for chunk in backend.read_file(job_ref(row), item.path, 0, INLINE_LIMIT + 1)])
 
         try:
             return await build_results_document(row["id"], outputs, req, base, read)
