@@ -7,7 +7,7 @@ import json
 import aiohttp
 from aiohttp import web
 
-from hpgc.api.keys import JOBS, REGISTRY
+from hpgc.api.keys import DEPLOY_WORKERS, JOBS, REGISTRY
 from hpgc.api.principal import principal
 from hpgc.api.processes import process_links
 from hpgc.api.render import base_url
@@ -37,7 +37,8 @@ async def fetch_cwl(url: str) -> str:
 
 async def _read(request: web.Request) -> Deployable:
     body = await request.read()
-    return await from_request(body, request.content_type, request.query.get("w"), fetch_cwl)
+    return await from_request(body, request.content_type, request.query.get("w"), fetch_cwl,
+                              request.app[DEPLOY_WORKERS].run)
 
 
 def _row(d: Deployable) -> dict:

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from hpgc.config import Settings
     from hpgc.jobs.service import JobService
     from hpgc.packages.registry import ProcessRegistry
+    from hpgc.packages.workers import DeployWorkers
     from hpgc.store import Store
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -18,3 +19,4 @@ STORE: web.AppKey[Store] = web.AppKey("store")
 REGISTRY: web.AppKey[ProcessRegistry] = web.AppKey("registry")
 JOBS: web.AppKey[JobService] = web.AppKey("jobs")
 TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates")
+DEPLOY_WORKERS: web.AppKey[DeployWorkers] = web.AppKey("deploy_workers")
