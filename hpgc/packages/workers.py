@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from hpgc.errors import HpgcError, InvalidPackage
+from hpgc.errors import BackendUnavailable, HpgcError, InvalidPackage
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_S = 120.0  # a fresh worker's imports, on a busy machine; not counted against a task
@@ -65,7 +66,8 @@ class _Worker:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", _CHILD, _HPGC_ROOT, str(theirs.fileno()), str(memory_mb), str(int(warm))],
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL)  # it answers through the socket only: nothing of a document in the log
+                stderr=subprocess.DEVNULL,  # it answers through the socket only: nothing of a document in the log
+                start_new_session=True)  # its own process group: a kill takes whatever cwltool started too
             self.conn = Connection(os.dup(ours.fileno()))
         self.ready = False
 
@@ -90,8 +92,8 @@ class _Worker:
         return await self.receive(timeout)
 
     async def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.kill()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
         await asyncio.to_thread(self.proc.wait, 10)
         self.conn.close()
 
@@ -103,8 +105,11 @@ class DeployWorkers:
         self.settings = settings
         self._idle: asyncio.LifoQueue[_Worker] | None = None
         self._all: set[_Worker] = set()
+        self._closed = False
 
     async def _pool(self) -> asyncio.LifoQueue[_Worker]:
+        if self._closed:
+            raise BackendUnavailable("the server is shutting down; deploy again in a moment")
         if self._idle is None:  # lazily, on the first deploy's loop
             self._idle = asyncio.LifoQueue()  # the worker used last is the warmest (its imports are done)
             for _ in range(self.settings.workers):
@@ -138,7 +143,8 @@ class DeployWorkers:
             else:
                 self._all.discard(worker)
                 await worker.kill()
-                idle.put_nowait(await self._spawn())
+                if not self._closed:
+                    idle.put_nowait(await self._spawn())
         if kind == "ok":
             return value
         if kind == "error":
@@ -150,6 +156,7 @@ class DeployWorkers:
         raise InvalidPackage(f"{what} failed: {value}")
 
     async def close(self) -> None:
+        self._closed = True
         workers, self._all = self._all, set()
         for worker in workers:
             with contextlib.suppress(OSError):
