@@ -23,6 +23,7 @@ from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.jobs.limits import LimitSettings
 from hpgc.jobs.notifier import CallbackSettings
 from hpgc.net.settings import OutboundSettings
+from hpgc.packages.workers import DeploySettings
 
 _config_file: Path | None = None  # set by load_settings for the duration of one load
 REPO_APPKGS = Path(__file__).resolve().parent.parent / "appkgs"
@@ -119,6 +120,10 @@ class Settings(BaseSettings):
     )
     clusters: dict[str, ClusterSettings] = Field(
         default_factory=dict, description="Slurm clusters by name; the first is the default one."
+    )
+    deploy: DeploySettings = Field(
+        default_factory=DeploySettings,
+        description="Deploy: the worker processes that parse and validate deployed documents, and their limits.",
     )
 
     @field_validator("allowed_hosts")

@@ -8,6 +8,7 @@ from aiohttp.test_utils import TestServer
 
 from hpgc.auth import AuthSettings
 from hpgc.config import Settings
+from hpgc.packages.workers import DeploySettings
 from tests.fake_issuer import FakeIssuer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 def settings(tmp_path: Path) -> Settings:
     """Embedded defaults in a temporary data dir, without auth (auth has its own tests)."""
     return Settings(data_dir=tmp_path / "data", appkgs_dir=REPO / "appkgs", auth=AuthSettings(enabled=False),
-                    poll_interval_s=0.2)
+                    poll_interval_s=0.2, deploy=DeploySettings(start_with_server=False))
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from aiohttp import web
 from hpgc.api import callbacks, deploy, jobs, landing, processes
 from hpgc.api.auth import auth_middleware, setup_auth
 from hpgc.api.hosts import host_middleware
-from hpgc.api.keys import JOBS, OUTBOUND, REGISTRY, SETTINGS, STORE, TEMPLATES
+from hpgc.api.keys import DEPLOY_WORKERS, JOBS, OUTBOUND, REGISTRY, SETTINGS, STORE, TEMPLATES
 from hpgc.api.openapi import OPENAPI_EXTENSIONS
 from hpgc.api.problems import body_limit_middleware, problem_middleware
 from hpgc.backends.base import Backend
@@ -24,6 +24,7 @@ from hpgc.jobs.notifier import Notifier
 from hpgc.jobs.service import JobService
 from hpgc.net import GuardedClient
 from hpgc.packages.registry import ProcessRegistry
+from hpgc.packages.workers import DeployWorkers
 from hpgc.store import Store
 
 log = logging.getLogger(__name__)
@@ -96,4 +97,13 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
         store.close()
 
     app.cleanup_ctx.append(services)
+    app[DEPLOY_WORKERS] = DeployWorkers(settings.deploy)
+
+    async def deploy_workers(app: web.Application) -> AsyncIterator[None]:
+        if settings.deploy.start_with_server:
+            await app[DEPLOY_WORKERS].start()  # they import cwltool while the server starts, not on a deploy
+        yield
+        await app[DEPLOY_WORKERS].close()
+
+    app.cleanup_ctx.append(deploy_workers)
     return app

@@ -6,7 +6,7 @@ import json
 
 from aiohttp import web
 
-from hpgc.api.keys import JOBS, OUTBOUND, REGISTRY
+from hpgc.api.keys import DEPLOY_WORKERS, JOBS, OUTBOUND, REGISTRY
 from hpgc.api.openapi import too_many
 from hpgc.api.principal import principal
 from hpgc.api.processes import process_links
@@ -42,7 +42,8 @@ async def _read(request: web.Request) -> Deployable:
         return text
 
     try:
-        return await from_request(body, request.content_type, request.query.get("w"), fetch)
+        return await from_request(body, request.content_type, request.query.get("w"), fetch,
+                                  request.app[DEPLOY_WORKERS].run)
     except HpgcError as exc:
         if not fetched or exc.status != 400:
             raise

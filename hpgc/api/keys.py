@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from hpgc.jobs.service import JobService
     from hpgc.net import GuardedClient
     from hpgc.packages.registry import ProcessRegistry
+    from hpgc.packages.workers import DeployWorkers
     from hpgc.store import Store
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
@@ -20,3 +21,4 @@ REGISTRY: web.AppKey[ProcessRegistry] = web.AppKey("registry")
 JOBS: web.AppKey[JobService] = web.AppKey("jobs")
 TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates")
 OUTBOUND: web.AppKey[GuardedClient] = web.AppKey("outbound")
+DEPLOY_WORKERS: web.AppKey[DeployWorkers] = web.AppKey("deploy_workers")

@@ -26,10 +26,17 @@ SCALARS: dict[str, dict[str, Any]] = {
 }
 
 
-def pack(path: Path | str) -> dict[str, Any]:
+def pack(path: Path | str, only_itself: bool = False) -> dict[str, Any]:
     """Validate a CWL document (path, optionally with #id) and return it packed: one self-contained
-    document with every reference resolved, so it is never re-fetched at run time."""
+    document with every reference resolved, so it is never re-fetched at run time. With `only_itself`,
+    cwltool may read that one file and nothing else (no other file, no URL)."""
+    from cwltool.context import LoadingContext
     from cwltool.main import main as cwltool_main
+
+    loading = None
+    if only_itself:
+        loading = LoadingContext()
+        loading.fetcher_constructor = _only(str(path).partition("#")[0])
 
     out, err = io.StringIO(), io.StringIO()
     handler = logging.StreamHandler(err)
@@ -37,7 +44,8 @@ def pack(path: Path | str) -> dict[str, Any]:
     with _cwltool_lock:
         propagate, cwl_logger.propagate = cwl_logger.propagate, False  # its chatter belongs in `err` only
         try:
-            rc = cwltool_main(["--pack", "--quiet", str(path)], stdout=out, stderr=err, logger_handler=handler)
+            rc = cwltool_main(["--pack", "--quiet", str(path)], stdout=out, stderr=err, logger_handler=handler,
+                              loadingContext=loading)
         finally:
             cwl_logger.propagate = propagate
     if rc != 0:
@@ -46,10 +54,38 @@ def pack(path: Path | str) -> dict[str, Any]:
 
 
 def pack_text(text: str, fragment: str | None = None) -> dict[str, Any]:
+    """Pack a user's document: cwltool reads its temporary copy and fetches nothing else."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "package.cwl"
         path.write_text(text)
-        return pack(f"{path}#{fragment}" if fragment else path)
+        return pack(f"{path}#{fragment}" if fragment else path, only_itself=True)
+
+
+def _only(path: str) -> Any:
+    """A schema-salad fetcher constructor that reads `path` and cwltool's own cached schemas, nothing else:
+    defence in depth behind cwl_refs, should a reference slip past it."""
+    from schema_salad.exceptions import ValidationException
+    from schema_salad.fetcher import DefaultFetcher
+    from schema_salad.ref_resolver import file_uri
+
+    allowed = file_uri(str(Path(path).resolve()))
+
+    class OnlyThisDocument(DefaultFetcher):
+        def _allowed(self, url: str) -> bool:
+            return url.partition("#")[0] == allowed or url in self.cache
+
+        def fetch_text(self, url: str, content_types: list[str] | None = None) -> str:
+            if not self._allowed(url):
+                raise ValidationException(f"refused to fetch {url}: a deployed document must be self-contained")
+            return super().fetch_text(url, content_types)
+
+        def check_exists(self, url: str) -> bool:
+            return self._allowed(url) and super().check_exists(url)
+
+    def construct(cache: Any, session: Any) -> DefaultFetcher:
+        return OnlyThisDocument(cache, None)  # no session: not even a request it could be tricked into
+
+    return construct
 
 
 def _tidy(message: str) -> str:

@@ -6,19 +6,22 @@ and stored packed.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from hpgc.errors import InvalidPackage, UnsupportedMediaType, WorkflowNotFound, first_error
 from hpgc.models.names import process_id_problem, shown
 from hpgc.models.ogc import ProcessDescription
 from hpgc.models.package import AppPackage, param, to_object_form
+from hpgc.models.parsing import load_json, load_yaml
 from hpgc.packages import cwl
 from hpgc.packages.command import check_patterns, command_unit, split_entry_point
+from hpgc.packages.cwl_refs import refuse_external_references
 from hpgc.packages.registry import CWL_MEDIA_TYPE
 
 OGCAPPPKG = "application/ogcapppkg+json"
@@ -36,11 +39,21 @@ class Deployable:
     source_type: str
 
 
-def _load(text: str, what: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidPackage(f"{what} is neither JSON nor YAML: {exc}") from None
+@dataclass
+class FetchNeeded:
+    """An application package whose CWL is given by href: the server fetches it, then a worker goes on."""
+
+    url: str
+    fragment: str
+    given: dict[str, Any]  # the package's processDescription, merged over the one derived from the CWL
+    source: str
+
+
+Runner = Callable[..., Awaitable[Any]]  # run(func, *args): where the work runs (a bounded worker process)
+
+
+async def _in_thread(func: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.to_thread(func, *args)
 
 
 def _graph_ids(doc: dict[str, Any]) -> list[str]:
@@ -48,9 +61,12 @@ def _graph_ids(doc: dict[str, Any]) -> list[str]:
 
 
 def from_cwl_text(text: str, w: str | None, media_type: str) -> Deployable:
-    doc = _load(text, "the CWL document")
+    """Parse (with limits), refuse references outside the document, validate and pack with cwltool. Slow and
+    hostile-input-facing: the server runs it in a bounded worker process (hpgc/packages/workers.py)."""
+    doc = load_yaml(text, "the CWL document", InvalidPackage)
     if not isinstance(doc, dict):
         raise InvalidPackage("the CWL document must be a mapping")
+    refuse_external_references(doc)
     fragment = None
     if "$graph" in doc:
         ids = _graph_ids(doc)
@@ -78,30 +94,39 @@ def check_process_id(process_id: object) -> None:
         raise InvalidPackage(problem)
 
 
-async def from_request(body: bytes, content_type: str, w: str | None, fetch: Any) -> Deployable:
-    """`fetch(url) -> str` downloads a CWL document given by href (once, at deploy time)."""
+async def from_request(body: bytes, content_type: str, w: str | None, fetch: Any,
+                       run: Runner = _in_thread) -> Deployable:
+    """`fetch(url) -> str` downloads a CWL document given by href (once, at deploy time); `run(func, *args)`
+    runs the parsing and validation (the server passes its bounded worker pool)."""
     if w is not None:
         check_process_id(w)
-    deployable = await _from_request(body, content_type, w, fetch)
+    deployable = await _from_request(body, content_type, w, fetch, run)
     check_process_id(deployable.description.id)  # whichever of ?w=, the package or the CWL id named it
     return deployable
 
 
-async def _from_request(body: bytes, content_type: str, w: str | None, fetch: Any) -> Deployable:
+async def _from_request(body: bytes, content_type: str, w: str | None, fetch: Any, run: Runner) -> Deployable:
     try:
         text = body.decode()
     except UnicodeDecodeError:
         raise InvalidPackage("the body is not UTF-8 text") from None
     if content_type in CWL_TYPES:
-        return from_cwl_text(text, w, content_type)
+        return await run(from_cwl_text, text, w, content_type)
     if content_type not in (OGCAPPPKG, "application/json"):
         raise UnsupportedMediaType(
             f"cannot deploy {content_type or 'a body without Content-Type'}; use {OGCAPPPKG} or one of "
             + ", ".join(CWL_TYPES))
-    try:
-        raw = json.loads(text)
-    except ValueError as exc:
-        raise InvalidPackage(f"the body is not valid JSON: {exc}") from None
+    step = await run(from_package_text, text, w)
+    if isinstance(step, Deployable):
+        return step
+    fetched = await fetch(step.url)
+    return await run(from_cwl_unit_text, fetched, step.fragment or w or step.given.get("id"), step.given,
+                     step.source)
+
+
+def from_package_text(text: str, w: str | None) -> Deployable | FetchNeeded:
+    """An application package (JSON) → what to store, or the URL of its CWL document to fetch first."""
+    raw = load_json(text, "the body", InvalidPackage)
     if not isinstance(raw, dict):
         raise InvalidPackage("the application package must be a JSON object")
     try:
@@ -110,9 +135,21 @@ async def _from_request(body: bytes, content_type: str, w: str | None, fetch: An
         where, msg = first_error(exc)
         raise InvalidPackage(f"{where}: {msg}") from None
     cwl_unit = next((u for u in pkg.units() if _is_cwl_unit(u.model_dump(exclude_none=True))), None)
-    if cwl_unit is not None:
-        return await _cwl_unit(pkg, cwl_unit.model_dump(exclude_none=True), w, fetch, text)
-    return command_package(pkg, raw, w, text)
+    if cwl_unit is None:
+        return command_package(pkg, raw, w, text)
+    unit = cwl_unit.model_dump(exclude_none=True)
+    given = pkg.processDescription or {}
+    inline = unit.get("unit") or unit.get("value")
+    if isinstance(inline, dict):
+        return from_cwl_unit_text(json.dumps(inline), w or given.get("id"), given, text)
+    if isinstance(inline, str):
+        return from_cwl_unit_text(inline, w or given.get("id"), given, text)
+    if unit.get("href"):
+        url, _, fragment = str(unit["href"]).partition("#")
+        if not url.startswith(("http://", "https://")):
+            raise InvalidPackage("executionUnit.href must be an http(s) URL")
+        return FetchNeeded(url, fragment, given, text)
+    raise InvalidPackage("executionUnit: a CWL unit needs 'unit', 'value' or 'href'")
 
 
 def _is_cwl_unit(unit: dict[str, Any]) -> bool:
@@ -124,28 +161,19 @@ def _is_cwl_unit(unit: dict[str, Any]) -> bool:
         bool(unit.get("href")) and str(unit.get("href")).split("#")[0].endswith((".cwl", ".yaml", ".yml")))
 
 
-async def _cwl_unit(pkg: AppPackage, unit: dict[str, Any], w: str | None, fetch: Any, source: str) -> Deployable:
-    inline = unit.get("unit") or unit.get("value")
-    if isinstance(inline, dict):
-        text = json.dumps(inline)
-        fragment = None
-    elif isinstance(inline, str):
-        text, fragment = inline, None
-    elif unit.get("href"):
-        url, _, fragment = str(unit["href"]).partition("#")
-        if not url.startswith(("http://", "https://")):
-            raise InvalidPackage("executionUnit.href must be an http(s) URL")
-        text = await fetch(url)
-    else:
-        raise InvalidPackage("executionUnit: a CWL unit needs 'unit', 'value' or 'href'")
-    given = pkg.processDescription or {}
-    deployable = from_cwl_text(text, fragment or w or given.get("id"), "application/cwl")
+def from_cwl_unit_text(text: str, w: str | None, given: dict[str, Any], source: str) -> Deployable:
+    """The CWL of an application package's unit, with the package's own processDescription merged over."""
+    deployable = from_cwl_text(text, w, "application/cwl")
     if given:
         merged = {**deployable.description.model_dump(by_alias=True, exclude_none=True),
                   **{k: v for k, v in given.items() if k not in ("inputs", "outputs")}}
         if merged.get("additionalParameters") is not None:
             merged["additionalParameters"] = to_object_form(merged["additionalParameters"])
-        deployable.description = ProcessDescription.model_validate(merged)
+        try:
+            deployable.description = ProcessDescription.model_validate(merged)
+        except ValidationError as exc:
+            where, msg = first_error(exc)
+            raise InvalidPackage(f"processDescription.{where}: {msg}") from None
     deployable.source, deployable.source_type = source, OGCAPPPKG
     return deployable
 

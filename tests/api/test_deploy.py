@@ -185,6 +185,9 @@ async def test_slow_image_pull_does_not_block_deploy(client: TestClient, fake_ba
     import asyncio
     import time
 
+    warm_up = await client.post("/processes?w=BandMath", data=BANDMATH, headers=PKG)  # starts a deploy worker
+    assert warm_up.status == 201 and (await client.delete("/processes/BandMath")).status == 204
+    fake_backend.pulled.clear()
     fake_backend.pull_delay = 3.0
     t0 = time.monotonic()
     resp = await client.post("/processes?w=BandMath", data=BANDMATH, headers=PKG)
