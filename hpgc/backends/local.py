@@ -2,7 +2,7 @@
 
 It is the embedded default (no cluster needed). Jobs beyond `max_jobs` wait their turn in `accepted`.
 
-Its trust level (docs/security-local.md): a job runs as the server's own account. It gets a minimal
+Its trust level (docs/security.md): a job runs as the server's own account. It gets a minimal
 environment (nothing of hpgc's settings), runs in its own 0700 job directory, and whatever it leaves there
 is read through hpgc/backends/jobfiles.py (regular files with one link inside the job directory only).
 """

@@ -1,5 +1,5 @@
 """Who may deploy where: on a backend whose jobs run as the server's own account, deploying is an admin's
-decision unless the administrator opted in (docs/security-local.md)."""
+decision unless the administrator opted in (docs/security.md)."""
 
 from __future__ import annotations
 
