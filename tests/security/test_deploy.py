@@ -27,10 +27,21 @@ outputs: {{}}
 """
 
 
+# An ordinary deployer reaches the document parser wherever deployed processes run on a cluster; on the
+# embedded default (local backend) deploying needs admin unless the administrator opts in. The attacks are
+# made by alice, a deployer who is no admin, so the server opts in: what is tested is the parser, not the gate.
+DEPLOYERS = {"HPGC_LOCAL__ALLOW_USER_DEPLOY": "true"}
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Iterator[Attacked]:
+    yield from attacked_server(tmp_path, DEPLOYERS)
+
+
 @pytest.fixture
 def quick_target(tmp_path: Path) -> Iterator[Attacked]:
     """The server with a short deploy time limit, so hostile deploys end within a test."""
-    yield from attacked_server(tmp_path, {"HPGC_DEPLOY__TIMEOUT_S": "8"})
+    yield from attacked_server(tmp_path, {**DEPLOYERS, "HPGC_DEPLOY__TIMEOUT_S": "8"})
 
 
 def alias_bomb(levels: int = 9) -> str:
