@@ -27,21 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_api import free_port, hammer, wait_up  # noqa: E402
 
-TOOL = """cwlVersion: v1.2
-class: CommandLineTool
-id: {id}
-baseCommand: echo
-inputs:
-  msg: {{type: string, inputBinding: {{position: 1}}}}
-outputs: {{}}
-"""
-
-
-def alias_bomb() -> str:
-    text = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
-    for i in range(8):
-        text += f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]\n"
-    return text + TOOL.format(id="bomb").replace("baseCommand: echo", "baseCommand: [echo, *i]")
+sys.path.insert(0, str(REPO))
+from tests.hostile_documents import ECHO_TOOL as TOOL  # noqa: E402
+from tests.hostile_documents import alias_bomb_tool  # noqa: E402
 
 
 def busy() -> str:
@@ -51,7 +39,7 @@ def busy() -> str:
     return TOOL.format(id="busy") + "hints:\n  - class: 'x:Big'\n" + levels + "$namespaces: {x: 'http://x.org/'}\n"
 
 
-HOSTILE = [alias_bomb(), TOOL.format(id="deep") + "doc: " + "[" * 10_000 + "]" * 10_000 + "\n", busy()]
+HOSTILE = [alias_bomb_tool(), TOOL.format(id="deep") + "doc: " + "[" * 10_000 + "]" * 10_000 + "\n", busy()]
 CWL = {"Content-Type": "application/cwl+yaml"}
 
 

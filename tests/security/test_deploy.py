@@ -13,18 +13,11 @@ import httpx
 import pytest
 
 from hpgc.dev_issuer import KEYS_FILE
+from tests.hostile_documents import alias_bomb_tool, echo_tool
 from tests.security.conftest import Attacked, InternalService, attacked_server
 
 CWL = {"Content-Type": "application/cwl+yaml"}
 PKG = {"Content-Type": "application/ogcapppkg+json"}
-TOOL = """cwlVersion: v1.2
-class: CommandLineTool
-id: {id}
-baseCommand: echo
-inputs:
-  msg: {{type: string, inputBinding: {{position: 1}}}}
-outputs: {{}}
-"""
 
 
 # An ordinary deployer reaches the document parser wherever deployed processes run on a cluster; on the
@@ -42,19 +35,6 @@ def target(tmp_path: Path) -> Iterator[Attacked]:
 def quick_target(tmp_path: Path) -> Iterator[Attacked]:
     """The server with a short deploy time limit, so hostile deploys end within a test."""
     yield from attacked_server(tmp_path, {**DEPLOYERS, "HPGC_DEPLOY__TIMEOUT_S": "8"})
-
-
-def alias_bomb(levels: int = 9) -> str:
-    """The "billion laughs": each level nine aliases of the one before, 9^9 strings in ~520 bytes."""
-    text = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
-    for i in range(levels - 1):
-        prev, cur = chr(97 + i), chr(98 + i)
-        text += f"{cur}: &{cur} [" + ",".join([f"*{prev}"] * 9) + "]\n"
-    return text
-
-
-def tool(pid: str, extra: str = "") -> str:
-    return TOOL.format(id=pid) + extra
 
 
 def assert_refused(resp: httpx.Response, *needles: str) -> dict:
@@ -76,7 +56,7 @@ def assert_nowhere(target: Attacked, secret: str, pid: str) -> None:
 
 def test_include_of_a_server_file_is_refused(target: Attacked) -> None:
     passwd = Path("/etc/passwd").read_text().splitlines()[0]
-    resp = target.alice.post("/processes", content=tool("peek", "doc: {$include: /etc/passwd}\n"), headers=CWL)
+    resp = target.alice.post("/processes", content=echo_tool("peek", "doc: {$include: /etc/passwd}\n"), headers=CWL)
     assert_refused(resp, "/doc/$include", "self-contained")
     assert passwd not in resp.text
     assert_nowhere(target, passwd, "peek")
@@ -86,7 +66,8 @@ def test_include_of_the_dev_issuers_keys_is_refused(target: Attacked) -> None:
     key_file = target.server.data_dir / "auth" / KEYS_FILE
     private = json.loads(key_file.read_text())["keys"][0]["d"]
     for where in (str(key_file), key_file.as_uri()):
-        resp = target.alice.post("/processes", content=tool("keys", f"doc: {{$include: '{where}'}}\n"), headers=CWL)
+        doc = echo_tool("keys", f"doc: {{$include: '{where}'}}\n")
+        resp = target.alice.post("/processes", content=doc, headers=CWL)
         assert_refused(resp, "$include")
         assert private not in resp.text
     # the same, inline in an OGC application package
@@ -106,7 +87,7 @@ def test_import_and_run_of_a_loopback_url_are_refused_and_never_fetched(
         target: Attacked, internal_service: InternalService) -> None:
     url = f"{internal_service.url}/tool.cwl"
     attacks = {
-        "requirements": tool("imp", f"requirements: [{{$import: '{url}'}}]\n"),
+        "requirements": echo_tool("imp", f"requirements: [{{$import: '{url}'}}]\n"),
         "run": f"""cwlVersion: v1.2
 class: Workflow
 id: wf
@@ -118,9 +99,10 @@ steps:
     in: {{}}
     out: []
 """,
-        "schemadef": tool("sd", f"requirements:\n  - class: SchemaDefRequirement\n    types: [{{$import: '{url}'}}]\n"),
-        "mixin": tool("mx", f"hints: [{{$mixin: '{url}'}}]\n"),
-        "schemas": tool("sc", f"$schemas: ['{url}']\n"),
+        "schemadef": echo_tool(
+            "sd", f"requirements:\n  - class: SchemaDefRequirement\n    types: [{{$import: '{url}'}}]\n"),
+        "mixin": echo_tool("mx", f"hints: [{{$mixin: '{url}'}}]\n"),
+        "schemas": echo_tool("sc", f"$schemas: ['{url}']\n"),
     }
     for name, doc in attacks.items():
         resp = target.alice.post("/processes", content=doc, headers=CWL)
@@ -131,7 +113,7 @@ steps:
 
 
 def test_file_default_pointing_at_a_server_file_is_refused(target: Attacked) -> None:
-    doc = tool("fdef").replace("inputs:\n", "inputs:\n  f:\n    type: File\n    default: {class: File, "
+    doc = echo_tool("fdef").replace("inputs:\n", "inputs:\n  f:\n    type: File\n    default: {class: File, "
                                             "location: 'file:///etc/passwd'}\n")
     resp = target.alice.post("/processes", content=doc, headers=CWL)
     assert_refused(resp, "/inputs/f/default/location")
@@ -139,7 +121,7 @@ def test_file_default_pointing_at_a_server_file_is_refused(target: Attacked) -> 
 
 
 def test_alias_bomb_is_refused_quickly_and_does_not_stall_other_requests(quick_target: Attacked) -> None:
-    bomb = alias_bomb(9) + tool("bomb").replace("baseCommand: echo", "baseCommand: [echo, *i]")
+    bomb = alias_bomb_tool()
     answer: list[httpx.Response] = []
     sender = threading.Thread(target=lambda: answer.append(
         quick_target.alice.post("/processes", content=bomb, headers=CWL)))
@@ -161,7 +143,7 @@ def test_a_document_that_keeps_cwltool_busy_hits_the_time_limit(quick_target: At
     levels = "    d0: &d0 [" + ",".join(['"lolololol"'] * 30) + "]\n"
     for i in range(3):
         levels += f"    d{i + 1}: &d{i + 1} [" + ",".join([f"*d{i}"] * 30) + "]\n"
-    doc = tool("busy", "hints:\n  - class: 'x:Big'\n" + levels + "$namespaces: {x: 'http://example.org/'}\n")
+    doc = echo_tool("busy", "hints:\n  - class: 'x:Big'\n" + levels + "$namespaces: {x: 'http://example.org/'}\n")
     t0 = time.monotonic()
     with httpx.Client(base_url=quick_target.url, timeout=60) as anon:
         answer: list[httpx.Response] = []
@@ -178,7 +160,7 @@ def test_a_document_that_keeps_cwltool_busy_hits_the_time_limit(quick_target: At
     assert resp.status_code == 400, resp.text
     assert "deploy.timeout_s" in resp.json()["detail"] or "deploy.memory_mb" in resp.json()["detail"]
     # the worker was replaced: an ordinary deploy works
-    ok = quick_target.alice.post("/processes", content=tool("fine"), headers=CWL)
+    ok = quick_target.alice.post("/processes", content=echo_tool("fine"), headers=CWL)
     assert ok.status_code == 201, ok.text
 
 
@@ -194,9 +176,9 @@ def test_deep_json_and_yaml_are_400_without_a_traceback(target: Attacked) -> Non
     deploy_cwl_json = target.alice.post("/processes", content=DEEP_JSON,
                                         headers={"Content-Type": "application/cwl+json"})
     assert_refused(deploy_cwl_json, "nests deeper")
-    deep_yaml = tool("deep", "doc: " + "[" * 10_000 + "]" * 10_000 + "\n")
+    deep_yaml = echo_tool("deep", "doc: " + "[" * 10_000 + "]" * 10_000 + "\n")
     assert_refused(target.alice.post("/processes", content=deep_yaml, headers=CWL), "nests deeper")
-    block_yaml = tool("deep2", "hints:\n" + "".join("  " * (i + 1) + "a:\n" for i in range(3_000)))
+    block_yaml = echo_tool("deep2", "hints:\n" + "".join("  " * (i + 1) + "a:\n" for i in range(3_000)))
     assert_refused(target.alice.post("/processes", content=block_yaml, headers=CWL), "nests deeper")
     log = target.log()
     assert "Traceback" not in log and "RecursionError" not in log, log[-3000:]

@@ -9,15 +9,7 @@ import pytest
 from hpgc.errors import InvalidPackage, InvalidRequest
 from hpgc.models.parsing import MAX_DEPTH, json_depth_exceeds, load_json, load_yaml
 from hpgc.packages.cwl_refs import refuse_external_references
-
-
-def alias_bomb(levels: int = 9) -> str:
-    """The classic "billion laughs": each level nine aliases of the one before (~520 bytes for 9 levels)."""
-    text = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
-    for i in range(levels - 1):
-        prev, cur = chr(97 + i), chr(98 + i)
-        text += f"{cur}: &{cur} [" + ",".join([f"*{prev}"] * 9) + "]\n"
-    return text
+from tests.hostile_documents import alias_bomb
 
 
 def test_json_within_limits_parses() -> None:
