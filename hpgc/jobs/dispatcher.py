@@ -96,8 +96,11 @@ class Dispatcher:
             except Exception:
                 log.exception("callback dispatcher: looking at the outbox failed; trying again")
                 wait = IDLE_WAIT_S
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for loses a cancel (stop) that arrives as the
+            # event is set, and the loop would run on with stop() waiting for it forever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
             # many jobs finishing together wake us once each: gather them into one look at the outbox
             await asyncio.sleep(COALESCE_S)
 
