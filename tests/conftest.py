@@ -14,6 +14,17 @@ from tests.fake_issuer import FakeIssuer
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers",
+                            "cluster_lifecycle: restarts the Slurm test cluster; runs after every other test")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that restarts the test cluster runs last: every other Slurm test needs the cluster as it was
+    (its keys, its jobs), and nothing after it may find it down or new."""
+    items.sort(key=lambda item: item.get_closest_marker("cluster_lifecycle") is not None)  # stable: order kept
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Embedded defaults in a temporary data dir, without auth (auth has its own tests)."""

@@ -11,6 +11,9 @@ error or a timeout → retried after `backoff_initial_s · 2^(attempts-1)` (at m
 jitter, until `max_age_s` after the change. Redirects are never followed: a 3xx is a failed attempt (a
 redirect is the classic way around an SSRF guard). Requests go through the guarded client (hpgc/net): an
 address refused by policy is given up at once, and no error quotes what the receiver answered.
+
+`idle` is set when the dispatcher has looked at the outbox since it was last woken and found nothing to
+send, now or later, and nothing in flight: after it, nothing more is sent until a change makes new rows.
 """
 
 from __future__ import annotations
@@ -61,9 +64,16 @@ class Dispatcher:
         # finished attempts waiting to be written, each with the future its delivery task waits on
         self._records: list[tuple[tuple[int, dict[str, Any], dict[str, Any]], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
+        # set when the outbox has nothing pending and nothing is in flight; cleared by every wake
+        self.idle = asyncio.Event()
 
     def wake(self) -> None:
+        self.idle.clear()
         self._wake.set()
+
+    async def wait_idle(self) -> None:
+        """Until the dispatcher has found nothing more to send (tests: "nothing more arrived")."""
+        await self.idle.wait()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="callback-dispatcher")
@@ -86,8 +96,11 @@ class Dispatcher:
             except Exception:
                 log.exception("callback dispatcher: looking at the outbox failed; trying again")
                 wait = IDLE_WAIT_S
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for loses a cancel (stop) that arrives as the
+            # event is set, and the loop would run on with stop() waiting for it forever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
             # many jobs finishing together wake us once each: gather them into one look at the outbox
             await asyncio.sleep(COALESCE_S)
 
@@ -128,6 +141,9 @@ class Dispatcher:
             return BLOCKED_WAIT_S
         nxt = await self.service.db(self.store.next_outbox_time, list(self._inflight))
         if nxt is None:
+            # nothing pending, and no wake since this look began (a wake means a change may have made rows)
+            if not self._inflight and not self._wake.is_set():
+                self.idle.set()
             return IDLE_WAIT_S
         delay = nxt - time.time()
         # due but not started: waiting behind an older row of the same job and URL, which is in flight

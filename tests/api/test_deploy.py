@@ -181,23 +181,31 @@ async def test_openapi_has_dru_operations(client: TestClient) -> None:
     validate_openapi(doc)
 
 
-async def test_slow_image_pull_does_not_block_deploy(client: TestClient, fake_backend: FakeBackend) -> None:
+async def test_slow_image_pull_does_not_block_deploy(client: TestClient, fake_backend: FakeBackend,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     import asyncio
-    import time
 
     warm_up = await client.post("/processes?w=BandMath", data=BANDMATH, headers=PKG)  # starts a deploy worker
     assert warm_up.status == 201 and (await client.delete("/processes/BandMath")).status == 204
     fake_backend.pulled.clear()
-    fake_backend.pull_delay = 3.0
-    t0 = time.monotonic()
+    gate = asyncio.Event()  # the pull cannot end before the test opens it
+    pulls: list[asyncio.Task] = []
+    pull = fake_backend.ensure_image
+
+    async def slow_pull(container: object) -> None:
+        pulls.append(asyncio.current_task())  # type: ignore[arg-type]
+        await gate.wait()
+        await pull(container)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fake_backend, "ensure_image", slow_pull)
     resp = await client.post("/processes?w=BandMath", data=BANDMATH, headers=PKG)
-    assert resp.status == 201
-    assert time.monotonic() - t0 < 2.9  # answered within the bound, before the pull ended
-    assert (await resp.json())["hpgc:status"] == "deploying"
+    assert resp.status == 201  # answered while the pull is held: the deploy did not wait for it
+    assert (await resp.json())["hpgc:status"] == "deploying" and fake_backend.pulled == []
     early = await client.post("/processes/BandMath/execution", json={"inputs": {"il": [{"href": "http://x/a.tif"}],
                                                                                 "exp": "im1b1"}})
     assert early.status == 409 and "not ready" in (await early.json())["detail"]
-    await asyncio.sleep(1.5)
+    gate.set()
+    await asyncio.wait_for(pulls[0], 10)  # the pull and the process's new status, recorded
     assert fake_backend.pulled == ["otbtf_4.1.0-cpu-41faafe128236ad4.sif"]
     late = await client.post("/processes/BandMath/execution", headers={"Prefer": "respond-async"},
                              json={"inputs": {"il": [{"href": "http://x/a.tif"}], "exp": "im1b1"}})

@@ -220,10 +220,12 @@ def _leftovers(cluster: dict) -> list[str]:
 LIFECYCLE = os.environ.get("HPGC_CLUSTER_LIFECYCLE", "1" if os.environ.get("CI") else "0") == "1"
 
 
+@pytest.mark.cluster_lifecycle
 @pytest.mark.skipif(os.geteuid() != 0, reason="up/down need root")
-@pytest.mark.skipif(not LIFECYCLE, reason="restarts the cluster: set HPGC_CLUSTER_LIFECYCLE=1 (default in CI)")
+@pytest.mark.skipif(not LIFECYCLE, reason="restarts the cluster: set HPGC_CLUSTER_LIFECYCLE=1 (.ci/test does)")
 def test_up_is_idempotent_and_down_leaves_nothing_and_warm_up_is_fast(cluster, ssh):
-    """Runs last in this file and leaves the cluster up again (with new keys and an empty queue)."""
+    """Runs after every other test (tests/conftest.py) and leaves the cluster up again (with new keys and an
+    empty queue)."""
     t = time.monotonic()
     again = _run(str(CLUSTER_DIR / "up"))
     assert again.returncode == 0 and "already up" in again.stderr, again.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from hpgc.backends.local import LocalBackend
@@ -16,13 +17,60 @@ from hpgc.packages import cwl
 REPO = Path(__file__).resolve().parents[2]
 
 
-async def _until_final(backend: LocalBackend, ref: JobRef, timeout: float = 30) -> BackendStatus:
-    for _ in range(int(timeout / 0.05)):
-        st = (await backend.poll([ref]))[ref.job_id]
-        if st.status.terminal:
-            return st
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not final: {st}")
+async def _start(backend: LocalBackend) -> asyncio.Event:
+    """Start the backend; the event is set at each of its changes (what the job monitor waits on)."""
+    changed = asyncio.Event()
+    await backend.start(changed.set)
+    return changed
+
+
+async def _until(backend: LocalBackend, ref: JobRef, changed: asyncio.Event, done: Callable[[BackendStatus], bool],
+                 timeout: float = 30) -> BackendStatus:
+    """The job's status once `done` holds, polled again at each change of the backend (timeout: a deadline)."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                changed.clear()
+                st = (await backend.poll([ref]))[ref.job_id]
+                if done(st):
+                    return st
+                await changed.wait()
+    except TimeoutError:
+        raise AssertionError(f"not reached within {timeout} s: {st}") from None
+
+
+async def _until_final(backend: LocalBackend, ref: JobRef, changed: asyncio.Event) -> BackendStatus:
+    return await _until(backend, ref, changed, lambda st: st.status.terminal)
+
+
+async def _read_fifo(path: Path, timeout: float = 30) -> str:
+    """What a job writes into the named pipe `path`, once it has written it (the read waits for the writer)."""
+    reader = asyncio.ensure_future(asyncio.to_thread(path.read_text))
+    try:
+        return await asyncio.wait_for(asyncio.shield(reader), timeout)
+    except TimeoutError:
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))  # completes the reader's open: it reads EOF
+        await reader
+        raise AssertionError(f"nothing was written into {path} within {timeout} s") from None
+
+
+async def _exited(pid: int, timeout: float = 10) -> bool:
+    """Whether process `pid` (any process, not only a child) ends within `timeout`: waits on its pidfd."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    ended = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_reader(fd, ended.set)  # a pidfd becomes readable when its process ends
+    try:
+        await asyncio.wait_for(ended.wait(), timeout)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
 
 
 def _cwl_spec(job_id: str, tool: Path, job: dict) -> RunSpec:
@@ -34,10 +82,10 @@ def _cwl_spec(job_id: str, tool: Path, job: dict) -> RunSpec:
 
 async def test_cwl_echo_runs_and_outputs(tmp_path: Path) -> None:
     backend = LocalBackend(LocalBackendSettings(), tmp_path)
-    await backend.start(lambda: None)
+    changed = await _start(backend)
     spec = _cwl_spec("j1", REPO / "appkgs/echo/echo.cwl", {"stringInput": "hi; rm -rf /", "arrayInput": [3]})
     ref = JobRef(job_id="j1", external_id=await backend.submit(spec))
-    st = await _until_final(backend, ref)
+    st = await _until_final(backend, ref, changed)
     assert st.status == StatusCode.successful, (await backend.logs(ref)).stderr
     outputs = await backend.outputs(ref)
     assert outputs["stringOutput"] == "hi; rm -rf /"  # one argument, never interpreted by a shell
@@ -47,21 +95,21 @@ async def test_cwl_echo_runs_and_outputs(tmp_path: Path) -> None:
 
 async def test_failing_command_reports_exit_code_and_stderr(tmp_path: Path) -> None:
     backend = LocalBackend(LocalBackendSettings(), tmp_path)
-    await backend.start(lambda: None)
+    changed = await _start(backend)
     spec = RunSpec(job_id="j2", process_id="x", kind="command", argv=["sh", "-c", "echo broken >&2; exit 3"])
     ref = JobRef(job_id="j2", external_id=await backend.submit(spec))
-    st = await _until_final(backend, ref)
+    st = await _until_final(backend, ref, changed)
     assert st.status == StatusCode.failed and st.exit_code == 3
     assert "broken" in (st.message or "")
 
 
 async def test_command_outputs_manifest_and_path_escape(tmp_path: Path) -> None:
     backend = LocalBackend(LocalBackendSettings(), tmp_path)
-    await backend.start(lambda: None)
+    changed = await _start(backend)
     spec = RunSpec(job_id="j3", process_id="x", kind="command", argv=["sh", "-c", "echo data > out.txt"],
                    outputs={"out": "out.txt", "missing": "nope.txt"})
     ref = JobRef(job_id="j3", external_id=await backend.submit(spec))
-    assert (await _until_final(backend, ref)).status == StatusCode.successful
+    assert (await _until_final(backend, ref, changed)).status == StatusCode.successful
     manifest = await backend.outputs(ref)
     assert set(manifest) == {"out"}
     data = b"".join([c async for c in backend.read_file(ref, manifest["out"]["path"])])
@@ -76,27 +124,19 @@ async def test_command_outputs_manifest_and_path_escape(tmp_path: Path) -> None:
 
 async def test_cancel_kills_the_whole_process_group(tmp_path: Path) -> None:
     backend = LocalBackend(LocalBackendSettings(), tmp_path)
-    await backend.start(lambda: None)
+    changed = await _start(backend)
     # the child writes its pid, then a grandchild sleeps: both must die
     spec = RunSpec(job_id="j4", process_id="x", kind="command",
                    argv=["sh", "-c", "sleep 60 & echo $! > child.pid; wait"])
+    pid_pipe = tmp_path / "j4" / "child.pid"
+    pid_pipe.parent.mkdir()
+    os.mkfifo(pid_pipe)  # the job's write waits for our read: no polling for the file
     ref = JobRef(job_id="j4", external_id=await backend.submit(spec))
-    pid_file = tmp_path / "j4" / "child.pid"
-    for _ in range(100):
-        if pid_file.exists() and pid_file.read_text().strip():
-            break
-        await asyncio.sleep(0.05)
-    child = int(pid_file.read_text())
+    child = int(await _read_fifo(pid_pipe))
     await backend.cancel(ref)
-    st = await _until_final(backend, ref)
+    st = await _until_final(backend, ref, changed)
     assert st.status == StatusCode.dismissed
-    await asyncio.sleep(0.2)
-    try:
-        os.kill(child, 0)
-        alive = Path(f"/proc/{child}/stat").read_text().split()[2] != "Z"
-    except ProcessLookupError:
-        alive = False
-    assert not alive, "the grandchild survived the dismiss"
+    assert await _exited(child), "the grandchild survived the dismiss"
 
 
 async def test_unknown_job_after_restart_is_failed(tmp_path: Path) -> None:
@@ -108,12 +148,12 @@ async def test_unknown_job_after_restart_is_failed(tmp_path: Path) -> None:
 
 async def test_max_jobs_queues_the_rest(tmp_path: Path) -> None:
     backend = LocalBackend(LocalBackendSettings(max_jobs=1), tmp_path)
-    await backend.start(lambda: None)
+    changed = await _start(backend)
     refs = []
     for i in range(2):
-        spec = RunSpec(job_id=f"q{i}", process_id="x", kind="command", argv=["sleep", "1"])
+        spec = RunSpec(job_id=f"q{i}", process_id="x", kind="command", argv=["sleep", "60"])
         refs.append(JobRef(job_id=f"q{i}", external_id=await backend.submit(spec)))
-    await asyncio.sleep(0.3)
+    await _until(backend, refs[0], changed, lambda st: st.status != StatusCode.accepted)  # q0 started
     states = await backend.poll(refs)
     assert [states[r.job_id].status for r in refs] == [StatusCode.running, StatusCode.accepted]
     await backend.close()

@@ -48,20 +48,33 @@ def test_pass_env_adds_names_and_patterns_but_never_hpgc(tmp_path: Path) -> None
         load_settings(local={"pass_env": ["HPGC_CALLBACKS__SECRET"]})
 
 
-async def _until_final(backend: LocalBackend, ref: JobRef) -> BackendStatus:
-    for _ in range(600):
-        st = (await backend.poll([ref]))[ref.job_id]
-        if st.status.terminal:
-            return st
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not final: {st}")
+async def _start(backend: LocalBackend) -> asyncio.Event:
+    """Start the backend; the event is set at each of its changes (what the job monitor waits on)."""
+    changed = asyncio.Event()
+    await backend.start(changed.set)
+    return changed
 
 
-async def _run(backend: LocalBackend, job_id: str, script: str, outputs: dict[str, str] | None = None) -> JobRef:
+async def _until_final(backend: LocalBackend, ref: JobRef, changed: asyncio.Event,
+                       timeout: float = 30) -> BackendStatus:
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                changed.clear()
+                st = (await backend.poll([ref]))[ref.job_id]
+                if st.status.terminal:
+                    return st
+                await changed.wait()
+    except TimeoutError:
+        raise AssertionError(f"not final within {timeout} s: {st}") from None
+
+
+async def _run(backend: LocalBackend, changed: asyncio.Event, job_id: str, script: str,
+               outputs: dict[str, str] | None = None) -> JobRef:
     spec = RunSpec(job_id=job_id, process_id="x", kind="command", argv=["sh", "-c", script],
                    outputs=outputs or {})
     ref = JobRef(job_id=job_id, external_id=await backend.submit(spec))
-    st = await _until_final(backend, ref)
+    st = await _until_final(backend, ref, changed)
     assert st.status == StatusCode.successful, st.message
     return ref
 
@@ -73,8 +86,8 @@ async def test_a_job_sees_no_server_secret_and_runs_in_its_private_directory(
     old = os.umask(0o022)
     try:
         backend = LocalBackend(LocalBackendSettings(), tmp_path / "jobs")
-        await backend.start(lambda: None)
-        ref = await _run(backend, "j1", 'env; echo "cwd=$(pwd)"; echo "tmp=$TMPDIR"; touch "$TMPDIR/ok"')
+        changed = await _start(backend)
+        ref = await _run(backend, changed, "j1", 'env; echo "cwd=$(pwd)"; echo "tmp=$TMPDIR"; touch "$TMPDIR/ok"')
     finally:
         os.umask(old)
     out = (await backend.logs(ref)).stdout
@@ -153,8 +166,8 @@ async def test_results_and_logs_of_a_hostile_job(tmp_path: Path) -> None:
     hangs."""
     (tmp_path / "hpgc.sqlite").write_text("SQLite format 3 secret")
     backend = LocalBackend(LocalBackendSettings(), tmp_path / "jobs")
-    await backend.start(lambda: None)
-    ref = await _run(backend, "j", 'ln ../../hpgc.sqlite outputs/hard.txt; ln -s /etc/passwd outputs/sym.txt; '
+    changed = await _start(backend)
+    ref = await _run(backend, changed, "j", 'ln ../../hpgc.sqlite outputs/hard.txt; ln -s /etc/passwd outputs/sym.txt; '
                      'rm stderr.log; mkfifo stderr.log; echo "50 $(cat ../../hpgc.sqlite)" > progress',
                      {"hard": "outputs/hard.txt", "sym": "outputs/sym.txt"})
     outputs = await backend.outputs(ref)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import sqlite3
@@ -210,3 +211,252 @@ async def test_dispatcher_slots_global_and_per_host(tmp_path: Path) -> None:
     await dispatcher._launch_due()
     await asyncio.gather(*dispatcher._inflight.values())
     assert sorted(sent) == sorted([f"a{i}" for i in range(4)] + [f"b{i}" for i in range(4)])
+
+
+# the notifier: rows, throttling and payloads ---------------------------------------------------------------
+NOW = 2_000_000.0
+EXC = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0"
+
+
+class _Clock:
+    """Stands for the `time` module in hpgc.jobs.notifier."""
+
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def time(self) -> float:
+        return self.now
+
+
+class _Files:
+    """A backend whose files are bytes in a dict; records each read (ref, path, offset, length)."""
+
+    def __init__(self, files: dict[str, bytes] | None = None, error: Exception | None = None) -> None:
+        self.files, self.error = files or {}, error
+        self.reads: list[tuple[Any, str, int, int | None]] = []
+
+    async def read_file(self, ref: Any, path: str, offset: int = 0, length: int | None = None) -> Any:
+        self.reads.append((ref, path, offset, length))
+        if self.error is not None:
+            raise self.error
+        data = self.files[path]
+        for i in range(0, len(data), 2):  # in chunks: the notifier joins them
+            yield data[i:i + 2]
+
+
+class _NotifierService:
+    """What the notifier uses of the job service."""
+
+    def __init__(self, store: Store, outputs: dict[str, Any] | None = None, backend: Any = None) -> None:
+        self.store = store
+        self.listeners: list[Any] = []
+        self.callbacks: Any = None
+        self.backends = {"local": backend} if backend is not None else {}
+        self.outputs = outputs or {}
+
+    async def db(self, fn: Any, *args: Any) -> Any:
+        return fn(*args)
+
+    async def output_items(self, row: dict[str, Any]) -> dict[str, Any]:
+        return self.outputs
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
+    from hpgc.jobs import notifier as notifier_module
+
+    c = _Clock()
+    monkeypatch.setattr(notifier_module, "time", c)
+    return c
+
+
+def _notifier(tmp_path: Path, base_url: str | None = "http://hpgc.test/", interval: float = 10.0,
+              **service: Any) -> Any:
+    from hpgc.jobs.notifier import Notifier
+
+    svc = _NotifierService(Store(tmp_path / "db.sqlite"), **service)
+    return Notifier(svc, CallbackSettings(progress_interval_s=interval), base_url)  # type: ignore[arg-type]
+
+
+def _running(**kw: Any) -> dict[str, Any]:
+    return {**_job(status="running", progress=20, message="working", started=NOW - 5, updated=NOW - 1,
+                   created=NOW - 10), "subscriber": {"inProgressUri": "http://Hooks.Example.ORG:8443/p",
+                                                     "successUri": "http://hooks.example.org/ok",
+                                                     "failedUri": "http://hooks.example.org/ko"}, **kw}
+
+
+async def test_a_row_carries_what_the_dispatcher_sends(tmp_path: Path, clock: _Clock) -> None:
+    import json
+    import uuid
+
+    notifier = _notifier(tmp_path)
+    before = _running(status="accepted", progress=0)
+    (row,) = await notifier.rows(before, _running())
+    payload = json.loads(row.pop("payload"))
+    delivery = uuid.UUID(row.pop("delivery_id"))
+    assert row == {"job_id": "j1", "event": "in-progress", "url": "http://Hooks.Example.ORG:8443/p",
+                   "host": "hooks.example.org", "attempts": 0, "created": NOW, "next_attempt": NOW}
+    assert delivery.version == 4
+    assert (payload["jobID"], payload["status"], payload["progress"], payload["message"]) == (
+        "j1", "running", 20, "working")
+    assert payload["links"][0] == {"href": "http://hpgc.test/jobs/j1", "rel": "self", "type": "application/json",
+                                   "title": "this job's status"}
+    assert "exception" not in payload
+    (again,) = await notifier.rows(before, _running())
+    assert again["delivery_id"] != str(delivery), "each notification has its own delivery id"
+    compact = json.dumps(json.loads(again["payload"]), separators=(",", ":"))
+    assert again["payload"] == compact and '"status":"running"' in compact, "stored compact, as sent"
+
+
+async def test_no_row_without_a_change_or_a_url_for_its_event(tmp_path: Path, clock: _Clock) -> None:
+    notifier = _notifier(tmp_path)
+    assert await notifier.rows(_running(), _running()) == [], "nothing changed"
+    only_success = {"successUri": "http://hooks.example.org/ok"}
+    assert await notifier.rows(_running(subscriber=only_success), _running(status="failed", subscriber=only_success)
+                               ) == [], "failed, but only success is subscribed"
+    assert await notifier.rows(_running(subscriber=None), _running(status="successful", subscriber=None)) == []
+    assert await notifier.rows(_running(subscriber={"failedUri": ""}),
+                               _running(status="failed", subscriber={"failedUri": ""})) == []
+
+
+async def test_progress_ticks_are_throttled_per_job_and_status_changes_never(tmp_path: Path, clock: _Clock) -> None:
+    notifier = _notifier(tmp_path, interval=10.0)
+
+    async def tick(job_id: str, progress: int) -> list[str]:
+        rows = await notifier.rows(_running(id=job_id, progress=progress - 1), _running(id=job_id, progress=progress))
+        return [r["event"] for r in rows]
+
+    assert await tick("j1", 30) == ["in-progress"], "the first tick goes"
+    clock.now = NOW + 9.9
+    assert await tick("j1", 40) == [], "inside the interval"
+    assert await tick("j2", 40) == ["in-progress"], "another job has its own interval"
+    clock.now = NOW + 10.0
+    assert await tick("j1", 50) == ["in-progress"], "the interval has passed"
+    clock.now = NOW + 11.0
+    assert await tick("j1", 60) == []
+    message = await notifier.rows(_running(message="a"), _running(message="b"))
+    assert message == [], "a message change is a tick too"
+    changed = await notifier.rows(_running(status="accepted"), _running())
+    assert [r["event"] for r in changed] == ["in-progress"], "a status change is always sent"
+    clock.now = NOW + 12.0
+    assert await tick("j1", 70) == [], "and starts a new interval"
+
+
+async def test_the_end_of_a_job_forgets_its_interval(tmp_path: Path, clock: _Clock) -> None:
+    notifier = _notifier(tmp_path)
+    await notifier.rows(_running(progress=10), _running(progress=11))
+    assert set(notifier._last_progress) == {"j1"}
+    ended = await notifier.rows(_running(subscriber={"inProgressUri": "http://h.test/p"}),
+                                _running(status="successful", subscriber={"inProgressUri": "http://h.test/p"}))
+    assert ended == [] and notifier._last_progress == {}, "forgotten even when the end is sent nowhere"
+
+
+async def test_failure_payloads_name_the_error(tmp_path: Path, clock: _Clock) -> None:
+    from hpgc.jobs.notifier import FAILED
+
+    notifier = _notifier(tmp_path)
+
+    async def exception(**row: Any) -> dict[str, Any]:
+        doc = await notifier.payload(FAILED, _running(**{"status": "failed", **row}))
+        assert doc["status"] == row.get("status", "failed") and doc["jobID"] == "j1"
+        return dict(doc["exception"])
+
+    assert await exception(error={"type": "exit-code", "title": "Exit code 3", "detail": "exited with code 3"}) == {
+        "type": f"{EXC}/exit-code", "title": "Exit code 3", "detail": "exited with code 3"}
+    assert (await exception(error={"type": "urn:hpgc:quota"}, message="over quota"))["type"] == "urn:hpgc:quota"
+    assert await exception(error=None, message="boom") == {
+        "type": f"{EXC}/job-failed", "title": "Job failed", "detail": "boom"}
+    assert await exception(error={}, message=None) == {
+        "type": f"{EXC}/job-failed", "title": "Job failed", "detail": "the job failed"}
+    assert await exception(status="dismissed", error={"type": "x"}, message="dismissed by the user") == {
+        "type": f"{EXC}/job-dismissed", "title": "Job dismissed", "detail": "dismissed by the user"}
+    assert await exception(status="dismissed", message=None) == {
+        "type": f"{EXC}/job-dismissed", "title": "Job dismissed", "detail": "the job was dismissed"}
+
+
+async def test_links_use_the_configured_base_or_the_jobs_own(tmp_path: Path, clock: _Clock) -> None:
+    from hpgc.jobs.notifier import IN_PROGRESS
+
+    row = _running(base_url="http://seen.test/api/")
+    configured = await _notifier(tmp_path, base_url="http://hpgc.test/").payload(IN_PROGRESS, row)
+    assert configured["links"][0]["href"] == "http://hpgc.test/jobs/j1"
+    from_request = await _notifier(tmp_path, base_url=None).payload(IN_PROGRESS, row)
+    assert from_request["links"][0]["href"] == "http://seen.test/api/jobs/j1"
+    neither = await _notifier(tmp_path, base_url=None).payload(IN_PROGRESS, _running())
+    assert neither["links"][0]["href"] == "/jobs/j1"
+
+
+async def test_success_sends_the_results_document_reading_files_asked_by_value(
+        tmp_path: Path, clock: _Clock) -> None:
+    from hpgc.jobs.notifier import SUCCESS
+    from hpgc.jobs.service import OutputFile, OutputValue
+
+    files = _Files({"/jobs/j1/out.txt": b"abcde"})
+    outputs = {"s": OutputValue("hi"), "f": OutputFile("/jobs/j1/out.txt", "text/plain", size=5)}
+    notifier = _notifier(tmp_path, outputs=outputs, backend=files)
+    row = _running(status="successful", external_id="local:j1",
+                   request={"outputs": {"f": {"transmissionMode": "value"}, "s": {}}})
+    assert await notifier.payload(SUCCESS, row) == {"f": {"value": "abcde", "mediaType": "text/plain"}, "s": "hi"}
+    ((ref, path, offset, length),) = files.reads
+    assert (ref.job_id, ref.external_id, path, offset, length) == ("j1", "local:j1", "/jobs/j1/out.txt", 0,
+                                                                  8 * 1024 * 1024 + 1)
+    by_reference = await notifier.payload(SUCCESS, {**row, "request": None})
+    assert by_reference == {"s": "hi", "f": {"href": "http://hpgc.test/jobs/j1/results/f", "type": "text/plain",
+                                             "rel": "http://www.opengis.net/def/rel/iana/1.0/enclosure"}}
+
+
+@pytest.mark.parametrize("backend", [None, _Files(error=OSError("gone")), "backend-error"])
+async def test_an_unreadable_file_sends_every_output_by_reference(
+        tmp_path: Path, clock: _Clock, caplog: pytest.LogCaptureFixture, backend: Any) -> None:
+    from hpgc.backends.base import BackendError
+    from hpgc.jobs.notifier import SUCCESS
+    from hpgc.jobs.service import OutputFile, OutputValue
+
+    if backend == "backend-error":
+        backend = _Files(error=BackendError("no such file"))
+    outputs = {"s": OutputValue("hi"), "f": OutputFile("/jobs/j1/out.txt", "text/plain", size=5)}
+    notifier = _notifier(tmp_path, outputs=outputs, backend=backend)
+    row = _running(status="successful", request={"outputs": {"f": {"transmissionMode": "value"}}})
+    assert await notifier.payload(SUCCESS, row) == {
+        "s": "hi", "f": {"href": "http://hpgc.test/jobs/j1/results/f", "type": "text/plain",
+                         "rel": "http://www.opengis.net/def/rel/iana/1.0/enclosure"}}
+    assert "callback for job j1: outputs by reference" in caplog.text
+
+
+async def test_a_value_output_is_never_read_as_a_file(tmp_path: Path, clock: _Clock) -> None:
+    from hpgc.jobs.notifier import SUCCESS
+    from hpgc.jobs.service import OutputValue
+
+    files = _Files({})
+    notifier = _notifier(tmp_path, outputs={"s": OutputValue("hi")}, backend=files)
+    row = _running(status="successful", request={"outputs": {"s": {"transmissionMode": "value"}}})
+    assert await notifier.payload(SUCCESS, row) == {"s": "hi"} and files.reads == []
+
+
+async def test_subscriber_urls_are_checked_and_named(tmp_path: Path) -> None:
+    from hpgc.errors import InvalidRequest
+
+    notifier = _notifier(tmp_path)
+    await notifier.check({"successUri": "http://93.184.216.34/hook"})  # a public literal: no DNS
+    with pytest.raises(InvalidRequest, match=r"subscriber\.failedUri.*private") as info:
+        await notifier.check({"successUri": "http://93.184.216.34/hook", "failedUri": "http://10.0.0.1/x"})
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+async def test_start_registers_the_notifier_and_wakes_only_for_jobs_with_subscribers(tmp_path: Path) -> None:
+    notifier = _notifier(tmp_path)
+    service = notifier.service
+    assert notifier.base_url == "http://hpgc.test" and notifier.dispatcher.client is notifier.outbound
+    await notifier.start()
+    try:
+        assert service.callbacks is notifier and len(service.listeners) == 1
+        assert notifier.dispatcher._task is not None and not notifier.dispatcher._task.done()
+        await asyncio.wait_for(notifier.dispatcher.wait_idle(), 10)
+        (listener,) = service.listeners
+        listener({"id": "j1"})
+        assert notifier.dispatcher.idle.is_set(), "no subscriber: no reason to look at the outbox"
+        listener({"id": "j1", "subscriber": {"successUri": "http://h.test/x"}})
+        assert not notifier.dispatcher.idle.is_set() and notifier.dispatcher._wake.is_set()
+    finally:
+        await notifier.stop()
+    assert notifier.dispatcher._task.done()
