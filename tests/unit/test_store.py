@@ -286,3 +286,47 @@ def test_processes(store: Store) -> None:
     assert store.count_deployed(None) == 0  # built-ins are not counted
     assert store.delete_process("a") is True and store.delete_process("a") is False
     assert store.count_deployed("alice") == 1
+
+
+def _note(job: str, url: str, due: float, **kw: Any) -> dict[str, Any]:
+    return {"job_id": job, "event": "x", "url": url, "host": url.split("/")[2], "payload": "{}", "attempts": 0,
+            "created": 1.0, "next_attempt": due, **kw}
+
+
+def test_outbox_order_busy_rows_and_hosts(store: Store) -> None:
+    store.insert_job(_job(1, status="running"))
+    store.insert_job(_job(2, status="running"))
+    notes = [_note("job-00001", "http://a/1", 10.0), _note("job-00001", "http://a/1", 5.0),  # waits for id 1
+             _note("job-00002", "http://b/2", 7.0), _note("job-00001", "http://c/3", 30.0),
+             _note("job-00002", "http://a/9", 8.0, delivered=2.0), _note("job-00002", "http://a/8", 1.0,
+                                                                         given_up=2.0)]
+    store.update_job("job-00001", {"message": "m"}, outbox=notes)
+
+    def due(now: float, limit: int = 10, **kw: Any) -> list[int]:
+        return [r["id"] for r in store.due_outbox(now, limit, **kw)]
+
+    assert due(9.0) == [3]  # id 2 is due but waits behind id 1 (same job and URL); 1 is not due yet
+    assert due(10.0) == [3, 1]  # by due time, then id
+    assert due(100.0) == [3, 1, 4]
+    assert due(100.0, limit=2) == [3, 1]
+    assert due(100.0, busy_ids=[3]) == [1, 4]
+    assert due(100.0, busy_ids=[3, 1]) == [4]
+    assert due(100.0, busy_hosts=["a"]) == [3, 4]
+    assert due(100.0, busy_hosts=["a", "c"]) == [3]
+    assert store.next_outbox_time() == 5.0
+    assert store.next_outbox_time(busy_ids=[2]) == 7.0
+    assert store.next_outbox_time(busy_ids=[1, 2, 3, 4]) is None
+    store.record_attempt(1, {"delivered": 11.0, "attempts": 1, "last_status": 200},
+                         {"ts": 11.0, "status": 200, "error": None, "duration_ms": 3.0})
+    assert due(100.0) == [2, 3, 4]  # id 2's elder was delivered: its turn, by due time
+    store.record_attempts([(2, {"given_up": 12.0, "attempts": 3, "last_error": "refused"},
+                            {"ts": 12.0, "status": None, "error": "refused", "duration_ms": 1.0}),
+                           (3, {"attempts": 1, "next_attempt": 50.0},
+                            {"ts": 12.0, "status": 500, "error": None, "duration_ms": 2.0})])
+    assert due(40.0) == [4] and due(60.0) == [4, 3]  # 4 is due at 30, 3 again at 50
+    assert store.next_outbox_time() == 30.0
+    history = store.job_outbox("job-00001")
+    assert [(r["id"], r["attempts"], [a["status"] for a in r["history"]]) for r in history] == [
+        (1, 1, [200]), (2, 3, [None]), (4, 0, [])]
+    assert history[1]["history"][0]["error"] == "refused" and history[1]["given_up"] == 12.0
+    assert store.job_outbox("nope") == []
