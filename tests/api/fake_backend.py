@@ -184,7 +184,7 @@ class FakeBackend:
         await self._signal()
 
     async def script(self, job: JobRef) -> str | None:
-        return "#!/bin/sh\necho fake\n"
+        return f"#!/bin/sh\necho fake {job.job_id}\n"
 
 
 class GateBackend(FakeBackend):

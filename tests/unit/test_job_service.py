@@ -430,7 +430,10 @@ async def test_logs_and_script(svc: JobService) -> None:
     logs = await svc.logs(ALICE, "j1", None)
     assert (logs["jobID"], logs["stdout"], logs["stderr"]) == ("j1", "out", "err")
     assert [e["status"] for e in logs["events"]] == ["running"]
-    assert await svc.script(ALICE, "j1") == "#!/bin/sh\necho fake\n"
+    assert await svc.script(ALICE, "j1") == "#!/bin/sh\necho fake j1\n"
+    assert [e["status"] for e in await svc.events(ALICE, "j1")] == ["running"]
+    with pytest.raises(NoSuchJob):
+        await svc.events(BOB, "j1")
     await insert(svc, job_id="j2", external_id=None)
     assert (await svc.logs(ALICE, "j2", 10))["stdout"] == "" and await svc.script(ALICE, "j2") is None
 
@@ -556,3 +559,14 @@ async def test_monitor_start_wake_and_stop(svc: JobService) -> None:
     await monitor.stop()
     assert monitor._task is not None and monitor._task.cancelled()
     await Monitor(svc, fake, 0.01, 0.02).stop()  # never started: nothing to stop
+
+
+async def test_files_that_cannot_be_removed_are_logged(svc: JobService, caplog: pytest.LogCaptureFixture) -> None:
+    async def remove(job: JobRef) -> None:
+        raise OSError("read-only file system")
+
+    svc.fake.remove = remove  # type: ignore[attr-defined]
+    await JobService._remove(svc.fake, JobRef(job_id="j9"))  # type: ignore[attr-defined]
+    assert [r.getMessage() for r in caplog.records] == [
+        "the files of dismissed job j9 could not be removed: read-only file system"]
+    assert caplog.records[0].levelname == "WARNING"

@@ -93,19 +93,21 @@ async def test_results_document_modes_and_selection() -> None:
 
     async def read(oid: str) -> bytes:
         reads.append(oid)
-        return {"txt": b"caf\xc3\xa9", "bin": b"\x00\x01", "js": b'{"a": 1}', "pub": b"x", "dflt": b"a,b"}[oid]
+        return {"txt": b"caf\xc3\xa9", "bin": b"\x00\x01", "js": b'{"a": 1}', "pub": b"x", "dflt": b"a,b",
+                "xml": b"<a/>"}[oid]
 
     outputs = {
         "val": OutputValue([1, 2]), "ref": OutputValue("r"),
         "txt": OutputFile(path="a.txt", media_type="text/plain", size=5),
         "bin": OutputFile(path="a.bin", media_type="image/tiff"),
         "js": OutputFile(path="a.json", media_type="application/geo+json"),
+        "xml": OutputFile(path="a.gml", media_type="application/gml+xml"),
         "pub": OutputFile(path="p.tif", media_type="image/tiff", public_url="https://files/p.tif"),
         "dflt": OutputFile(path="d.csv", media_type="text/csv"),
     }
     req = Execute.model_validate({"outputs": {
         "val": {}, "ref": {"transmissionMode": "reference"}, "txt": {"transmissionMode": "value"},
-        "bin": {"transmissionMode": "value"}, "js": {"transmissionMode": "value"},
+        "bin": {"transmissionMode": "value"}, "js": {"transmissionMode": "value"}, "xml": {"transmissionMode": "value"},
         "pub": {"transmissionMode": "reference"}, "dflt": {}, "absent": {"transmissionMode": "value"}}})
     doc = await build_results_document("j1", outputs, req, "http://h", read)
     enclosure = "http://www.opengis.net/def/rel/iana/1.0/enclosure"
@@ -115,10 +117,11 @@ async def test_results_document_modes_and_selection() -> None:
         "txt": {"value": "café", "mediaType": "text/plain"},
         "bin": {"value": "AAE=", "mediaType": "image/tiff", "encoding": "base64"},
         "js": {"value": '{"a": 1}', "mediaType": "application/geo+json"},
+        "xml": {"value": "<a/>", "mediaType": "application/gml+xml"},
         "pub": {"href": "https://files/p.tif", "type": "image/tiff", "rel": enclosure},
         "dflt": {"value": "a,b", "mediaType": "text/csv"},  # listed without a mode: 1.0's default is value
     }
-    assert sorted(reads) == ["bin", "dflt", "js", "txt"]  # only what was asked for by value
+    assert sorted(reads) == ["bin", "dflt", "js", "txt", "xml"]  # only what was asked for by value
 
 
 async def test_results_document_without_outputs_asked_gives_all_with_files_by_reference() -> None:
