@@ -181,3 +181,31 @@ def test_base64_from_an_alternative_of_the_schema() -> None:
 ])
 def test_is_binary(schema: dict[str, Any], binary: bool) -> None:
     assert is_binary(schema) is binary
+
+
+def test_the_default_cap_on_values_is_10000() -> None:
+    d = desc(a={"schema": {"type": "integer"}, "maxOccurs": "unbounded"})
+    assert len(validate_inputs(d, {"a": list(range(10000))})["a"]) == 10000
+    assert refused(d, {"a": list(range(10001))}, 10000) == "too many input values (more than 10000)"
+    with pytest.raises(InvalidParameterValue, match=r"more than 10000\)$"):
+        validate_inputs(d, {"a": list(range(10001))})
+
+
+def test_nullable_still_checks_the_type() -> None:
+    d = desc(n={"schema": {"type": "integer", "nullable": True}, "maxOccurs": 2})
+    assert refused(d, {"n": ["x"]}) == "input 'n': 'x' is not of type 'integer', 'null'"
+
+
+def test_a_qualified_value_may_carry_every_member_of_the_standard() -> None:
+    d = desc(n={"schema": {"type": "integer"}})
+    assert validate_inputs(d, {"n": {"value": 4, "schema": {"type": "integer"}}}) == {"n": [Literal(4)]}
+    f = desc(f={"schema": BINARY})
+    full = {"value": "YWJj", "mediaType": "image/tiff", "encoding": "base64", "schema": {"type": "string"},
+            "format": {"mediaType": "image/x"}}
+    assert validate_inputs(f, {"f": full}) == {"f": [FileData(b"abc", "image/tiff")]}
+
+
+def test_an_unencoded_file_value_keeps_its_media_type() -> None:
+    raw = desc(f={"schema": {"type": "string", "format": "binary"}})
+    assert validate_inputs(raw, {"f": {"value": "abc", "mediaType": "text/csv"}}) == {
+        "f": [FileData(b"abc", "text/csv")]}

@@ -492,7 +492,9 @@ class _Clock:
         return self.now
 
 
-async def test_monitor_interval_grows_while_quiet_and_resets_on_change(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_monitor_interval_grows_while_quiet_and_resets_on_change(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monitor = Monitor(SimpleNamespace(), SimpleNamespace(name="x"), 1.0, 3.0)  # type: ignore[arg-type]
     script: list[Any] = [0, 0, 0, 0, 2, RuntimeError("sacct failed"), 0]
     waits: list[float] = []
@@ -516,6 +518,7 @@ async def test_monitor_interval_grows_while_quiet_and_resets_on_change(monkeypat
     with pytest.raises(asyncio.CancelledError):
         await monitor._run()
     assert waits == [1.5, 2.25, 3.0, 3.0, 1.0, 1.5, 2.25]
+    assert [r.getMessage() for r in caplog.records] == ["polling x failed; trying again"]  # and it went on
 
 
 async def test_a_woken_monitor_polls_at_most_once_per_min_interval(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -555,6 +558,7 @@ async def test_monitor_start_wake_and_stop(svc: JobService) -> None:
     await insert(svc)
     monitor = Monitor(svc, fake, 0.01, 0.02)
     monitor.start()
+    assert monitor._task is not None and monitor._task.get_name() == "monitor-local"
     await fake.until(lambda: fake.polls >= 2, "two polls")
     await monitor.stop()
     assert monitor._task is not None and monitor._task.cancelled()

@@ -140,3 +140,7 @@ async def test_a_file_exactly_at_the_limit_is_inlined() -> None:
     doc = await _document(b"x" * INLINE_LIMIT, INLINE_LIMIT)
     assert doc["out"]["mediaType"] == "text/plain" and len(doc["out"]["value"]) == INLINE_LIMIT
     assert INLINE_LIMIT == 8 * 1024 * 1024
+
+
+async def test_a_text_file_that_is_not_utf8_is_inlined_with_replacement_characters() -> None:
+    assert (await _document(b"a\xffb", 3))["out"] == {"value": "a\ufffdb", "mediaType": "text/plain"}
