@@ -574,3 +574,22 @@ async def test_files_that_cannot_be_removed_are_logged(svc: JobService, caplog: 
     assert [r.getMessage() for r in caplog.records] == [
         "the files of dismissed job j9 could not be removed: read-only file system"]
     assert caplog.records[0].levelname == "WARNING"
+
+
+async def test_poll_once_counts_every_change_and_ignores_jobs_not_asked_about(svc: JobService) -> None:
+    fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
+    await insert(svc, job_id="a")
+    await insert(svc, job_id="b")
+    await insert(svc, job_id="c")
+    asked = fake.poll
+
+    async def poll(jobs: list[JobRef]) -> dict[str, BackendStatus]:
+        out = await asked(jobs)
+        out["stranger"] = BackendStatus(status=S.failed, message="not ours")  # a backend may say too much
+        return out
+
+    fake.poll = poll  # type: ignore[method-assign]
+    fake.late = {"a": BackendStatus(status=S.running, progress=20), "b": BackendStatus(status=S.running, progress=30),
+                 "c": BackendStatus(status=S.running, progress=5)}
+    assert await Monitor(svc, fake, 0.1, 1.0).poll_once() == 2
+    assert await svc.db(svc.store.get_job, "stranger") is None
