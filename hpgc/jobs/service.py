@@ -138,7 +138,7 @@ class JobService:
         self.callbacks: Callbacks | None = None
         self.outbound: GuardedClient | None = None  # href inputs are checked with it at submission
         self.on_submitted: Callable[[str], None] = lambda backend: None
-        self._submitted: list[tuple[str, dict[str, Any], str, asyncio.Future[None]]] = []
+        self._submitted: list[tuple[str, dict[str, Any], str, asyncio.Future[bool]]] = []
 
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db_thread, fn, *args)
@@ -232,31 +232,41 @@ class JobService:
             await self.apply(job_id, BackendStatus(status=StatusCode.failed,
                                                    message=f"submission failed: {type(exc).__name__}: {exc}"))
             return
-        await self._record_submitted(job_id, external_id, backend.name)
+        if not await self._record_submitted(job_id, external_id, backend.name):
+            # dismissed while its submission ran: nothing will ever poll or cancel it, so it is done now
+            ref = JobRef(job_id=job_id, external_id=external_id, cluster=spec.cluster, unix_user=spec.unix_user)
+            try:
+                await backend.cancel(ref)
+            except (BackendError, OSError) as exc:
+                log.warning("job %s was dismissed during its submission and could not be cancelled: %s", job_id, exc)
+            if hasattr(backend, "remove"):
+                await self._remove(backend, ref)
+            return
         self.on_submitted(backend.name)
 
-    async def _record_submitted(self, job_id: str, external_id: str, backend_name: str) -> None:
-        """Store a job's backend id. Jobs submitted together (one SSH command) come back together: they
-        share one transaction, written once the current burst of answers has been gathered."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def _record_submitted(self, job_id: str, external_id: str, backend_name: str) -> bool:
+        """Store a job's backend id; False when the job ended meanwhile (dismissed). Jobs submitted together
+        (one SSH command) come back together: they share one transaction, written once the current burst of
+        answers has been gathered."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._submitted.append((job_id, {"external_id": external_id},
                                 f"submitted to {backend_name} as {external_id}", done))
         if len(self._submitted) == 1:
             self._spawn(self._flush_submitted())
-        await done
+        return await done
 
     async def _flush_submitted(self) -> None:
         items, self._submitted = self._submitted, []
         try:
-            await self.db(self.store.update_jobs, [item[:3] for item in items])
+            stored = await self.db(self.store.update_jobs, [item[:3] for item in items])
         except Exception as exc:
             for *_, done in items:
                 if not done.done():
                     done.set_exception(exc)
         else:
-            for *_, done in items:
+            for (*_, done), ok in zip(items, stored, strict=True):
                 if not done.done():
-                    done.set_result(None)
+                    done.set_result(ok)
 
     def _cluster(self, backend_name: str, wanted: str | None) -> str | None:
         """The cluster a job goes to: the one asked for, if the backend has it; None: its default."""
@@ -403,7 +413,7 @@ class JobService:
         if not status.terminal and backend is not None and row.get("external_id"):
             try:
                 await backend.cancel(job_ref(row))
-            except BackendError as exc:
+            except (BackendError, OSError) as exc:  # OSError: the connection to the cluster broke
                 raise BackendUnavailable(f"the job could not be cancelled: {exc}") from None
         now = time.time()
         changes = {"status": StatusCode.dismissed.value, "message": "dismissed by the user", "finished":

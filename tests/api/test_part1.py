@@ -3,13 +3,12 @@ official schemas."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from aiohttp.test_utils import TestClient
 from openapi_spec_validator import validate as validate_openapi
 
 from tests.api.fake_backend import FakeBackend
+from tests.api.waits import job_reaches
 from tests.ogc_schemas import validate
 
 OGC = "http://www.opengis.net/def/rel/ogc/1.0"
@@ -131,7 +130,7 @@ async def test_async_execute_with_real_client_prefer(client: TestClient) -> None
     assert info["type"] == "process" and info["processID"] == "echo" and info["status"] == "accepted"
     assert resp.headers["Location"].endswith(f"/jobs/{info['jobID']}")
     assert {"created", "links"} <= set(info)
-    status = await _wait_final(client, info["jobID"])
+    status = await job_reaches(client, info["jobID"])
     assert status["status"] == "successful" and status["progress"] == 100
     validate(status, "statusInfo.yaml")
     assert any(link["rel"] == f"{OGC}/results" for link in status["links"])
@@ -145,15 +144,6 @@ async def test_prefer_wait_is_honoured(client: TestClient) -> None:
     assert resp.status == 201
     assert "wait=5" in resp.headers["Preference-Applied"]
     assert (await resp.json())["status"] == "successful"
-
-
-async def _wait_final(client: TestClient, job_id: str, timeout: float = 10) -> dict:
-    for _ in range(int(timeout / 0.05)):
-        doc = await (await client.get(f"/jobs/{job_id}")).json()
-        if doc["status"] in ("successful", "failed", "dismissed"):
-            return doc
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish: {doc}")
 
 
 @pytest.mark.parametrize(
@@ -211,7 +201,7 @@ async def test_failed_job_results_give_its_exception(client: TestClient) -> None
     resp = await client.post("/processes/echo/execution", json={"inputs": {"stringInput": "fail"}},
                              headers={"Prefer": "respond-async"})
     job_id = (await resp.json())["jobID"]
-    status = await _wait_final(client, job_id)
+    status = await job_reaches(client, job_id)
     assert status["status"] == "failed" and "code 3" in status["message"]
     resp = await client.get(f"/jobs/{job_id}/results")
     assert resp.content_type == "application/problem+json"
@@ -233,10 +223,7 @@ async def test_dismiss_cancels_in_backend(client: TestClient, fake_backend: Fake
     resp = await client.post("/processes/sleep/execution", json={"inputs": {"seconds": 30}},
                              headers={"Prefer": "respond-async"})
     job_id = (await resp.json())["jobID"]
-    for _ in range(100):
-        if (await (await client.get(f"/jobs/{job_id}")).json())["status"] == "running":
-            break
-        await asyncio.sleep(0.05)
+    await job_reaches(client, job_id, "running")
     resp = await client.delete(f"/jobs/{job_id}")
     assert resp.status == 200
     doc = await resp.json()
@@ -245,10 +232,7 @@ async def test_dismiss_cancels_in_backend(client: TestClient, fake_backend: Fake
     assert job_id in fake_backend.cancelled
     again = await (await client.get(f"/jobs/{job_id}")).json()
     assert again["status"] == "dismissed"
-    for _ in range(100):
-        if job_id in fake_backend.removed:
-            break
-        await asyncio.sleep(0.02)
+    await fake_backend.until(lambda: job_id in fake_backend.removed, f"job {job_id} removed")
     assert fake_backend.removed == [job_id]  # OGC: dismiss removes the job's files
 
 
@@ -266,10 +250,11 @@ async def test_job_list_filters_and_paging(client: TestClient) -> None:
         resp = await client.post("/processes/echo/execution", json={"inputs": {"stringInput": f"s{i}"}},
                                  headers={"Prefer": "respond-async"})
         ids.append((await resp.json())["jobID"])
-    await client.post("/processes/sleep/execution", json={"inputs": {"seconds": 30}},
-                      headers={"Prefer": "respond-async"})
+    sleeper = await client.post("/processes/sleep/execution", json={"inputs": {"seconds": 30}},
+                                headers={"Prefer": "respond-async"})
     for job_id in ids:
-        await _wait_final(client, job_id)
+        await job_reaches(client, job_id)
+    await job_reaches(client, (await sleeper.json())["jobID"], "running")
     doc = await (await client.get("/jobs?limit=2&processID=echo")).json()
     validate(doc, "jobList.yaml")
     assert len(doc["jobs"]) == 2
@@ -302,7 +287,7 @@ async def test_job_list_bad_parameters(client: TestClient, query: str) -> None:
 async def test_logs_and_script(client: TestClient) -> None:
     resp = await client.post("/processes/echo/execution", json=ECHO, headers={"Prefer": "respond-async"})
     job_id = (await resp.json())["jobID"]
-    await _wait_final(client, job_id)
+    await job_reaches(client, job_id)
     logs = await (await client.get(f"/jobs/{job_id}/logs")).json()
     assert logs["stdout"] == "out" and logs["stderr"] == "err"
     assert next(e["status"] for e in logs["events"]) == "accepted"

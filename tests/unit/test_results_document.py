@@ -35,3 +35,112 @@ async def test_a_file_declared_too_big_is_not_read() -> None:
     outputs = {"out": OutputFile(path="out.txt", media_type="text/plain", size=INLINE_LIMIT + 1)}
     doc = await build_results_document("j1", outputs, BY_VALUE, "http://h", read)
     assert doc["out"]["href"] == "http://h/jobs/j1/results/out"
+
+
+# statusInfo ----------------------------------------------------------------------------------------------------
+def _status(status: str, **kw: object) -> dict:
+    from hpgc.jobs.documents import status_document
+
+    row = {"id": "j", "process_id": "echo", "status": status, "message": "m", "created": 100.5, "started": None,
+           "finished": None, "updated": 200.0, "progress": 3, **kw}
+    return status_document(row, "http://h")
+
+
+def _links(doc: dict) -> list[tuple[str, str, str, str]]:
+    return [(link["href"], link["rel"], link["type"], link["title"]) for link in doc["links"]]
+
+
+COMMON = [("http://h/jobs/j", "self", "application/json", "this job's status"),
+          ("http://h/jobs/j?f=html", "alternate", "text/html", "this job's status as HTML"),
+          ("http://h/jobs/j/logs", "logs", "application/json", "stdout, stderr and the event log")]
+UP = ("http://h/processes/echo", "up", "application/json", "the process")
+
+
+def test_status_document_of_a_successful_job_links_its_results() -> None:
+    doc = _status("successful", started=150.0, finished=200.0)
+    assert _links(doc) == [*COMMON, ("http://h/jobs/j/results", "http://www.opengis.net/def/rel/ogc/1.0/results",
+                                     "application/json", "results"), UP]
+    assert (doc["jobID"], doc["processID"], doc["status"], doc["message"], doc["progress"], doc["type"]) == (
+        "j", "echo", "successful", "m", 3, "process")
+    assert (doc["created"], doc["started"], doc["finished"], doc["updated"]) == (
+        "1970-01-01T00:01:40.500000Z", "1970-01-01T00:02:30Z", "1970-01-01T00:03:20Z", "1970-01-01T00:03:20Z")
+
+
+def test_status_document_of_a_failed_job_links_its_exception() -> None:
+    doc = _status("failed")
+    assert _links(doc) == [*COMMON, ("http://h/jobs/j/results", "http://www.opengis.net/def/rel/ogc/1.0/exceptions",
+                                     "application/problem+json", "why the job failed"), UP]
+    assert "started" not in doc and "finished" not in doc
+
+
+def test_status_document_of_other_jobs_has_no_results_link() -> None:
+    for status in ("accepted", "running", "dismissed"):
+        assert _links(_status(status)) == [*COMMON, UP]
+
+
+def test_iso() -> None:
+    from hpgc.jobs.documents import iso
+
+    assert iso(None) is None
+    assert iso(0.0).isoformat() == "1970-01-01T00:00:00+00:00"  # type: ignore[union-attr]
+
+
+# results document ----------------------------------------------------------------------------------------------
+async def test_results_document_modes_and_selection() -> None:
+    from hpgc.jobs.service import OutputValue
+
+    reads: list[str] = []
+
+    async def read(oid: str) -> bytes:
+        reads.append(oid)
+        return {"txt": b"caf\xc3\xa9", "bin": b"\x00\x01", "js": b'{"a": 1}', "pub": b"x", "dflt": b"a,b",
+                "xml": b"<a/>"}[oid]
+
+    outputs = {
+        "val": OutputValue([1, 2]), "ref": OutputValue("r"),
+        "txt": OutputFile(path="a.txt", media_type="text/plain", size=5),
+        "bin": OutputFile(path="a.bin", media_type="image/tiff"),
+        "js": OutputFile(path="a.json", media_type="application/geo+json"),
+        "xml": OutputFile(path="a.gml", media_type="application/gml+xml"),
+        "pub": OutputFile(path="p.tif", media_type="image/tiff", public_url="https://files/p.tif"),
+        "dflt": OutputFile(path="d.csv", media_type="text/csv"),
+    }
+    req = Execute.model_validate({"outputs": {
+        "val": {}, "ref": {"transmissionMode": "reference"}, "txt": {"transmissionMode": "value"},
+        "bin": {"transmissionMode": "value"}, "js": {"transmissionMode": "value"}, "xml": {"transmissionMode": "value"},
+        "pub": {"transmissionMode": "reference"}, "dflt": {}, "absent": {"transmissionMode": "value"}}})
+    doc = await build_results_document("j1", outputs, req, "http://h", read)
+    enclosure = "http://www.opengis.net/def/rel/iana/1.0/enclosure"
+    assert doc == {
+        "val": [1, 2],
+        "ref": {"href": "http://h/jobs/j1/results/ref", "type": "application/json"},
+        "txt": {"value": "café", "mediaType": "text/plain"},
+        "bin": {"value": "AAE=", "mediaType": "image/tiff", "encoding": "base64"},
+        "js": {"value": '{"a": 1}', "mediaType": "application/geo+json"},
+        "xml": {"value": "<a/>", "mediaType": "application/gml+xml"},
+        "pub": {"href": "https://files/p.tif", "type": "image/tiff", "rel": enclosure},
+        "dflt": {"value": "a,b", "mediaType": "text/csv"},  # listed without a mode: 1.0's default is value
+    }
+    assert sorted(reads) == ["bin", "dflt", "js", "txt", "xml"]  # only what was asked for by value
+
+
+async def test_results_document_without_outputs_asked_gives_all_with_files_by_reference() -> None:
+    from hpgc.jobs.service import OutputValue
+
+    async def read(oid: str) -> bytes:
+        raise AssertionError("nothing is asked for by value")
+
+    outputs = {"v": OutputValue("x"), "f": OutputFile(path="a.xml", media_type="application/xml")}
+    doc = await build_results_document("j1", outputs, Execute(), "http://h", read)
+    assert doc == {"v": "x", "f": {"href": "http://h/jobs/j1/results/f", "type": "application/xml",
+                                   "rel": "http://www.opengis.net/def/rel/iana/1.0/enclosure"}}
+
+
+async def test_a_file_exactly_at_the_limit_is_inlined() -> None:
+    doc = await _document(b"x" * INLINE_LIMIT, INLINE_LIMIT)
+    assert doc["out"]["mediaType"] == "text/plain" and len(doc["out"]["value"]) == INLINE_LIMIT
+    assert INLINE_LIMIT == 8 * 1024 * 1024
+
+
+async def test_a_text_file_that_is_not_utf8_is_inlined_with_replacement_characters() -> None:
+    assert (await _document(b"a\xffb", 3))["out"] == {"value": "a\ufffdb", "mediaType": "text/plain"}

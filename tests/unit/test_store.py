@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from hpgc.store import SCHEMA_VERSION, JobQuery, Store
 
@@ -11,80 +15,318 @@ def _job(i: int, **kw: object) -> dict:
             "updated": 1010.0 + i, **kw}
 
 
+def _ids(page: Any) -> list[str]:
+    return [r["id"] for r in page.rows]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    s = Store(tmp_path / "db.sqlite")
+    yield s
+    s.close()
+
+
 def test_schema_version_and_wal(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite")
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     store.close()
-    Store(tmp_path / "db.sqlite").close()  # reopening migrates nothing and keeps data
 
 
-def test_terminal_states_are_final(tmp_path: Path) -> None:
+def test_reopening_migrates_nothing_and_keeps_data(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite")
+    store.insert_job(_job(1, status="running", request={"inputs": {"n": 1}}))
+    store.put_process({"id": "tool", "kind": "deployed", "owner": "alice", "status": "ready",
+                       "description": {"id": "tool"}})
+    store.close()
+    again = Store(tmp_path / "db.sqlite")
+    assert again.db.execute("PRAGMA user_version").fetchone()[0] == 4
+    job = again.get_job("job-00001")
+    assert job is not None and job["status"] == "running" and job["request"] == {"inputs": {"n": 1}}
+    assert [e["message"] for e in again.job_events("job-00001")] == ["job created"]
+    assert again.get_process("tool")["description"] == {"id": "tool"}  # type: ignore[index]
+    again.close()
+
+
+def test_a_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "db.sqlite")
+    conn.execute("PRAGMA user_version=5")
+    conn.close()
+    with pytest.raises(RuntimeError, match=r"database schema 5 is newer than this hpgc \(4\)"):
+        Store(tmp_path / "db.sqlite")
+
+
+def test_an_in_memory_store_works_without_a_reader() -> None:
+    store = Store(":memory:")
+    store.insert_job(_job(1))
+    assert store.read_job("job-00001")["id"] == "job-00001"  # type: ignore[index]
+    assert store.read_job("nope") is None
+    store.close()
+
+
+def test_terminal_states_are_final(store: Store) -> None:
     store.insert_job(_job(1, status="running"))
     assert store.update_job("job-00001", {"status": "dismissed"}) is not None
     assert store.update_job("job-00001", {"status": "successful"}) is None  # a late poll loses
-    assert store.get_job("job-00001")["status"] == "dismissed"
+    assert store.get_job("job-00001")["status"] == "dismissed"  # type: ignore[index]
     assert [e["status"] for e in store.job_events("job-00001")] == ["running", "dismissed"]
+    for final in ("successful", "failed"):
+        store.insert_job(_job(2 if final == "successful" else 3, status=final))
+    assert store.update_job("job-00002", {"status": "running"}) is None
+    assert store.update_job("job-00003", {"status": "running"}) is None
+    forced = store.update_job("job-00003", {"status": "dismissed"}, only_if_not_terminal=False)
+    assert forced is not None and forced["status"] == "dismissed"
+    assert store.update_job("nope", {"status": "running"}) is None
 
 
-def test_keyset_pages_are_stable_under_inserts(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db.sqlite")
+def test_update_job_events_details_and_outbox(store: Store) -> None:
+    store.insert_job(_job(1, status="accepted", progress=0), "job accepted")
+    row = store.update_job("job-00001", {"progress": 30})  # neither status nor event text: no event
+    assert row is not None and row["progress"] == 30 and row["updated"] > 1011.0
+    assert [e["message"] for e in store.job_events("job-00001")] == ["job accepted"]
+    store.update_job("job-00001", {"external_id": "c:1"}, event="submitted as c:1", details={"node": "n1"})
+    store.update_job("job-00001", {"status": "running", "progress": 50, "message": "half"},
+                     outbox=[{"job_id": "job-00001", "event": "running", "url": "http://x", "host": "x",
+                              "payload": "{}", "attempts": 0, "created": 1.0, "next_attempt": 1.0}])
+    events = store.job_events("job-00001")
+    assert [(e["status"], e["progress"], e["message"], e["details"]) for e in events] == [
+        ("accepted", 0, "job accepted", None),
+        ("accepted", None, "submitted as c:1", {"node": "n1"}),  # the status as it is
+        ("running", 50, "half", None),
+    ]
+    assert [r["event"] for r in store.job_outbox("job-00001")] == ["running"]
+    refused = store.update_job("nope", {"status": "running"}, outbox=[{"job_id": "nope", "event": "x"}])
+    assert refused is None and store.job_outbox("nope") == []
+
+
+def test_insert_job_refuses_past_the_active_limit(store: Store) -> None:
+    assert store.insert_job(_job(1, status="accepted"), max_active=2)
+    assert store.insert_job(_job(2, status="running"), max_active=2)
+    assert store.insert_job(_job(3, status="successful", owner="bob"), max_active=2)
+    assert store.count_active_jobs("alice") == 2 and store.count_active_jobs("bob") == 0
+    assert not store.insert_job(_job(4, status="accepted"), max_active=2)
+    assert store.get_job("job-00004") is None and store.job_events("job-00004") == []
+    assert store.insert_job(_job(5, status="accepted", owner="bob"), max_active=2)  # another user
+    assert store.insert_job(_job(6, status="accepted"), max_active=0)  # 0: no limit
+    assert store.insert_job(_job(7, status="accepted"), max_active=3) is False  # alice has 3 active now
+    store.update_job("job-00001", {"status": "failed"})
+    assert store.count_active_jobs("alice") == 2
+    assert store.insert_job(_job(8, status="accepted"), max_active=3)
+
+
+def test_keyset_pages_are_stable_under_inserts(store: Store) -> None:
     store.bulk_insert_jobs(_job(i) for i in range(25))
     first = store.list_jobs(JobQuery(limit=10))
+    assert _ids(first) == [f"job-{i:05d}" for i in range(24, 14, -1)]
     assert first.has_older and not first.has_newer
     store.bulk_insert_jobs([_job(100)])  # a new job must not shift the next page
     second = store.list_jobs(JobQuery(limit=10, after=(first.rows[-1]["created"], first.rows[-1]["id"])))
-    assert second.rows[0]["id"] == "job-00014"
+    assert _ids(second) == [f"job-{i:05d}" for i in range(14, 4, -1)]
+    assert second.has_older and second.has_newer
+    last = store.list_jobs(JobQuery(limit=10, after=(second.rows[-1]["created"], second.rows[-1]["id"])))
+    assert _ids(last) == [f"job-{i:05d}" for i in range(4, -1, -1)]
+    assert not last.has_older and last.has_newer
     back = store.list_jobs(JobQuery(limit=10, before=(second.rows[0]["created"], second.rows[0]["id"])))
-    assert [r["id"] for r in back.rows] == [r["id"] for r in first.rows]
+    assert _ids(back) == _ids(first)
+    assert back.has_older and back.has_newer  # job-00100 arrived: there is a newer page now
+    top = store.list_jobs(JobQuery(limit=10, before=(back.rows[0]["created"], back.rows[0]["id"])))
+    assert _ids(top) == ["job-00100"] and not top.has_newer and top.has_older
 
 
-def test_filters_use_indexes(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db.sqlite")
-    plan = store.db.execute(
-        "EXPLAIN QUERY PLAN SELECT * FROM jobs WHERE owner = ? ORDER BY created DESC, id DESC LIMIT 10", ["a"]
-    ).fetchall()
-    assert any("INDEX" in str(row) for row in plan)
-    assert not any("TEMP B-TREE" in str(row) for row in plan)
+def test_keyset_paging_with_equal_timestamps(store: Store) -> None:
+    """Jobs created in the same instant: the id breaks the tie, so no job is skipped or repeated."""
+    store.bulk_insert_jobs(_job(i, created=5000.0) for i in range(7))
+    store.bulk_insert_jobs([_job(7, created=4000.0), _job(8, created=6000.0)])
+    seen: list[str] = []
+    page = store.list_jobs(JobQuery(limit=3))
+    pages = [_ids(page)]
+    while page.has_older:
+        page = store.list_jobs(JobQuery(limit=3, after=(page.rows[-1]["created"], page.rows[-1]["id"])))
+        pages.append(_ids(page))
+    seen = [i for p in pages for i in p]
+    assert pages == [["job-00008", "job-00006", "job-00005"], ["job-00004", "job-00003", "job-00002"],
+                     ["job-00001", "job-00000", "job-00007"]]
+    assert len(seen) == 9
+    newer = store.list_jobs(JobQuery(limit=2, before=(5000.0, "job-00003")))
+    assert _ids(newer) == ["job-00005", "job-00004"] and newer.has_newer
+    newest = store.list_jobs(JobQuery(limit=2, before=(5000.0, "job-00005")))
+    assert _ids(newest) == ["job-00008", "job-00006"] and not newest.has_newer
 
 
-def test_duration_filters(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db.sqlite")
+def _list_sql(store: Store, q: JobQuery) -> tuple[str, list[Any]]:
+    """The SQL and arguments list_jobs itself sends to SQLite for `q`."""
+    sent: list[tuple[str, list[Any]]] = []
+    execute = store.db.execute
+
+    def record(sql: str, args: Any = None) -> Any:
+        sent.append((sql, list(args or [])))
+        return execute(sql, args) if args is not None else execute(sql)
+
+    store.db.execute = record  # type: ignore[method-assign]
+    try:
+        store.list_jobs(q)
+    finally:
+        del store.db.execute
+    ((sql, args),) = [s for s in sent if s[0].startswith("SELECT * FROM jobs")]
+    return sql, args
+
+
+@pytest.mark.parametrize(("query", "index"), [
+    (JobQuery(), "idx_jobs_created_id"),
+    (JobQuery(before=(1.0, "x")), "idx_jobs_created_id"),
+    (JobQuery(owner="alice"), "idx_jobs_owner_created_id"),
+    (JobQuery(owner="alice", after=(1.0, "x")), "idx_jobs_owner_created_id"),
+    (JobQuery(owner="alice", statuses=["running"]), "idx_jobs_owner_created_id"),
+])
+def test_list_jobs_pages_in_index_order(store: Store, query: JobQuery, index: str) -> None:
+    sql, args = _list_sql(store, query)
+    plan = [row[3] for row in store.db.conn.execute(f"EXPLAIN QUERY PLAN {sql}", args).fetchall()]
+    assert any(f"USING INDEX {index}" in step for step in plan), plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan  # no sort: a page costs the same on any job
+
+
+@pytest.mark.parametrize(("query", "index"), [
+    (JobQuery(statuses=["running"]), "idx_jobs_status_created"),
+    (JobQuery(process_ids=["echo"]), "idx_jobs_process_id_created"),
+])
+def test_status_and_process_filters_search_their_index(store: Store, query: JobQuery, index: str) -> None:
+    sql, args = _list_sql(store, query)
+    plan = [row[3] for row in store.db.conn.execute(f"EXPLAIN QUERY PLAN {sql}", args).fetchall()]
+    assert any(step.startswith("SEARCH jobs USING INDEX " + index) for step in plan), plan
+    assert not any(step.startswith("SCAN jobs") for step in plan), plan
+
+
+def test_filters(store: Store) -> None:
+    store.insert_job(_job(1))
+    store.insert_job(_job(2, status="failed", process_id="sleep"))
+    store.insert_job(_job(3, status="running", owner="bob"))
+    store.insert_job(_job(4, status="accepted", process_id="sleep"))
+
+    def ids(**kw: Any) -> list[str]:
+        return _ids(store.list_jobs(JobQuery(**kw)))
+
+    assert ids() == ["job-00004", "job-00003", "job-00002", "job-00001"]
+    assert ids(owner="bob") == ["job-00003"]
+    assert ids(owner="carol") == []
+    assert ids(process_ids=["sleep"]) == ["job-00004", "job-00002"]
+    assert ids(statuses=["failed", "running"]) == ["job-00003", "job-00002"]
+    assert ids(process_ids=["sleep"], statuses=["failed"]) == ["job-00002"]
+    assert ids(created_min=1002.0) == ["job-00004", "job-00003", "job-00002"]  # inclusive
+    assert ids(created_max=1002.0) == ["job-00002", "job-00001"]  # inclusive
+    assert ids(created_min=1002.0, created_max=1003.0) == ["job-00003", "job-00002"]
+    assert ids(limit=1) == ["job-00004"]
+    assert store.list_jobs(JobQuery(limit=4)).has_older is False
+    assert store.list_jobs(JobQuery(limit=3)).has_older is True
+
+
+def test_duration_filters(store: Store) -> None:
     store.insert_job(_job(1))  # 10 s
     store.insert_job(_job(2, finished=1002.0 + 100, status="failed"))  # 100 s
-    assert [r["id"] for r in store.list_jobs(JobQuery(min_duration=50)).rows] == ["job-00002"]
-    assert [r["id"] for r in store.list_jobs(JobQuery(max_duration=50)).rows] == ["job-00001"]
+    store.insert_job(_job(3, status="running", started=1050.0, finished=None))  # running since 1050
+    store.insert_job(_job(4, status="accepted", created=1060.0, started=None, finished=None))  # waiting since 1060
+    assert _ids(store.list_jobs(JobQuery(min_duration=50), now=1080.0)) == ["job-00002"]
+    assert _ids(store.list_jobs(JobQuery(max_duration=50), now=1080.0)) == ["job-00004", "job-00003", "job-00001"]
+    assert _ids(store.list_jobs(JobQuery(min_duration=30), now=1080.0)) == ["job-00003", "job-00002"]  # 30 s: >=
+    assert _ids(store.list_jobs(JobQuery(max_duration=20, min_duration=10), now=1080.0)) == ["job-00004",
+                                                                                              "job-00001"]
+    assert _ids(store.list_jobs(JobQuery(min_duration=100), now=1080.0)) == ["job-00002"]
+    assert _ids(store.list_jobs(JobQuery(max_duration=9), now=1080.0)) == []
 
 
-def test_reader_sees_committed_writes_at_once(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db.sqlite")
+def test_reader_sees_committed_writes_at_once(store: Store) -> None:
     assert store.read_job("job-00001") is None
     store.insert_job(_job(1, status="running"))
-    assert store.read_job("job-00001")["status"] == "running"
+    assert store.read_job("job-00001")["status"] == "running"  # type: ignore[index]
     store.update_job("job-00001", {"status": "successful"})
-    assert store.read_job("job-00001")["status"] == "successful"
-    store.close()
+    assert store.read_job("job-00001")["status"] == "successful"  # type: ignore[index]
 
 
-def test_batch_reads_and_writes(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db.sqlite")
+def test_batch_reads_and_writes(store: Store) -> None:
     for i in range(3):
         store.insert_job(_job(i, status="accepted", request={"inputs": {"n": i}}))
     store.insert_job(_job(3))  # final: not active
+    store.insert_job(_job(4, status="running", backend="slurm"))
     light = store.active_jobs("local", ("id", "status"))
     assert sorted(r["id"] for r in light) == ["job-00000", "job-00001", "job-00002"]
     assert all(set(r) == {"id", "status"} for r in light)
+    assert sorted(r["id"] for r in store.active_jobs()) == ["job-00000", "job-00001", "job-00002", "job-00004"]
+    assert store.active_jobs("slurm")[0]["request"] is None and store.active_jobs("slurm")[0]["id"] == "job-00004"
+    assert store.active_jobs("local")[0]["request"] == {"inputs": {"n": 0}}  # whole rows, decoded
     rows = store.update_jobs([("job-00000", {"external_id": "c:1"}, "submitted as c:1"),
                               ("job-00003", {"external_id": "c:2"}, "too late"),  # final: refused
                               ("nope", {"external_id": "c:3"}, None)])
-    assert rows == [True, False, False] and store.get_job("job-00000")["external_id"] == "c:1"
+    assert rows == [True, False, False] and store.get_job("job-00000")["external_id"] == "c:1"  # type: ignore[index]
     assert store.job_events("job-00000")[-1]["message"] == "submitted as c:1"
     assert [e["message"] for e in store.job_events("job-00003")] == ["job created"]
     got = store.get_jobs(["job-00001", "job-00002", "nope"])
     assert sorted(got) == ["job-00001", "job-00002"] and got["job-00001"]["request"] == {"inputs": {"n": 1}}
-    assert store.process_updated("echo") is None
-    store.put_process({"id": "echo", "kind": "cwl", "status": "ready"})
+    assert store.get_jobs([]) == {}
+
+
+def test_get_jobs_reads_more_than_one_chunk(store: Store) -> None:
+    store.bulk_insert_jobs(_job(i) for i in range(1203))
+    got = store.get_jobs([f"job-{i:05d}" for i in range(1203)])
+    assert len(got) == 1203 and got["job-01202"]["created"] == 2202.0 and got["job-00000"]["id"] == "job-00000"
+
+
+def test_processes(store: Store) -> None:
+    assert store.process_updated("echo") is None and store.get_process("echo") is None
+    store.put_process({"id": "echo", "kind": "cwl", "status": "ready", "owner": None})
+    created = store.get_process("echo")["created"]  # type: ignore[index]
     first = store.process_updated("echo")
     store.put_process({"id": "echo", "status": "deploying"})
-    assert first is not None and store.process_updated("echo") > first
+    again = store.get_process("echo")
+    assert first is not None and again is not None and again["updated"] > first
+    assert again["created"] == created and again["kind"] == "cwl" and again["status"] == "deploying"
+    store.put_process({"id": "a", "kind": "deployed", "owner": "alice"})
+    store.put_process({"id": "b", "kind": "deployed", "owner": "alice"})
+    store.put_process({"id": "c", "kind": "deployed", "owner": "bob"})
+    assert [p["id"] for p in store.list_processes()] == ["a", "b", "c", "echo"]
+    assert store.count_deployed("alice") == 2 and store.count_deployed("bob") == 1
+    assert store.count_deployed(None) == 0  # built-ins are not counted
+    assert store.delete_process("a") is True and store.delete_process("a") is False
+    assert store.count_deployed("alice") == 1
+
+
+def _note(job: str, url: str, due: float, **kw: Any) -> dict[str, Any]:
+    return {"job_id": job, "event": "x", "url": url, "host": url.split("/")[2], "payload": "{}", "attempts": 0,
+            "created": 1.0, "next_attempt": due, **kw}
+
+
+def test_outbox_order_busy_rows_and_hosts(store: Store) -> None:
+    store.insert_job(_job(1, status="running"))
+    store.insert_job(_job(2, status="running"))
+    notes = [_note("job-00001", "http://a/1", 10.0), _note("job-00001", "http://a/1", 5.0),  # waits for id 1
+             _note("job-00002", "http://b/2", 7.0), _note("job-00001", "http://c/3", 30.0),
+             _note("job-00002", "http://a/9", 8.0, delivered=2.0), _note("job-00002", "http://a/8", 1.0,
+                                                                         given_up=2.0)]
+    store.update_job("job-00001", {"message": "m"}, outbox=notes)
+
+    def due(now: float, limit: int = 10, **kw: Any) -> list[int]:
+        return [r["id"] for r in store.due_outbox(now, limit, **kw)]
+
+    assert due(9.0) == [3]  # id 2 is due but waits behind id 1 (same job and URL); 1 is not due yet
+    assert due(10.0) == [3, 1]  # by due time, then id
+    assert due(100.0) == [3, 1, 4]
+    assert due(100.0, limit=2) == [3, 1]
+    assert due(100.0, busy_ids=[3]) == [1, 4]
+    assert due(100.0, busy_ids=[3, 1]) == [4]
+    assert due(100.0, busy_hosts=["a"]) == [3, 4]
+    assert due(100.0, busy_hosts=["a", "c"]) == [3]
+    assert store.next_outbox_time() == 5.0
+    assert store.next_outbox_time(busy_ids=[2]) == 7.0
+    assert store.next_outbox_time(busy_ids=[1, 2, 3, 4]) is None
+    store.record_attempt(1, {"delivered": 11.0, "attempts": 1, "last_status": 200},
+                         {"ts": 11.0, "status": 200, "error": None, "duration_ms": 3.0})
+    assert due(100.0) == [2, 3, 4]  # id 2's elder was delivered: its turn, by due time
+    store.record_attempts([(2, {"given_up": 12.0, "attempts": 3, "last_error": "refused"},
+                            {"ts": 12.0, "status": None, "error": "refused", "duration_ms": 1.0}),
+                           (3, {"attempts": 1, "next_attempt": 50.0},
+                            {"ts": 12.0, "status": 500, "error": None, "duration_ms": 2.0})])
+    assert due(40.0) == [4] and due(60.0) == [4, 3]  # 4 is due at 30, 3 again at 50
+    assert store.next_outbox_time() == 30.0
+    history = store.job_outbox("job-00001")
+    assert [(r["id"], r["attempts"], [a["status"] for a in r["history"]]) for r in history] == [
+        (1, 1, [200]), (2, 3, [None]), (4, 0, [])]
+    assert history[1]["history"][0]["error"] == "refused" and history[1]["given_up"] == 12.0
+    assert store.job_outbox("nope") == []

@@ -1,0 +1,595 @@
+"""The job state machine (hpgc/jobs/service.py) and the monitor (hpgc/jobs/monitor.py) without HTTP: a real
+store, the built-in processes, the fault-injecting fake backend of tests/api. Expected values are written out."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from hpgc.auth import Principal
+from hpgc.backends.base import BackendError
+from hpgc.errors import (
+    BackendUnavailable,
+    InvalidParameterValue,
+    InvalidRequest,
+    JobFailed,
+    LimitReached,
+    NoSuchJob,
+    NoSuchOutput,
+    NotAllowed,
+    ProcessNotReady,
+    ResultNotReady,
+)
+from hpgc.jobs import monitor as monitor_module
+from hpgc.jobs.limits import LimitSettings
+from hpgc.jobs.monitor import Monitor
+from hpgc.jobs.service import (
+    POLL_COLUMNS,
+    JobService,
+    OutputFile,
+    OutputValue,
+    changes_of,
+    coarse_progress,
+    job_ref,
+)
+from hpgc.models.ogc import Execute, StatusCode
+from hpgc.models.run import BackendStatus, JobRef
+from hpgc.packages.registry import ProcessRegistry
+from hpgc.store import JobQuery, Store
+from tests.api.fake_backend import FakeBackend
+
+REPO = Path(__file__).resolve().parents[2]
+ALICE = Principal(subject="alice", unix_user="alice")
+BOB = Principal(subject="bob")
+ADMIN = Principal(subject="root", is_admin=True)
+S = StatusCode
+
+
+@pytest.fixture
+async def svc(tmp_path: Path) -> Any:
+    store = Store(tmp_path / "db.sqlite")
+    registry = ProcessRegistry(store)
+    registry.load_builtins(REPO / "appkgs")
+    backend = FakeBackend()
+    service = JobService(store, registry, {"local": backend}, "local",
+                         limits=LimitSettings(active_jobs_per_user=2, processes_per_user=0, retry_after_s=7))
+    service.fake = backend  # type: ignore[attr-defined]
+    service.woken = []  # type: ignore[attr-defined]
+    service.recorded = asyncio.Event()  # type: ignore[attr-defined]
+    # called once a submitted job's backend id is stored
+    service.on_submitted = lambda name: (service.woken.append(name), service.recorded.set())  # type: ignore[attr-defined]
+    yield service
+    service.close()
+    store.close()
+
+
+def row(job_id: str = "j1", **kw: Any) -> dict[str, Any]:
+    return {"id": job_id, "process_id": "echo", "owner": "alice", "unix_user": "alice", "status": "running",
+            "message": "running", "progress": 5, "backend": "local", "external_id": f"fake-{job_id}",
+            "created": 100.0, "started": 101.0, "finished": None, "updated": 101.0, "request": {"inputs": {}},
+            "results": None, "error": None, "cluster": None, **kw}
+
+
+async def insert(svc: JobService, **kw: Any) -> dict[str, Any]:
+    r = row(**kw)
+    await svc.db(svc.store.insert_job, r)
+    return r
+
+
+# pure functions --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("status", "reported", "current", "expected"), [
+    (S.running, 40, 5, 40),
+    (S.running, 150, 5, 100),
+    (S.running, -3, 5, 0),
+    (S.running, 0, 5, 0),
+    (S.running, 100, 5, 100),
+    (S.running, None, 0, 5),
+    (S.running, None, None, 5),
+    (S.running, None, 30, None),
+    (S.successful, None, 40, 100),
+    (S.successful, 70, 40, 70),
+    (S.accepted, None, 0, None),
+    (S.failed, None, 20, None),
+    (S.dismissed, None, 0, None),
+])
+def test_coarse_progress(status: StatusCode, reported: int | None, current: int | None, expected: int | None) -> None:
+    assert coarse_progress(status, reported, current) == expected
+
+
+@pytest.mark.parametrize(("report", "expected"), [
+    (BackendStatus(status=S.running), {}),
+    (BackendStatus(status=S.running, progress=30), {"progress": 30}),
+    (BackendStatus(status=S.running, message="running"), {}),
+    (BackendStatus(status=S.running, message="step 2"), {"message": "step 2"}),
+    (BackendStatus(status=S.successful), {"status": "successful", "progress": 100}),
+    (BackendStatus(status=S.failed, message="boom"), {"status": "failed", "message": "boom"}),
+    (BackendStatus(status=S.accepted, message=""), {"status": "accepted"}),
+])
+def test_changes_of(report: BackendStatus, expected: dict[str, Any]) -> None:
+    assert changes_of({"status": "running", "progress": 5, "message": "running"}, report) == expected
+
+
+def test_job_ref_takes_the_cluster_from_the_backend_id() -> None:
+    assert job_ref(row(external_id="big:123", cluster="small")) == JobRef(
+        job_id="j1", external_id="big:123", cluster="big", unix_user="alice")
+    assert job_ref(row(external_id="123", cluster="small")).cluster == "small"
+    assert job_ref(row(external_id="a:b:c")).cluster == "a"
+    assert job_ref({"id": "j2"}) == JobRef(job_id="j2", external_id=None, cluster=None, unix_user=None)
+
+
+# apply: the state machine ----------------------------------------------------------------------------------------
+async def test_running_sets_started_once(svc: JobService) -> None:
+    await insert(svc, status="accepted", started=None, progress=0, message="accepted")
+    first = await svc.apply("j1", BackendStatus(status=S.running, message="go"))
+    assert first is not None
+    assert (first["status"], first["progress"], first["message"]) == ("running", 5, "go")
+    assert first["started"] == first["updated"] and first["finished"] is None
+    second = await svc.apply("j1", BackendStatus(status=S.running, progress=50, message="go"))
+    assert second is not None and second["started"] == first["started"] and second["progress"] == 50
+    assert await svc.apply("j1", BackendStatus(status=S.running, progress=50, message="go")) is None  # no change
+    events = await svc.db(svc.store.job_events, "j1")
+    assert [(e["status"], e["progress"], e["message"]) for e in events] == [
+        ("accepted", 0, "job created"), ("running", 5, "go")]
+
+
+async def test_success_reads_the_results(svc: JobService) -> None:
+    await insert(svc)
+    svc.fake.manifest = {"out": "v", "f": {"class": "File", "path": "/j/a.txt"}}  # type: ignore[attr-defined]
+    done = await svc.apply("j1", BackendStatus(status=S.successful, exit_code=0, message="finished"))
+    assert done is not None
+    assert (done["status"], done["progress"], done["exit_code"], done["message"]) == ("successful", 100, 0,
+                                                                                      "finished")
+    assert done["results"] == {"out": "v", "f": {"class": "File", "path": "/j/a.txt"}}
+    assert done["started"] == 101.0 and done["finished"] == done["updated"] and done["error"] is None
+
+
+async def test_success_with_progress_reported_still_ends_at_100(svc: JobService) -> None:
+    await insert(svc)
+    svc.fake.manifest = {}  # type: ignore[attr-defined]
+    done = await svc.apply("j1", BackendStatus(status=S.successful, progress=60))
+    assert done is not None and done["progress"] == 100 and done["results"] == {}
+
+
+@pytest.mark.parametrize("error", [BackendError("no outputs.json"), OSError("no outputs.json")])
+async def test_unreadable_results_fail_the_job(svc: JobService, error: Exception) -> None:
+    await insert(svc)
+    svc.fake.fail_outputs = error  # type: ignore[attr-defined]
+    done = await svc.apply("j1", BackendStatus(status=S.successful, exit_code=0))
+    assert done is not None
+    assert (done["status"], done["message"], done["results"]) == ("failed", "results unreadable: no outputs.json",
+                                                                  None)
+    assert done["error"] == {"type": "job-failed", "title": "Job failed",
+                             "detail": "results unreadable: no outputs.json"}
+    assert done["exit_code"] == 0 and done["finished"] is not None
+
+
+async def test_a_failure_keeps_its_exit_code_and_message(svc: JobService) -> None:
+    await insert(svc, started=None, status="accepted")
+    done = await svc.apply("j1", BackendStatus(status=S.failed, exit_code=3, message="exit 3",
+                                               details={"stderr_tail": "boom"}))
+    assert done is not None
+    assert (done["status"], done["exit_code"], done["message"], done["progress"]) == ("failed", 3, "exit 3", 5)
+    assert done["started"] == done["finished"] == done["updated"]
+    assert done["error"] == {"type": "job-failed", "title": "Job failed", "detail": "exit 3"}
+    assert (await svc.db(svc.store.job_events, "j1"))[-1]["details"] == {"stderr_tail": "boom"}
+
+
+async def test_a_failure_with_the_same_message_or_none_says_why(svc: JobService) -> None:
+    await insert(svc, message="node lost")
+    done = await svc.apply("j1", BackendStatus(status=S.failed, message="node lost"))
+    assert done is not None and done["error"]["detail"] == "node lost"  # type: ignore[index]
+    await insert(svc, job_id="j2")
+    done = await svc.apply("j2", BackendStatus(status=S.failed))
+    assert done is not None and done["error"]["detail"] == "failed" and done["message"] == "running"  # type: ignore[index]
+
+
+async def test_final_states_are_final(svc: JobService) -> None:
+    for final in ("successful", "failed", "dismissed"):
+        await insert(svc, job_id=final, status=final, progress=70)
+        assert await svc.apply(final, BackendStatus(status=S.running, progress=90, message="late")) is None
+        stored = await svc.db(svc.store.get_job, final)
+        assert (stored["status"], stored["progress"]) == (final, 70)  # type: ignore[index]
+    assert await svc.apply("nope", BackendStatus(status=S.running)) is None
+
+
+async def test_apply_trusts_the_given_row_but_the_store_refuses_a_final_job(svc: JobService) -> None:
+    stale = await insert(svc)
+    await svc.db(svc.store.update_job, "j1", {"status": "dismissed"})
+    assert await svc.apply("j1", BackendStatus(status=S.running, progress=90), stale) is None
+    assert (await svc.db(svc.store.get_job, "j1"))["status"] == "dismissed"  # type: ignore[index]
+
+
+async def test_listeners_and_waiters_hear_every_change(svc: JobService) -> None:
+    heard: list[tuple[str, str]] = []
+    svc.listeners.append(lambda r: heard.append((r["id"], r["status"])))
+    await insert(svc)
+    waiting = asyncio.create_task(svc.wait("j1", 30))  # it registers while apply waits on the store
+    svc.fake.manifest = {}  # type: ignore[attr-defined]
+    await svc.apply("j1", BackendStatus(status=S.running, progress=50))
+    assert not waiting.done()
+    await svc.apply("j1", BackendStatus(status=S.successful))
+    done = await asyncio.wait_for(waiting, 10)
+    assert done["status"] == "successful"
+    assert heard == [("j1", "running"), ("j1", "successful")]
+
+
+async def test_wait_gives_the_job_as_it_is_after_the_timeout(svc: JobService) -> None:
+    await insert(svc)
+    assert (await svc.wait("j1", 0))["status"] == "running"
+    with pytest.raises(NoSuchJob):
+        await svc.wait("nope", 0)
+
+
+# create, submit, recover -----------------------------------------------------------------------------------------
+async def test_create_checks_before_storing(svc: JobService) -> None:
+    echo = svc.registry.get("echo")
+    with pytest.raises(NotAllowed, match="does not allow executing"):
+        await svc.create(Principal(subject="x", can_execute=False), echo, Execute(inputs={"stringInput": "a"}))
+    with pytest.raises(InvalidParameterValue, match="'stringInput' is required"):
+        await svc.create(ALICE, echo, Execute(inputs={}))
+    with pytest.raises(InvalidRequest) as err:
+        await svc.create(ALICE, echo, Execute.model_validate({"inputs": {"stringInput": "a"},
+                                                              "outputs": {"zz": {}, "aa": {}}}))
+    assert err.value.detail == ("unknown output 'aa'; process 'echo' has: arrayOutput, doubleOutput, enumOutput, "
+                                "stringOutput")
+    with pytest.raises(InvalidParameterValue) as bad_cluster:
+        await svc.create(ALICE, echo, Execute(inputs={"stringInput": "a"}), cluster="big")
+    assert bad_cluster.value.detail == ("unknown cluster 'big'; clusters: none: this backend runs jobs on the "
+                                        "server itself")
+    svc.fake.clusters = {"small": 1, "big": 2}  # type: ignore[attr-defined]
+    with pytest.raises(InvalidParameterValue, match=r"^unknown cluster 'huge'; clusters: small, big$"):
+        await svc.create(ALICE, echo, Execute(inputs={"stringInput": "a"}), cluster="huge")
+    svc.backends.clear()
+    with pytest.raises(BackendUnavailable, match="backend 'local' is not configured on this server"):
+        await svc.create(ALICE, echo, Execute(inputs={"stringInput": "a"}))
+    assert (await svc.db(svc.store.list_jobs, JobQuery())).rows == []
+
+
+async def test_create_refuses_a_process_that_is_not_ready(svc: JobService) -> None:
+    await svc.db(svc.registry.set_status, "echo", "deploying")
+    with pytest.raises(ProcessNotReady, match=r"^process 'echo' is not ready to run: deploying$"):
+        await svc.create(ALICE, svc.registry.get("echo"), Execute(inputs={"stringInput": "a"}))
+
+
+async def test_create_stores_submits_and_records_the_backend_id(svc: JobService) -> None:
+    fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
+    created = await svc.create(ALICE, svc.registry.get("echo"), Execute(inputs={"stringInput": "a"}),
+                               base_url="http://h")
+    assert (created["status"], created["message"], created["progress"], created["owner"], created["unix_user"]) == (
+        "accepted", "accepted", 0, "alice", "alice")
+    assert created["base_url"] == "http://h" and created["external_id"] is None and created["cluster"] is None
+    spec = await _submitted(svc, created["id"])
+    assert spec.unix_user == "alice" and spec.cluster is None and spec.job_id == created["id"]
+    stored = await svc.db(svc.store.get_job, created["id"])
+    assert stored["external_id"] == f"fake-{created['id']}" and svc.woken == ["local"]  # type: ignore[attr-defined]
+    assert stored["external_id"] == f"fake-{created['id']}"  # type: ignore[index]
+    assert [e["message"] for e in await svc.db(svc.store.job_events, created["id"])] == [
+        "job accepted", f"submitted to local as fake-{created['id']}"]
+    assert fake.submissions == [created["id"]]
+
+
+async def _submitted(svc: JobService, job_id: str) -> Any:
+    """The spec once the job's backend id is stored (the submission runs in the background)."""
+    await asyncio.wait_for(svc.recorded.wait(), 10)  # type: ignore[attr-defined]
+    assert (await svc.db(svc.store.get_job, job_id))["external_id"] == f"fake-{job_id}"  # type: ignore[index]
+    return svc.fake.specs[job_id]  # type: ignore[attr-defined]
+
+
+async def test_the_active_job_limit(svc: JobService) -> None:
+    svc.fake.submit_gate = asyncio.Event()  # type: ignore[attr-defined]
+    echo = svc.registry.get("echo")
+    for _ in range(2):
+        await svc.create(ALICE, echo, Execute(inputs={"stringInput": "a"}))
+    with pytest.raises(LimitReached) as err:
+        await svc.create(ALICE, echo, Execute(inputs={"stringInput": "a"}))
+    assert err.value.headers == {"Retry-After": "7"}
+    assert err.value.extra == {"limit": "active_jobs_per_user", "setting": "limits.active_jobs_per_user", "value": 2}
+    assert err.value.detail.startswith("you have 2 jobs accepted or running")
+    assert (await svc.create(BOB, echo, Execute(inputs={"stringInput": "a"})))["owner"] == "bob"
+
+
+async def test_submission_failures_fail_the_job(svc: JobService) -> None:
+    fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
+    echo = svc.registry.get("echo")
+    for error, message in ((BackendError("refused"), "submission failed: refused"),
+                           (OSError("reset"), "submission failed: reset"),
+                           (ValueError("bug"), "submission failed: ValueError: bug")):
+        fake.fail_submit = error
+        job = await svc.create(ADMIN, echo, Execute(inputs={"stringInput": "a"}))
+        done = await svc.wait(job["id"], 10)
+        assert (done["status"], done["message"]) == ("failed", message)
+        assert done["error"] == {"type": "job-failed", "title": "Job failed", "detail": message}
+
+
+async def test_recover_resubmits_only_what_never_reached_a_backend(svc: JobService) -> None:
+    fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
+    request = {"inputs": {"stringInput": "again"}}
+    await insert(svc, job_id="new", status="accepted", external_id=None, request=request, unix_user="carol",
+                 cluster=None)
+    await insert(svc, job_id="sent", status="running")
+    await insert(svc, job_id="gone", status="accepted", backend="slurm")
+    await insert(svc, job_id="over", status="successful", external_id=None)
+    await svc.recover()
+    gone = await svc.db(svc.store.get_job, "gone")
+    assert (gone["status"], gone["message"]) == ("failed", "backend 'slurm' is no longer configured on this server")  # type: ignore[index]
+    spec = await _submitted(svc, "new")
+    assert fake.submissions == ["new"] and spec.unix_user == "carol"
+    assert b'"again"' in {f.path: f.content for f in spec.files}["job.json"]
+    assert (await svc.db(svc.store.get_job, "sent"))["status"] == "running"  # type: ignore[index]
+
+
+# read, dismiss, results -----------------------------------------------------------------------------------------
+async def test_other_users_jobs_do_not_exist_for_them(svc: JobService) -> None:
+    await insert(svc)
+    assert (await svc.get(ALICE, "j1"))["id"] == "j1"
+    assert (await svc.get(ADMIN, "j1"))["id"] == "j1"
+    with pytest.raises(NoSuchJob, match=r"^job 'j1' does not exist$"):
+        await svc.get(BOB, "j1")
+    with pytest.raises(NoSuchJob):
+        await svc.dismiss(BOB, "j1")
+    await insert(svc, job_id="j2", owner="bob")
+    assert [r["id"] for r in (await svc.list(ALICE, JobQuery(owner="bob"))).rows] == ["j1"]  # owner forced
+    assert sorted(r["id"] for r in (await svc.list(ADMIN, JobQuery(owner="alice"))).rows) == ["j1", "j2"]
+
+
+async def test_dismiss(svc: JobService) -> None:
+    fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
+    await insert(svc)
+    done = await svc.dismiss(ALICE, "j1")
+    assert (done["status"], done["message"]) == ("dismissed", "dismissed by the user")
+    assert done["finished"] == done["updated"]
+    assert fake.cancelled == ["j1"]
+    await fake.until(lambda: fake.removed == ["j1"], "files removed")
+    assert await svc.dismiss(ALICE, "j1") == done  # again: the same, nothing more
+    assert fake.cancelled == ["j1"]
+    await insert(svc, job_id="j2", status="successful", finished=150.0)
+    assert (await svc.dismiss(ALICE, "j2"))["finished"] == 150.0
+    assert fake.cancelled == ["j1"]
+    await insert(svc, job_id="j3", status="accepted", external_id=None)
+    await svc.dismiss(ALICE, "j3")
+    assert fake.cancelled == ["j1"]  # not submitted yet: nothing to cancel
+    fake.fail_cancel = BackendError("down")
+    await insert(svc, job_id="j4")
+    with pytest.raises(BackendUnavailable, match=r"^the job could not be cancelled: down$"):
+        await svc.dismiss(ALICE, "j4")
+    assert (await svc.get(ALICE, "j4"))["status"] == "running"
+
+
+async def test_results_by_state(svc: JobService) -> None:
+    await insert(svc, status="failed", message="exit 3", error={"type": "job-failed", "title": "Job failed",
+                                                                  "detail": "exit 3"})
+    with pytest.raises(JobFailed) as failed:
+        await svc.results(ALICE, "j1")
+    assert failed.value.detail == "exit 3" and failed.value.error["detail"] == "exit 3"
+    await insert(svc, job_id="j2", status="failed", message=None)
+    with pytest.raises(JobFailed, match=r"^the job failed$"):
+        await svc.results(ALICE, "j2")
+    await insert(svc, job_id="j3", status="dismissed")
+    with pytest.raises(NoSuchJob, match=r"^job 'j3' was dismissed$"):
+        await svc.results(ALICE, "j3")
+    for status in ("accepted", "running"):
+        await insert(svc, job_id=status, status=status)
+        with pytest.raises(ResultNotReady, match=f"^job '{status}' is {status}; its results are not ready$"):
+            await svc.results(ALICE, status)
+
+
+async def test_results_values_and_files(svc: JobService) -> None:
+    await insert(svc, status="successful", results={
+        "stringOutput": "hi", "none": None, "n": 0,
+        "tif": {"class": "File", "path": "/j/out.tif", "size": 12},
+        "loc": {"class": "File", "location": "file:///j/data.bin"},
+        "doubleOutput": {"class": "File", "path": "/j/noext"},
+        "other": {"class": "File", "path": "/j/noext2"},
+        "obj": {"class": "Directory", "path": "/j/d"}})
+    _, items = await svc.results(ALICE, "j1")
+    assert items == {
+        "stringOutput": OutputValue("hi"), "n": OutputValue(0),
+        "tif": OutputFile(path="/j/out.tif", media_type="image/tiff", size=12),
+        "loc": OutputFile(path="/j/data.bin", media_type="application/octet-stream"),
+        "doubleOutput": OutputFile(path="/j/noext", media_type="application/octet-stream"),
+        "other": OutputFile(path="/j/noext2", media_type="application/octet-stream"),
+        "obj": OutputValue({"class": "Directory", "path": "/j/d"}),
+    }
+    ref, backend, item = await svc.output(ALICE, "j1", "tif")
+    assert ref.external_id == "fake-j1" and backend is svc.fake and item.path == "/j/out.tif"  # type: ignore[attr-defined,union-attr]
+    with pytest.raises(NoSuchOutput, match=r"^job 'j1' has no output 'none'$"):
+        await svc.output(ALICE, "j1", "none")
+
+
+async def test_media_type_from_the_description_when_the_name_says_nothing(svc: JobService) -> None:
+    from hpgc.models.ogc import OutputDescription
+
+    process = svc.registry.get("echo")
+    process.description.outputs["plain"] = OutputDescription.model_validate(
+        {"schema": {"type": "string", "contentMediaType": "text/csv"}})
+    process.description.outputs["alt"] = OutputDescription.model_validate(
+        {"schema": {"oneOf": [{"type": "string"}, {"type": "string", "contentMediaType": "image/png"}]}})
+    svc.registry.get = lambda pid: process  # type: ignore[method-assign]
+    await insert(svc, status="successful", results={"plain": {"class": "File", "path": "/j/x"},
+                                                      "alt": {"class": "File", "path": "/j/y"},
+                                                      "named": {"class": "File", "path": "/j/y.json"}})
+    _, items = await svc.results(ALICE, "j1")
+    assert {k: v.media_type for k, v in items.items()} == {  # type: ignore[union-attr]
+        "plain": "text/csv", "alt": "image/png", "named": "application/json"}
+
+
+async def test_public_urls_of_result_files(svc: JobService) -> None:
+    svc.fake.public_url = lambda ref, path: f"https://files/{ref.job_id}{path}"  # type: ignore[attr-defined]
+    await insert(svc, status="successful", results={"v": 1, "f": {"class": "File", "path": "/a.txt"}})
+    _, items = await svc.results(ALICE, "j1")
+    assert items["f"] == OutputFile(path="/a.txt", media_type="text/plain", public_url="https://files/j1/a.txt")
+    assert items["v"] == OutputValue(1)
+
+
+async def test_logs_and_script(svc: JobService) -> None:
+    await insert(svc)
+    logs = await svc.logs(ALICE, "j1", None)
+    assert (logs["jobID"], logs["stdout"], logs["stderr"]) == ("j1", "out", "err")
+    assert [e["status"] for e in logs["events"]] == ["running"]
+    assert await svc.script(ALICE, "j1") == "#!/bin/sh\necho fake j1\n"
+    assert [e["status"] for e in await svc.events(ALICE, "j1")] == ["running"]
+    with pytest.raises(NoSuchJob):
+        await svc.events(BOB, "j1")
+    await insert(svc, job_id="j2", external_id=None)
+    assert (await svc.logs(ALICE, "j2", 10))["stdout"] == "" and await svc.script(ALICE, "j2") is None
+
+    async def broken(job: JobRef, tail: int | None = None) -> Any:
+        raise BackendError("ssh down")
+
+    svc.fake.logs = broken  # type: ignore[attr-defined]
+    got = await svc.logs(ALICE, "j1", None)
+    assert (got["stdout"], got["stderr"]) == ("", "(logs unavailable: ssh down)")
+
+
+# monitor ---------------------------------------------------------------------------------------------------------
+async def test_poll_once_applies_what_changed(svc: JobService) -> None:
+    fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
+    monitor = Monitor(svc, fake, 0.1, 1.0)
+    assert await monitor.poll_once() == 0 and fake.polls == 0  # nothing active: the backend is not asked
+    await insert(svc, job_id="a")
+    await insert(svc, job_id="b")
+    await insert(svc, job_id="c", external_id=None, status="accepted")  # not submitted: not polled
+    await insert(svc, job_id="d", status="successful")  # final: not polled
+    await insert(svc, job_id="e", backend="slurm")  # another backend's
+    fake.late = {"a": BackendStatus(status=S.running, progress=60), "b": BackendStatus(status=S.running),
+                 "zz": BackendStatus(status=S.failed)}  # zz: not a job of ours
+    assert await monitor.poll_once() == 1
+    assert fake.polled == [{"a", "b"}]
+    assert (await svc.db(svc.store.get_job, "a"))["progress"] == 60  # type: ignore[index]
+    assert (await svc.db(svc.store.get_job, "zz")) is None
+    assert await monitor.poll_once() == 0  # nothing new
+
+
+async def test_poll_once_counts_only_changes_that_were_stored(svc: JobService) -> None:
+    fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
+    monitor = Monitor(svc, fake, 0.1, 1.0)
+    await insert(svc, job_id="a")
+    await insert(svc, job_id="b")
+    fake.late = {"a": BackendStatus(status=S.failed, message="x"), "b": BackendStatus(status=S.failed, message="y")}
+    fake.poll_gate = gate = asyncio.Event()
+    cycle = asyncio.create_task(monitor.poll_once())
+    await fake.until(lambda: fake.polls == 1, "the poll begun")
+    await svc.dismiss(ALICE, "a")  # ends while the backend is being asked
+    gate.set()
+    assert await asyncio.wait_for(cycle, 10) == 1
+    assert (await svc.db(svc.store.get_job, "a"))["status"] == "dismissed"  # type: ignore[index]
+    assert (await svc.db(svc.store.get_job, "b"))["status"] == "failed"  # type: ignore[index]
+
+
+def test_poll_columns_address_a_job_and_show_a_change() -> None:
+    assert set(POLL_COLUMNS) == {"id", "external_id", "cluster", "unix_user", "status", "progress", "message"}
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+async def test_monitor_interval_grows_while_quiet_and_resets_on_change(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monitor = Monitor(SimpleNamespace(), SimpleNamespace(name="x"), 1.0, 3.0)  # type: ignore[arg-type]
+    script: list[Any] = [0, 0, 0, 0, 2, RuntimeError("sacct failed"), 0]
+    waits: list[float] = []
+
+    async def poll_once() -> int:
+        if not script:
+            raise asyncio.CancelledError
+        step = script.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+    async def wait_for(aw: Any, timeout: float) -> None:
+        aw.close()
+        waits.append(timeout)
+        raise TimeoutError
+
+    monitor.poll_once = poll_once  # type: ignore[method-assign]
+    monkeypatch.setattr(monitor_module, "asyncio", SimpleNamespace(
+        wait_for=wait_for, sleep=None, CancelledError=asyncio.CancelledError))
+    with pytest.raises(asyncio.CancelledError):
+        await monitor._run()
+    assert waits == [1.5, 2.25, 3.0, 3.0, 1.0, 1.5, 2.25]
+    assert [r.getMessage() for r in caplog.records] == ["polling x failed; trying again"]  # and it went on
+
+
+async def test_a_woken_monitor_polls_at_most_once_per_min_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    monitor = Monitor(SimpleNamespace(), SimpleNamespace(name="x"), 2.0, 10.0)  # type: ignore[arg-type]
+    clock = _Clock()
+    script = [(0, 0.5), (0, 3.0), (0, 0.0)]  # (jobs changed, seconds the cycle took before the wake)
+    waits: list[float] = []
+    sleeps: list[float] = []
+
+    async def poll_once() -> int:
+        if not script:
+            raise asyncio.CancelledError
+        changed, took = script.pop(0)
+        clock.now += took
+        return changed
+
+    async def wait_for(aw: Any, timeout: float) -> None:
+        aw.close()
+        waits.append(timeout)
+        monitor.wake()  # a submission arrived while waiting
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    monitor.poll_once = poll_once  # type: ignore[method-assign]
+    monkeypatch.setattr(monitor_module, "asyncio", SimpleNamespace(
+        wait_for=wait_for, sleep=sleep, CancelledError=asyncio.CancelledError))
+    monkeypatch.setattr(monitor_module, "time", clock)
+    with pytest.raises(asyncio.CancelledError):
+        await monitor._run()
+    assert waits == [3.0, 3.0, 3.0]  # woken: back to the minimum, then ×1.5 after a quiet cycle
+    assert sleeps == [1.5, 0.0, 2.0]  # the rest of min_interval since the cycle began
+
+
+async def test_monitor_start_wake_and_stop(svc: JobService) -> None:
+    fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
+    await insert(svc)
+    monitor = Monitor(svc, fake, 0.01, 0.02)
+    monitor.start()
+    assert monitor._task is not None and monitor._task.get_name() == "monitor-local"
+    await fake.until(lambda: fake.polls >= 2, "two polls")
+    await monitor.stop()
+    assert monitor._task is not None and monitor._task.cancelled()
+    await Monitor(svc, fake, 0.01, 0.02).stop()  # never started: nothing to stop
+
+
+async def test_files_that_cannot_be_removed_are_logged(svc: JobService, caplog: pytest.LogCaptureFixture) -> None:
+    async def remove(job: JobRef) -> None:
+        raise OSError("read-only file system")
+
+    svc.fake.remove = remove  # type: ignore[attr-defined]
+    await JobService._remove(svc.fake, JobRef(job_id="j9"))  # type: ignore[attr-defined]
+    assert [r.getMessage() for r in caplog.records] == [
+        "the files of dismissed job j9 could not be removed: read-only file system"]
+    assert caplog.records[0].levelname == "WARNING"
+
+
+async def test_poll_once_counts_every_change_and_ignores_jobs_not_asked_about(svc: JobService) -> None:
+    fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
+    await insert(svc, job_id="a")
+    await insert(svc, job_id="b")
+    await insert(svc, job_id="c")
+    asked = fake.poll
+
+    async def poll(jobs: list[JobRef]) -> dict[str, BackendStatus]:
+        out = await asked(jobs)
+        out["stranger"] = BackendStatus(status=S.failed, message="not ours")  # a backend may say too much
+        return out
+
+    fake.poll = poll  # type: ignore[method-assign]
+    fake.late = {"a": BackendStatus(status=S.running, progress=20), "b": BackendStatus(status=S.running, progress=30),
+                 "c": BackendStatus(status=S.running, progress=5)}
+    assert await Monitor(svc, fake, 0.1, 1.0).poll_once() == 2
+    assert await svc.db(svc.store.get_job, "stranger") is None
