@@ -224,10 +224,10 @@ def fake_jobs(state: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((state / "jobs").glob("*.json"))]
 
 
-def set_fake_job(state: Path, name: str, **fields: str) -> dict:
+def set_fake_job(state_dir: Path, name: str, **fields: str) -> dict:
     """Make the fake Slurm report FIELDS (state, exit, reason...) for the job named NAME from now on, as if
     slurmctld had moved it there: for jobs held with the "hold" knob, which nothing else changes."""
-    for path in (state / "jobs").glob("*.json"):
+    for path in (state_dir / "jobs").glob("*.json"):
         job = json.loads(path.read_text())
         if job["name"] == name:
             job.update(fields)
@@ -266,7 +266,6 @@ class FakeSSHServer:
         self.sessions = 0
         self.max_sessions_seen = 0
         self.commands: list[str] = []
-        self.delay_s = 0.0  # added before each command runs: a slow login node
         # closed: commands arrive (and count in `sessions`) but do not run until it opens again (a stalled
         # login node); tests close it to hold commands in flight, and wait for them with `wait_sessions`
         self.gate = asyncio.Event()
@@ -275,6 +274,7 @@ class FakeSSHServer:
         self.login_shell = "bash"
         self._server: asyncssh.SSHAcceptor | None = None
         self._conns: list[asyncssh.SSHServerConnection] = []
+        self._procs: set[asyncio.subprocess.Process] = set()
 
     @property
     def hang(self) -> bool:
@@ -329,24 +329,29 @@ class FakeSSHServer:
         for conn in self._conns:
             conn.abort()
         self._conns.clear()
+        for proc in list(self._procs):  # commands whose client went away: end them with the server
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
 
     async def _handle(self, process: asyncssh.SSHServerProcess) -> None:
         await self._count(1)
         try:
             command = process.command or ""
             self.commands.append(_unwrap(command))
-            if self.delay_s:
-                await asyncio.sleep(self.delay_s)
             await self.gate.wait()
             proc = await asyncio.create_subprocess_exec(
                 self.login_shell, "-c", command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, env=self.env, start_new_session=True)
+            self._procs.add(proc)
             feeder = asyncio.create_task(self._feed(process, proc))
             out, err = await _drain(proc)
             feeder.cancel()
             process.stdout.write(out)
             process.stderr.write(err)
-            process.exit(await proc.wait())
+            code = await proc.wait()
+            self._procs.discard(proc)
+            process.exit(code)
         except (asyncssh.Error, OSError, asyncio.CancelledError):
             process.exit(255)
         finally:
