@@ -134,7 +134,7 @@ async def test_unreachable_port_backs_off(server: FakeSSHServer) -> None:
     for _ in range(3):
         with pytest.raises(SSHError, match="cannot connect"):
             await c.run("true")
-    assert c._backoff >= 1.0
+    assert c._backoff == 2.0  # 0.5, then doubled after each failed attempt
 
 
 async def test_pool_per_identity(server: FakeSSHServer, tmp_path: Path) -> None:
