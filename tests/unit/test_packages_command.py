@@ -237,12 +237,32 @@ def test_check_patterns_at_deploy_time() -> None:
         d, p = _pkg(inputs, outputs)
         with pytest.raises(InvalidPackage, match=rf"^{where}: pattern refers to unknown input 'nope'$"):
             check_patterns(d, AppPackage.model_validate(p))
+    # a pattern is checked in the form it is used in, also when an array-pattern is there too
+    d, p = _pkg({"a": {**S, "maxOccurs": 3, **_ap(pattern="inputs_nope_value", array_pattern="-name value")}})
+    with pytest.raises(InvalidPackage, match=r"^inputs.a: pattern refers to unknown input 'nope'$"):
+        check_patterns(d, AppPackage.model_validate(p))
     d, p = _pkg({"a": S})
     d.additionalParameters = None
     check_patterns(d, AppPackage.model_validate(p))  # the package's own description has the entry point
+    d, p = _pkg({"a": S})
     p["processDescription"] = {**p["processDescription"], "additionalParameters": []}
-    with pytest.raises(InvalidPackage, match="missing the 'entry-point' parameter"):
-        check_patterns(d, AppPackage.model_validate(p))
+    check_patterns(d, AppPackage.model_validate(p))  # the stored description has it
+    del p["processDescription"]
+    check_patterns(d, AppPackage.model_validate(p))
+    d.additionalParameters = None
+    for pd in ({"id": "p", "additionalParameters": []}, None):
+        p["processDescription"] = pd
+        with pytest.raises(InvalidPackage, match=r"^processDescription\.additionalParameters: missing the "
+                                                 r"'entry-point' parameter$"):
+            check_patterns(d, AppPackage.model_validate(p))
+
+
+def test_an_image_name_hpgc_pulls_into_is_refused_as_an_entry_point_image() -> None:
+    with pytest.raises(InvalidPackage) as err:
+        split_entry_point("singularity exec a_b_c-a780b26c0f2884f6.sif tool", ExecutionUnit(type="SLURM"))
+    assert str(err.value) == (
+        "entry-point: 'a_b_c-a780b26c0f2884f6.sif' names a file hpgc pulls an image reference into; give the "
+        "reference itself (e.g. docker://owner/image:tag) as executionUnit.image")
 
 
 def test_output_paths() -> None:

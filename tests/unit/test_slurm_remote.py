@@ -308,6 +308,7 @@ def test_tar_files_keeps_paths_contents_and_modes() -> None:
 
 
 def test_private_dir_command_text() -> None:
+    assert "private /data/X/alice ||" in remote.private_dir_command("/data/X/", "alice")
     text = remote.private_dir_command("/w/", "alice")
     assert text.startswith("umask 077\n")
     assert "private /w/alice || { echo \"hpgc: \"/w/alice\" is not a folder owned" in text

@@ -220,6 +220,10 @@ def test_sacct_fields_and_full_command() -> None:
     for bad in ("", "   \n", "12a", "-1", "x;123"):
         with pytest.raises(ValueError, match="sbatch printed no job id"):
             Sbatch.parse(bad)
+    with pytest.raises(ValueError) as err:
+        Sbatch.parse("x" * 300)
+    assert str(err.value) == f"sbatch printed no job id: {'x' * 200!r}"
+    assert Squeue(["5", "6"]).command() == "squeue --noheader -j 5,6 --format='%i|%T|%r|%j'"
     assert check_ids(["1", "23"]) == ["1", "23"]
     with pytest.raises(ValueError, match="not a Slurm job id: '1 '"):
         check_ids(["1", "1 "])
