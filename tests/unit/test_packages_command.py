@@ -127,6 +127,26 @@ def test_two_value_tokens_take_two_values_and_an_array_pattern_takes_all() -> No
         *GO, "-one", "a"]
 
 
+def test_value_tokens_take_the_values_in_order_and_no_more_than_given() -> None:
+    arr = {"schema": {"type": "string"}, "maxOccurs": 5}
+    three = _argv({"x": {**arr, **_ap(pattern="-name value value value")}},
+                  {"x": [Literal("a"), Literal("b"), Literal("c")]})
+    assert three == [*GO, "-x", "a", "b", "c"]
+    fewer = _argv({"x": {**arr, **_ap(pattern="-name value value -z")}}, {"x": [Literal("a")]})
+    assert fewer == [*GO, "-x", "a", "-z"]
+
+
+@pytest.mark.parametrize(("max_occurs", "n", "used"), [
+    (None, 2, "-many"), (1, 2, "-many"), (2, 1, "-many"), (1, 1, "-one"), (None, 1, "-one")])
+def test_array_pattern_is_for_several_values_or_inputs_that_may_have_several(
+        max_occurs: int | None, n: int, used: str) -> None:
+    desc = {"schema": {"type": "string"}, **_ap(pattern="-one value", array_pattern="-many value value")}
+    if max_occurs is not None:
+        desc["maxOccurs"] = max_occurs
+    values = [Literal(v) for v in "ab"[:n]]
+    assert _argv({"x": desc}, {"x": values}) == [*GO, used, *"ab"[:n]]
+
+
 def test_value_of_another_input_and_of_a_missing_one() -> None:
     inputs = {"a": {**S, **_ap(pattern="-name value inputs_b_value")}, "b": {**S, **_ap(pattern="")},
               "c": {**S, **_ap(pattern="inputs_zz_value -name")}}
@@ -222,7 +242,7 @@ def test_entry_points() -> None:
 def test_no_entry_point_is_refused_at_run_time() -> None:
     desc, pkg = _pkg({})
     desc.additionalParameters = None
-    with pytest.raises(InvalidPackage, match="the package has no entry point"):
+    with pytest.raises(InvalidPackage, match=r"^the package has no entry point$"):
         command_run_spec(desc, pkg, "j", {}, None)
 
 
