@@ -21,6 +21,7 @@ from hpgc.packages.command import (
     check_patterns,
     command_run_spec,
     command_unit,
+    container_of,
     output_path,
     pattern_of,
     split_entry_point,
@@ -297,3 +298,49 @@ def test_output_paths() -> None:
         "outputs/tif.tif")
     assert output_path("plain", desc, None) == "outputs/plain"
     assert output_path("other", desc, None) == "outputs/other"
+
+
+SITE_RULE = ("must be a .sif file name in the image cache (no folder, not starting with '.') or a pullable "
+             "reference (docker://, oras://, https://...)")
+
+
+@pytest.mark.parametrize(("named", "unit_image", "container"), [
+    ("site.sif", "other.sif", Container(image="site.sif")),  # two site images: the entry point's runs
+    ("site.sif", "python:3.11", Container(image="python_3.11-4d8521524542d1c1.sif", source="docker://python:3.11",
+                                          site_image="site.sif")),
+    (None, "python:3.11", Container(image="python_3.11-4d8521524542d1c1.sif", source="docker://python:3.11")),
+    ("docker://python:3.11", "python:3.11", Container(image="python_3.11-4d8521524542d1c1.sif",
+                                                      source="docker://python:3.11")),
+])
+def test_images_of_a_package(named: str | None, unit_image: str | None, container: Container) -> None:
+    assert container_of(named, unit_image) == container
+
+
+@pytest.mark.parametrize(("named", "unit_image", "message"), [
+    ("file:///x.sif", None, "entry-point: 'file:///x.sif': images are pulled from docker://, oras://, library://, "
+                            "shub://, http://, https:// only"),
+    ("docker://a/b", "docker://bad ref", "executionUnit.image: 'docker://bad ref' is not a pullable image reference"),
+    (None, "docker://bad ref", "executionUnit.image: 'docker://bad ref' is not a pullable image reference"),
+    ("docker://a/b", "docker://c/d", "the entry point and executionUnit.image name different images"),
+    ("a/b.sif", None, f"entry-point: 'a/b.sif' {SITE_RULE}"),
+    ("site.sif", ".bad.sif", f"executionUnit.image: '.bad.sif' {SITE_RULE}"),
+    (None, "x/.bad.sif", f"executionUnit.image: 'x/.bad.sif' {SITE_RULE}"),
+])
+def test_refused_images_say_where_and_why(named: str | None, unit_image: str | None, message: str) -> None:
+    with pytest.raises(InvalidPackage) as err:
+        container_of(named, unit_image)
+    assert str(err.value) == message
+
+
+def test_whole_messages_of_refused_units_and_entry_points() -> None:
+    with pytest.raises(InvalidPackage) as err:
+        command_unit(AppPackage.model_validate({"executionUnit": {"type": "cwl"}}))
+    assert str(err.value) == "executionUnit: expected a unit of type SLURM, docker or oci"
+    with pytest.raises(InvalidPackage) as err:
+        split_entry_point("", ExecutionUnit(type="SLURM"))
+    assert str(err.value) == "entry-point is empty"
+
+
+def test_an_output_pattern_is_never_an_array_pattern() -> None:
+    outputs = {"o": {"schema": {"type": "string"}, **_ap(pattern="--out value", array_pattern="--many value")}}
+    assert _argv({}, {}, outputs) == [*GO, "--out", "outputs/o"]
