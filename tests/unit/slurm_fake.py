@@ -12,9 +12,14 @@ import os
 import re
 import signal
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import asyncssh
+
+T = TypeVar("T")
 
 FAKE_SLURM = r'''
 import json, os, re, signal, subprocess, sys, time
@@ -105,7 +110,7 @@ def sbatch(args):
            "out": opts.get("--output"), "err": opts.get("--error"), "time": seconds(opts.get("--time")),
            "pid": None}
     save(job)
-    if not hold:
+    if not hold and not knob("hold"):  # "hold": jobs stay PENDING until a test sets their state (set_fake_job)
         subprocess.Popen([sys.executable, __file__, "_run", job["id"]], start_new_session=True,
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     federated = ";fed1" if knob("sbatch_federated") else ""  # a federation's --parsable says "id;cluster"
@@ -150,7 +155,7 @@ def sacct(args):
         if ids and job["id"] not in ids or name and job["name"] != name or not visible_in_sacct(job):
             continue
         row = {"JobID": job["id"], "JobName": job["name"], "State": job["state"], "ExitCode": job["exit"],
-               "Reason": "None", "NodeList": "fake1", "Elapsed": "00:00:01", "TotalCPU": "00:00.100",
+               "Reason": job.get("reason", "None"), "NodeList": "fake1", "Elapsed": "00:00:01", "TotalCPU": "00:00.100",
                "MaxRSS": "", "Start": "2026-01-01T00:00:00", "End": "Unknown"}
         if job["state"] == "CANCELLED":
             row["State"] = "CANCELLED by 1000"
@@ -173,7 +178,8 @@ def squeue(args):
             continue
         if ids and job["id"] not in ids or name and job["name"] != name:
             continue
-        print(fmt.replace("%i", job["id"]).replace("%T", job["state"]).replace("%r", "None").replace("%j", job["name"]))
+        reason = job.get("reason", "None")
+        print(fmt.replace("%i", job["id"]).replace("%T", job["state"]).replace("%r", reason).replace("%j", job["name"]))
     return 0
 
 def scancel(args):
@@ -218,6 +224,20 @@ def fake_jobs(state: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((state / "jobs").glob("*.json"))]
 
 
+def set_fake_job(state_dir: Path, name: str, **fields: str) -> dict:
+    """Make the fake Slurm report FIELDS (state, exit, reason...) for the job named NAME from now on, as if
+    slurmctld had moved it there: for jobs held with the "hold" knob, which nothing else changes."""
+    for path in (state_dir / "jobs").glob("*.json"):
+        job = json.loads(path.read_text())
+        if job["name"] == name:
+            job.update(fields)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(job))
+            tmp.replace(path)
+            return job
+    raise AssertionError(f"the fake Slurm has no job named {name}")
+
+
 def kill_fake_jobs(state: Path) -> None:
     for job in fake_jobs(state):
         if job.get("pid") and job["state"] == "RUNNING":
@@ -246,11 +266,38 @@ class FakeSSHServer:
         self.sessions = 0
         self.max_sessions_seen = 0
         self.commands: list[str] = []
-        self.delay_s = 0.0  # added before each command runs: makes concurrency observable
-        self.hang = False  # commands never answer (a stalled login node)
+        # closed: commands arrive (and count in `sessions`) but do not run until it opens again (a stalled
+        # login node); tests close it to hold commands in flight, and wait for them with `wait_sessions`
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self._sessions_changed = asyncio.Condition()
         self.login_shell = "bash"
         self._server: asyncssh.SSHAcceptor | None = None
         self._conns: list[asyncssh.SSHServerConnection] = []
+        self._procs: set[asyncio.subprocess.Process] = set()
+
+    @property
+    def hang(self) -> bool:
+        """Commands never answer while True."""
+        return not self.gate.is_set()
+
+    @hang.setter
+    def hang(self, value: bool) -> None:
+        if value:
+            self.gate.clear()
+        else:
+            self.gate.set()
+
+    async def _count(self, delta: int) -> None:
+        self.sessions += delta
+        self.max_sessions_seen = max(self.max_sessions_seen, self.sessions)
+        async with self._sessions_changed:
+            self._sessions_changed.notify_all()
+
+    async def wait_sessions(self, n: int, timeout: float = 10) -> None:
+        """Until exactly N commands are in flight on the server (arrived, not yet answered)."""
+        async with asyncio.timeout(timeout), self._sessions_changed:
+            await self._sessions_changed.wait_for(lambda: self.sessions == n)
 
     def write_known_hosts(self, key: asyncssh.SSHKey | None = None) -> None:
         pub = (key or self.host_key).export_public_key().decode().strip()
@@ -282,30 +329,33 @@ class FakeSSHServer:
         for conn in self._conns:
             conn.abort()
         self._conns.clear()
+        for proc in list(self._procs):  # commands whose client went away: end them with the server
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
 
     async def _handle(self, process: asyncssh.SSHServerProcess) -> None:
-        self.sessions += 1
-        self.max_sessions_seen = max(self.max_sessions_seen, self.sessions)
+        await self._count(1)
         try:
             command = process.command or ""
             self.commands.append(_unwrap(command))
-            if self.delay_s:
-                await asyncio.sleep(self.delay_s)
-            while self.hang:
-                await asyncio.sleep(0.05)
+            await self.gate.wait()
             proc = await asyncio.create_subprocess_exec(
                 self.login_shell, "-c", command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, env=self.env, start_new_session=True)
+            self._procs.add(proc)
             feeder = asyncio.create_task(self._feed(process, proc))
             out, err = await _drain(proc)
             feeder.cancel()
             process.stdout.write(out)
             process.stderr.write(err)
-            process.exit(await proc.wait())
+            code = await proc.wait()
+            self._procs.discard(proc)
+            process.exit(code)
         except (asyncssh.Error, OSError, asyncio.CancelledError):
             process.exit(255)
         finally:
-            self.sessions -= 1
+            await self._count(-1)
 
     @staticmethod
     async def _feed(process: asyncssh.SSHServerProcess, proc: asyncio.subprocess.Process) -> None:
@@ -325,3 +375,21 @@ async def _drain(proc: asyncio.subprocess.Process) -> tuple[bytes, bytes]:
     assert proc.stdout is not None and proc.stderr is not None
     out, err = await asyncio.gather(proc.stdout.read(), proc.stderr.read())
     return out, err
+
+
+POLL_EVERY_S = 0.05
+
+
+async def until(probe: Callable[[], Awaitable[T | None]], what: str, timeout: float = 20) -> T:
+    """PROBE's first truthy answer, asked until TIMEOUT s have passed (then an AssertionError naming WHAT).
+    For outcomes only a question shows (a job's state in Slurm, a file on the cluster): no fixed wait
+    stands for the outcome, the outcome itself is what ends the wait."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while True:
+        last = await probe()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s (last answer: {last!r})")
+        await asyncio.sleep(POLL_EVERY_S)  # the interval between two questions, not a guess at an outcome

@@ -6,20 +6,25 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+from typing import TypeVar
 
 import pytest
 
 from hpgc.backends.base import BackendError
+from hpgc.backends.slurm import backend as backend_module
 from hpgc.backends.slurm import remote
 from hpgc.backends.slurm.backend import SlurmBackend
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.models.ogc import StatusCode
 from hpgc.models.run import BackendStatus, JobRef, Resources, RunSpec, StagedFile
 from hpgc.net import GuardedClient, OutboundSettings
-from tests.unit.slurm_fake import FakeSSHServer, fake_jobs, install_fake_slurm, kill_fake_jobs
+from tests.unit.slurm_fake import FakeSSHServer, fake_jobs, install_fake_slurm, kill_fake_jobs, until
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -70,14 +75,18 @@ def _spec(job_id: str, argv: list[str], **kw: object) -> RunSpec:
     return RunSpec(job_id=job_id, process_id="p", kind="command", argv=argv, **kw)
 
 
-async def _final(backend: SlurmBackend, ref: JobRef, timeout: float = 20) -> BackendStatus:
-    st = None
-    for _ in range(int(timeout / 0.1)):
+async def _status(backend: SlurmBackend, ref: JobRef, done: Callable[[BackendStatus], bool], what: str,
+                  timeout: float = 20) -> BackendStatus:
+    """The job's status once DONE says so, asked of the backend until TIMEOUT."""
+    async def probe() -> BackendStatus | None:
         st = (await backend.poll([ref])).get(ref.job_id)
-        if st is not None and st.status.terminal:
-            return st
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not final: {st}")
+        return st if st is not None and done(st) else None
+
+    return await until(probe, f"job {ref.job_id}: {what}", timeout)
+
+
+async def _final(backend: SlurmBackend, ref: JobRef, timeout: float = 20) -> BackendStatus:
+    return await _status(backend, ref, lambda st: st.status.terminal, "final", timeout)
 
 
 async def test_submit_poll_outputs_logs_script(env: Env) -> None:
@@ -131,11 +140,7 @@ async def test_timeout(env: Env) -> None:
 async def test_progress_while_running_and_cancel(env: Env) -> None:
     ext = await env.backend.submit(_spec("j5", ["sh", "-c", "hpgc-progress 42 tiling; sleep 30"]))
     ref = JobRef(job_id="j5", external_id=ext)
-    for _ in range(100):
-        st = (await env.backend.poll([ref]))["j5"]
-        if st.progress == 42:
-            break
-        await asyncio.sleep(0.1)
+    st = await _status(env.backend, ref, lambda st: st.progress is not None, "progress reported")
     assert st.status == StatusCode.running and st.progress == 42 and st.message == "tiling"
     await env.backend.cancel(ref)
     st = await _final(env.backend, ref)
@@ -223,30 +228,31 @@ async def test_squeue_fallback_then_lost(env: Env) -> None:
     env.knob("sacct_lag", 1000)  # slurmdbd far behind slurmctld
     ext = await env.backend.submit(_spec("j9", ["sleep", "30"]))
     ref = JobRef(job_id="j9", external_id=ext)
-    for _ in range(50):
-        st = (await env.backend.poll([ref]))["j9"]
-        if st.status == StatusCode.running:
-            break
-        await asyncio.sleep(0.1)
-    assert st.status == StatusCode.running
-    # finished and not in sacct yet: left out during the grace period, then declared lost
+    st = await _status(env.backend, ref, lambda st: st.status == StatusCode.running, "running (from squeue)")
+    assert st.message == "running in Slurm (RUNNING)" and st.details == {"slurm_state": "RUNNING"}
+    # finished and not in sacct yet: left out during the grace period (30 s here), then declared lost
     await env.backend.cancel(ref)
     assert await env.backend.poll([ref]) == {}
-    backend = env.new_backend(squeue_grace_s=0.01)
-    await backend.poll([ref])
-    await asyncio.sleep(0.05)
+    assert await env.backend.poll([ref]) == {}
+    backend = env.new_backend(squeue_grace_s=0)  # a grace period that is over at once
     st = (await backend.poll([ref]))["j9"]
-    assert st.status == StatusCode.failed and "no record" in (st.message or "")
+    assert st.status == StatusCode.failed
+    assert st.message == (f"Slurm has no record of job {ext.split(':')[1]} on cluster fake (neither sacct nor "
+                          "squeue knows it)")
     await backend.close()
 
 
 async def test_sacct_down_is_not_lost(env: Env) -> None:
     ext = await env.backend.submit(_spec("j10", ["true"]))
+
+    async def finished() -> bool:  # out of squeue too: neither command knows it while sacct is down
+        return [j["state"] for j in fake_jobs(env.state)] == ["COMPLETED"]
+
+    await until(finished, "the job finishes in the fake Slurm")
     env.knob("sacct_fail", 1)
-    backend = env.new_backend(squeue_grace_s=0.01)
+    backend = env.new_backend(squeue_grace_s=0)  # a job missing from an answer would be lost at once
     for _ in range(3):
         assert await backend.poll([JobRef(job_id="j10", external_id=ext)]) == {}
-        await asyncio.sleep(0.02)
     await backend.close()
 
 
@@ -256,7 +262,11 @@ async def test_many_jobs_one_round_trip(env: Env) -> None:
     # fake ids too: sacct gets them all in chunks of 7, still one SSH command
     refs += [JobRef(job_id=f"x{i}", external_id=f"fake:{900000 + i}") for i in range(200)]
     backend = env.new_backend(sacct_chunk=7)
-    await asyncio.sleep(1.5)
+
+    async def all_finished() -> bool:
+        return all(j["state"] == "COMPLETED" for j in fake_jobs(env.state))
+
+    await until(all_finished, "the 30 jobs finish in the fake Slurm")
     before = len(env.server.commands)
     calls_before = _sacct_calls(env)
     statuses = await backend.poll(refs)
@@ -271,36 +281,44 @@ def _sacct_calls(env: Env) -> int:
     return len(p.read_text().splitlines()) if p.exists() else 0
 
 
-async def test_unreachable_cluster_fails_jobs_after_timeout(env: Env) -> None:
+async def test_unreachable_cluster_fails_jobs_after_timeout(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     ext = await env.backend.submit(_spec("j11", ["sleep", "30"]))
     ref = JobRef(job_id="j11", external_id=ext)
     await env.server.stop()
-    backend = env.new_backend(unreachable_timeout_s=0.3, connect_timeout_s=1)
+    backend = env.new_backend(unreachable_timeout_s=300, connect_timeout_s=1)
     assert await backend.poll([ref]) == {}  # not yet: a transient drop must not fail jobs
-    await asyncio.sleep(0.4)
+    # the backend's clock, 301 s later than the last answer from the cluster
+    last_ok = backend.pool.client("fake").last_ok
+    monkeypatch.setattr(backend_module, "time", SimpleNamespace(monotonic=lambda: last_ok + 301))
     st = (await backend.poll([ref]))["j11"]
-    assert st.status == StatusCode.failed and "unreachable" in (st.message or "")
+    assert st.status == StatusCode.failed
+    assert (st.message or "").startswith("cluster fake has been unreachable for 301 s (more than "
+                                         "unreachable_timeout_s=300): cluster fake: cannot connect to 127.0.0.1")
     await backend.close()
 
 
 async def test_start_connects_in_the_background(env: Env, caplog: pytest.LogCaptureFixture) -> None:
     client = env.backend.pool.client("fake")
-    for _ in range(50):
-        if client.connects:
-            break
-        await asyncio.sleep(0.1)
+    assert client.round_trips == 0
+    await until(_async(lambda: client.connects), "connected")
     assert client.connects == 1  # before any job: the first one does not wait for the handshake
     await env.backend.submit(_spec("j11b", ["true"]))
     assert client.connects == 1
     await env.server.stop()
     down = env.new_backend(connect_timeout_s=1)
-    await asyncio.wait_for(down.start(lambda: None), 0.5)  # an unreachable cluster does not hold up start
-    for _ in range(50):
-        if "jobs for it wait and retry" in caplog.text:
-            break
-        await asyncio.sleep(0.1)
-    assert "cannot connect to 127.0.0.1" in caplog.text
+    await down.start(lambda: None)
+    # start returned before the connection attempt even began: an unreachable cluster does not hold it up
+    assert down._warmups and not any(t.done() for t in down._warmups)
+    await asyncio.wait_for(asyncio.gather(*down._warmups), 20)
+    assert "cannot connect to 127.0.0.1" in caplog.text and "jobs for it wait and retry" in caplog.text
     await down.close()
+
+
+def _async(f: Callable[[], T]) -> Callable[[], Awaitable[T]]:
+    async def probe() -> T:
+        return f()
+
+    return probe
 
 
 async def test_a_tcsh_account_works_like_any_other(env: Env) -> None:
@@ -339,15 +357,16 @@ async def test_hostile_argv_in_real_job(env: Env, tmp_path: Path) -> None:
     assert os.path.exists(env.work / "alice" / "j13" / "job.sbatch")
 
 
-async def test_submit_waits_out_a_short_outage(env: Env) -> None:
+async def test_submit_waits_out_a_short_outage(env: Env, caplog: pytest.LogCaptureFixture) -> None:
     await env.server.stop()
     backend = env.new_backend(unreachable_timeout_s=0.5, connect_timeout_s=1)
     with pytest.raises(BackendError, match="gave up after"):
         await backend.submit(_spec("j14", ["true"]))
     backend = env.new_backend(unreachable_timeout_s=30, connect_timeout_s=1)
+    caplog.clear()
     task = asyncio.create_task(backend.submit(_spec("j14", ["true"])))
-    await asyncio.sleep(0.5)
-    assert not task.done()
+    await until(_async(lambda: "submitting j14: cluster fake: cannot connect" in caplog.text), "a failed attempt")
+    assert not task.done()  # it failed once, and waits to try again
     await env.server.start()
     assert (await asyncio.wait_for(task, 20)).startswith("fake:")
     await backend.close()
@@ -356,12 +375,10 @@ async def test_submit_waits_out_a_short_outage(env: Env) -> None:
 async def test_slurm_id_of_another_job_is_not_followed(env: Env) -> None:
     ext = await env.backend.submit(_spec("j15", ["true"]))
     other = JobRef(job_id="someone-else", external_id=ext)  # as after a reset of Slurm's job ids
-    for _ in range(50):
-        st = (await env.backend.poll([other])).get("someone-else")
-        if st is not None:
-            break
-        await asyncio.sleep(0.1)
-    assert st is not None and st.status == StatusCode.failed and "not this job" in (st.message or "")
+    st = await _status(env.backend, other, lambda st: True, "any answer")
+    assert st.status == StatusCode.failed
+    assert st.message == (f"Slurm job {ext.split(':')[1]} on cluster fake is now 'hpgc-j15', not this job: the "
+                          "cluster's job records were reset, and this job was lost")
 
 
 def _submit_commands(env: Env) -> int:
@@ -369,7 +386,6 @@ def _submit_commands(env: Env) -> int:
 
 
 async def test_concurrent_submits_share_commands(env: Env) -> None:
-    env.server.delay_s = 0.05  # channels stay busy a little, as on a loaded login node
     before = _submit_commands(env)
     exts = await asyncio.gather(*(env.backend.submit(_spec(f"b{i}", ["true"])) for i in range(40)))
     assert len(set(exts)) == 40

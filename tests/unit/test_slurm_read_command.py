@@ -78,3 +78,21 @@ def test_private_dir_is_made_0700_and_a_foreign_or_symlinked_one_refused(tmp_pat
     (tmp_path / "carol").symlink_to(tmp_path / "alice")
     done = sh(remote.private_dir_command(str(tmp_path), "carol"))
     assert done.returncode == 3 and b"not a folder owned by this account" in done.stderr
+
+
+def test_reads_leave_stderr_empty_and_refuse_bad_components(root: Path) -> None:
+    for kw in ({}, {"size_only": True}, {"offset": 2, "length": 3}, {"tail": 4}):
+        done = read(root, "out/a.txt", **kw)
+        assert done.returncode == 0 and done.stderr == b"", (kw, done)
+    assert read(root, "out/a.txt", offset=2, length=3).stdout == b"234"
+    assert read(root, "out/a.txt", tail=30).stdout == b"0123456789"
+    assert read(root, "out/a.txt", max_bytes=10).stdout == b"0123456789"
+    over = read(root, "out/a.txt", max_bytes=9)
+    assert (over.returncode, over.stdout, over.stderr) == (3, b"", b"hpgc: a.txt is larger than 9 bytes\n")
+    for bad in ["", ".", "..", "a/b", "a\0b"]:
+        with pytest.raises(ValueError, match=r"^bad path component"):
+            remote.read_command(str(root), ["alice", bad, "x"])
+        with pytest.raises(ValueError, match=r"^bad path component"):
+            remote.read_command(str(root), ["alice", "job1", bad])
+    missing_root = sh(remote.read_command(str(root / "nope"), ["alice", "job1", "out", "a.txt"]))
+    assert (missing_root.returncode, missing_root.stderr) == (remote.FILE_MISSING, b"hpgc: the work root is missing\n")

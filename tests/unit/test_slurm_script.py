@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from hpgc.backends.base import BackendError
 from hpgc.backends.slurm.config import ClusterSettings
-from hpgc.backends.slurm.script import job_dir, render, slurm_time
+from hpgc.backends.slurm.script import SbatchOptions, job_dir, render, slurm_time
 from hpgc.models.run import Container, Resources, RunSpec, StagedFile
 
 EVIL = ["$(touch pwned1)", "`touch pwned2`", "'; touch pwned3; '", '"; touch pwned4; "', "a\nb", "*", "~",
@@ -163,3 +163,163 @@ def test_progress_helper_on_path(tmp_path: Path) -> None:
     r = _run_script(render(_spec(argv=["hpgc-progress", "42", "tiling"]), _cluster(), str(jd)), jd)
     assert r.returncode == 0, r.stderr
     assert (jd / "progress").read_text() == "42 tiling\n"
+
+
+# The whole script, written out: what its owner reads at GET /jobs/{id}/script and what Slurm runs.
+FULL_COMMAND_SCRIPT = """#!/bin/bash
+#SBATCH --job-name=hpgc-0b7c-12
+#SBATCH --chdir=/data/hpgc/alice/0b7c-12
+#SBATCH --output=/data/hpgc/alice/0b7c-12/stdout.log
+#SBATCH --error=/data/hpgc/alice/0b7c-12/stderr.log
+#SBATCH --cpus-per-task=4
+#SBATCH --mem=2048M
+#SBATCH --time=1:00:00
+#SBATCH --partition=GPU-X
+# hpgc job 0b7c-12, process BandMath?v2 (command)
+# Progress: `hpgc-progress PERCENT MESSAGE` writes $HPGC_JOB_DIR/progress.
+
+# --- environment
+export HPGC_JOB_DIR=/data/hpgc/alice/0b7c-12
+cd "$HPGC_JOB_DIR" || exit 1
+export PATH="$HPGC_JOB_DIR/bin:$PATH"
+export APPTAINERENV_PREPEND_PATH="$HPGC_JOB_DIR/bin" SINGULARITYENV_PREPEND_PATH="$HPGC_JOB_DIR/bin"
+export CWL_SINGULARITY_CACHE=/data/images
+export OTB_MAX_RAM_HINT=256
+
+# --- site set-up
+module load apptainer
+
+# --- stage-in
+curl -fsSL --proto =http,https --proto-redir =http,https --max-redirs 5 --retry 3 --create-dirs -o inputs/il_0.tif \
+https://x.org/a.tif || { echo 'hpgc: could not download input inputs/il_0.tif' >&2; exit 1; }
+curl -fsSL --proto =http,https --proto-redir =http,https --max-redirs 5 --retry 3 --create-dirs -o bin/tool \
+https://x.org/tool || { echo 'hpgc: could not download input bin/tool' >&2; exit 1; }
+chmod +x bin/tool
+
+# --- command
+mkdir -p outputs outputs/logs
+hpgc_image=/data/images/otbtf-0123456789abcdef.sif; if [ -e /data/images/otbtf_4.1.0-cpu.sif ]; then \
+hpgc_image=/data/images/otbtf_4.1.0-cpu.sif; fi
+apptainer exec "$hpgc_image" /opt/otb/bin/otbcli_BandMath -il inputs/il_0.tif -exp 'im1b1 * 2'
+code=$?
+
+# --- stage-out
+if [ "$code" -eq 0 ]; then
+  {
+    sep=''
+    printf '{'
+    if [ -f outputs/out.tif ]; then printf '%s%s' "$sep" '"out": {"class": "File", "path": \
+"/data/hpgc/alice/0b7c-12/outputs/out.tif"}'; sep=', '; fi
+    if [ -f outputs/logs/run.log ]; then printf '%s%s' "$sep" '"log": {"class": "File", "path": \
+"/data/hpgc/alice/0b7c-12/outputs/logs/run.log"}'; sep=', '; fi
+    if [ -f top.txt ]; then printf '%s%s' "$sep" '"top": {"class": "File", "path": \
+"/data/hpgc/alice/0b7c-12/top.txt"}'; sep=', '; fi
+    printf '}\\n'
+  } > outputs.json
+fi
+
+exit "$code"
+"""
+
+FULL_CWL_SCRIPT = """#!/bin/bash
+#SBATCH --job-name=hpgc-j2
+#SBATCH --chdir=/data/hpgc/alice/j2
+#SBATCH --output=/data/hpgc/alice/j2/stdout.log
+#SBATCH --error=/data/hpgc/alice/j2/stderr.log
+# hpgc job j2, process echo (cwl)
+# Progress: `hpgc-progress PERCENT MESSAGE` writes $HPGC_JOB_DIR/progress.
+
+# --- environment
+export HPGC_JOB_DIR=/data/hpgc/alice/j2
+cd "$HPGC_JOB_DIR" || exit 1
+export PATH="$HPGC_JOB_DIR/bin:$PATH"
+export APPTAINERENV_PREPEND_PATH="$HPGC_JOB_DIR/bin" SINGULARITYENV_PREPEND_PATH="$HPGC_JOB_DIR/bin"
+
+# --- command
+/opt/cwl/bin/cwltool --quiet --outdir outputs --tmpdir-prefix tmp/ --preserve-environment HPGC_JOB_DIR \
+--no-container tool.cwl job.json > outputs.json
+code=$?
+
+exit "$code"
+"""
+
+
+def test_whole_command_script() -> None:
+    c = _cluster(container_runtime="apptainer", image_cache="/data/images", stage_in="job",
+                 setup=["module load apptainer"], partition="GPU-X")
+    spec = _spec(process_id="BandMath\tv2", argv=["/opt/otb/bin/otbcli_BandMath", "-il", "inputs/il_0.tif", "-exp",
+                                                   "im1b1 * 2"],
+                 container=Container(image="otbtf-0123456789abcdef.sif", source="docker://otbtf/4.1.0-cpu",
+                                     site_image="otbtf_4.1.0-cpu.sif"),
+                 files=[StagedFile(path="inputs/il_0.tif", href="https://x.org/a.tif"),
+                        StagedFile(path="bin/tool", href="https://x.org/tool", executable=True),
+                        StagedFile(path="inputs/b.txt", content=b"x")],
+                 outputs={"out": "outputs/out.tif", "log": "outputs/logs/run.log", "top": "top.txt"},
+                 env={"OTB_MAX_RAM_HINT": "256"}, resources=Resources(cpus=4, memory_mb=2048, time_limit_s=3600))
+    assert render(spec, c, "/data/hpgc/alice/0b7c-12") == FULL_COMMAND_SCRIPT
+
+
+def test_whole_cwl_script() -> None:
+    c = _cluster(cwltool="/opt/cwl/bin/cwltool")
+    assert render(_spec(job_id="j2", process_id="echo", kind="cwl", argv=[]), c, "/data/hpgc/alice/j2") == (
+        FULL_CWL_SCRIPT)
+
+
+def test_sbatch_options_refuse_every_unsafe_character() -> None:
+    base = {"job_name": "hpgc-j", "chdir": "/d/j", "output": "/d/j/o", "error": "/d/j/e"}
+    assert SbatchOptions(**base, extra=("--exclusive", "--gres=gpu:1")).lines()[-2:] == [
+        "#SBATCH --exclusive", "#SBATCH --gres=gpu:1"]
+    for c in "\n\r \t'\"\\$`":
+        with pytest.raises(BackendError, match="unsafe sbatch option"):
+            SbatchOptions(**base, extra=(f"--comment=a{c}b",)).lines()
+        with pytest.raises(BackendError):
+            SbatchOptions(**{**base, "chdir": f"/d/j{c}x"}).lines()
+    # nothing asked, nothing written; zero memory or scratch is no request either
+    assert SbatchOptions(**base, mem_mb=0, tmp_mb=0).lines() == [
+        "#SBATCH --job-name=hpgc-j", "#SBATCH --chdir=/d/j", "#SBATCH --output=/d/j/o", "#SBATCH --error=/d/j/e"]
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (0, "0:00:00"), (59, "0:00:59"), (61, "0:01:01"), (3600, "1:00:00"), (86399, "23:59:59"),
+    (86400, "1-00:00:00"), (90061, "1-01:01:01"), (10 * 86400 + 7, "10-00:00:07"),
+])
+def test_slurm_time_table(seconds: int, text: str) -> None:
+    assert slurm_time(seconds) == text
+
+
+def test_job_dir_messages_and_comment() -> None:
+    c = _cluster()
+    with pytest.raises(BackendError, match=r"^job id 'a b' cannot name a Slurm job$"):
+        job_dir(c, "a b", None)
+    with pytest.raises(BackendError, match=r"^unix user 'Bob;' is not a valid user name: "):
+        job_dir(c, "x", "Bob;")
+    assert job_dir(c, "A_b-9" * 20, None) == "/data/hpgc/alice/" + "A_b-9" * 20
+    with pytest.raises(BackendError):
+        job_dir(c, "x" * 101, None)
+    text = render(_spec(process_id="p" * 300), c, "/d/j")
+    assert f"# hpgc job 0b7c-12, process {'p' * 200} (command)\n" in text
+
+
+def test_environment_names_and_job_download_rules() -> None:
+    text = render(_spec(env={"_A1": "x y", "B": ""}), _cluster(), "/d/j")
+    assert "\nexport _A1='x y'\nexport B=''\n" in text
+    for bad in ("1A", "A-B", "A B", ""):
+        with pytest.raises(BackendError, match="environment variable name"):
+            render(_spec(env={bad: "x"}), _cluster(), "/d/j")
+    # files with content are uploaded by hpgc, never downloaded by the job
+    text = render(_spec(files=[StagedFile(path="a.txt", content=b"x", executable=True)]), _cluster(stage_in="job"),
+                  "/d/j")
+    assert "curl" not in text and "chmod" not in text and "# --- stage-in" not in text
+
+
+def test_container_image_names_are_checked_with_the_site_image() -> None:
+    c = _cluster(container_runtime="singularity", image_cache="/data/images")
+    for site in ["a/b.sif", ".hidden.sif"]:
+        with pytest.raises(BackendError, match="must be a file name in the image cache"):
+            render(_spec(container=Container(image="ok.sif", site_image=site)), c, "/d/j")
+    text = render(_spec(container=Container(image="ok.sif"), argv=["t", "a b"]), c, "/d/j")
+    assert "\nsingularity exec /data/images/ok.sif t 'a b'\ncode=$?\n" in text
+    with pytest.raises(BackendError, match="no container_runtime and image_cache"):
+        render(_spec(container=Container(image="ok.sif")), _cluster(container_runtime="apptainer"), "/d/j")
+    with pytest.raises(BackendError, match="no container_runtime and image_cache"):
+        render(_spec(container=Container(image="ok.sif")), _cluster(image_cache="/i"), "/d/j")

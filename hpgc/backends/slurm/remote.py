@@ -150,7 +150,8 @@ def tar_files(files: dict[str, tuple[bytes, int]]) -> bytes:
 _FAILED_RE = "|".join(sorted(FAILED))
 _POLL_AWK = r"""
 BEGIN {
-  while ((getline l < S) > 0) { n = split(l, f, "|"); if (f[1] ~ /^[0-9]+$/) st[f[1]] = f[3] } close(S)
+  while ((getline l < S) > 0) { n = split(l, f, "|"); if (f[1] ~ /^[0-9]+$/) { st[f[1]] = f[3]; ec[f[1]] = f[4] } }
+  close(S)
   while ((getline l < R) > 0) reg[l] = 1; close(R)
 }
 {
@@ -159,7 +160,7 @@ BEGIN {
   if (p in reg) { while ((getline l < p) > 0) last = l; close(p) }
   if (last != "") print "MARK progress " id " " last
   s = st[id]; sub(/ .*/, "", s)
-  if (s ~ /^(FAILEDRE)$/) {
+  if (s ~ /^(FAILEDRE)$/ || (s == "COMPLETED" && ec[id] !~ /^0:/)) {  # COMPLETED 1:0 failed too
     cmd = "f='" jd "/STDERR'; [ -f \"$f\" ] && timeout 5 tail -c TAILBYTES \"$f\" 2>/dev/null"
     while ((cmd | getline l) > 0) print "MARK stderr " id " " l
     close(cmd)
