@@ -207,6 +207,8 @@ def main() -> None:
     if not args.report:
         if args.fresh:
             shutil.rmtree(REPO / "mutants", ignore_errors=True)
+        # mutmut copies tests/ over the old copy: a test file deleted or renamed since would still run there
+        shutil.rmtree(REPO / "mutants" / "tests", ignore_errors=True)
         names: list[str] = []
         if args.rerun_survivors:
             rows, _ = results(modules, equivalent)
