@@ -49,6 +49,19 @@ def _b64json(segment: str) -> Any:
         return None
 
 
+async def _read_capped(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """Up to `limit` bytes of a body: StreamReader.read(n) returns what has arrived so far, often less than n."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 def split_jwt(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """(header, unverified payload) of a compact JWS, or None when the token is not one (opaque)."""
     parts = token.split(".")
@@ -89,13 +102,16 @@ class Issuer:
         try:
             async with self._session().get(url, timeout=timeout, allow_redirects=False,
                                            headers={"Accept": "application/json"}) as resp:
-                body = await resp.content.read(MAX_DOCUMENT + 1)
+                body = await _read_capped(resp.content, MAX_DOCUMENT + 1)
                 if resp.status != 200:
                     raise AuthUnavailable(f"the {what} of issuer {self.id} answered HTTP {resp.status}")
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise AuthUnavailable(f"the {what} of issuer {self.id} is unreachable: {exc or type(exc).__name__}") \
                 from None
-        doc = json.loads(body) if len(body) <= MAX_DOCUMENT else None
+        try:
+            doc = json.loads(body) if len(body) <= MAX_DOCUMENT else None
+        except ValueError:  # an HTML error page, a truncated answer: the issuer's fault, not the client's
+            doc = None
         if not isinstance(doc, dict):
             raise AuthUnavailable(f"the {what} of issuer {self.id} is not a JSON object")
         return doc
@@ -200,7 +216,7 @@ class Issuer:
                 timeout=aiohttp.ClientTimeout(total=s.timeout_s), allow_redirects=False,
                 headers={"Accept": "application/json"},
             ) as resp:
-                body = await resp.content.read(MAX_DOCUMENT + 1)
+                body = await _read_capped(resp.content, MAX_DOCUMENT + 1)
                 if resp.status != 200:
                     raise AuthUnavailable(f"introspection at issuer {self.id} answered HTTP {resp.status}")
         except (aiohttp.ClientError, TimeoutError) as exc:
