@@ -8,7 +8,7 @@ as killed (the tests noticed: the mutant hung them) and "suspicious" (slow, unsu
     .venv/bin/python bench/mutation.py                      # every core module (slow: tens of minutes)
     .venv/bin/python bench/mutation.py hpgc/auth.py 'hpgc/net/*'   # just these (globs as in only_mutate)
     .venv/bin/python bench/mutation.py --report             # the table from the last run(s), nothing run
-    .venv/bin/python bench/mutation.py --rerun-survivors hpgc/auth.py   # after adding tests: re-test survivors
+    .venv/bin/python bench/mutation.py --rerun-survivors hpgc/auth.py   # after changing tests: re-test survivors
     .venv/bin/python bench/mutation.py --survivors hpgc/auth.py  # list survivors (then: mutmut show NAME)
 
 It runs from the checkout's root: mutmut copies the tree into mutants/ (git-ignored) and keeps each mutant's
@@ -193,7 +193,8 @@ def main() -> None:
     ap.add_argument("--report", action="store_true", help="print the table from the results in mutants/; run nothing")
     ap.add_argument("--fresh", action="store_true", help="delete mutants/ first (forget every earlier result)")
     ap.add_argument("--rerun-survivors", action="store_true",
-                    help="re-test the mutants that did not die last time (after you added tests)")
+                    help="then re-test every mutant not killed (after you changed tests: mutmut keeps the result of "
+                    "a mutant whose function did not change)")
     ap.add_argument("--survivors", action="store_true", help="also list each surviving mutant (mutmut show NAME)")
     ap.add_argument("--equivalent", type=Path, default=EQUIVALENT, help="the list of equivalent mutants")
     ap.add_argument("--max-children", type=int, default=os.cpu_count() or 2, help="parallel test processes")
@@ -209,15 +210,15 @@ def main() -> None:
             shutil.rmtree(REPO / "mutants", ignore_errors=True)
         # mutmut copies tests/ over the old copy: a test file deleted or renamed since would still run there
         shutil.rmtree(REPO / "mutants" / "tests", ignore_errors=True)
-        names: list[str] = []
+        code = run_mutmut(modules, [], args.max_children)  # new and changed code's mutants; the rest is kept
+        if code:
+            sys.exit(f"mutmut run failed (exit {code})")
         if args.rerun_survivors:
-            rows, _ = results(modules, equivalent)
+            # mutmut keeps a mutant's result while its function is unchanged, even when the tests changed
+            rows, _ = results(modules, {})
             names = [s.split(":")[0] for r in rows for s in r.survivors]
-            if not names:
-                print("no survivors to re-test")
-        if names or not args.rerun_survivors:
-            code = run_mutmut(modules, names, args.max_children)
-            if code:
+            print(f"\nre-testing {len(names)} mutant(s) that were not killed")
+            if names and (code := run_mutmut(modules, names, args.max_children)):
                 sys.exit(f"mutmut run failed (exit {code})")
         print()
 
