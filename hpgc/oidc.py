@@ -96,8 +96,15 @@ class Issuer:
     def id(self) -> str:
         return self.settings.issuer
 
+    def _check_url(self, url: str, what: str) -> None:
+        """A URL the issuer's own documents gave: not TLS is the issuer's misconfiguration, a 503 saying so."""
+        try:
+            check_url(url, self.settings.allow_http)
+        except ValueError as exc:
+            raise AuthUnavailable(f"the {what} of issuer {self.id} is not fetched: {exc}") from None
+
     async def _get_json(self, url: str, what: str) -> dict[str, Any]:
-        check_url(url, self.settings.allow_http)
+        self._check_url(url, what)
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout_s)
         try:
             async with self._session().get(url, timeout=timeout, allow_redirects=False,
@@ -106,7 +113,7 @@ class Issuer:
                 if resp.status != 200:
                     raise AuthUnavailable(f"the {what} of issuer {self.id} answered HTTP {resp.status}")
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise AuthUnavailable(f"the {what} of issuer {self.id} is unreachable: {exc or type(exc).__name__}") \
+            raise AuthUnavailable(f"the {what} of issuer {self.id} is unreachable: {str(exc) or type(exc).__name__}") \
                 from None
         try:
             doc = json.loads(body) if len(body) <= MAX_DOCUMENT else None
@@ -207,7 +214,7 @@ class Issuer:
         url = s.introspection_endpoint or (await self.discover()).get("introspection_endpoint")
         if not isinstance(url, str):
             raise AuthUnavailable(f"issuer {self.id} has no introspection endpoint")
-        check_url(url, s.allow_http)
+        self._check_url(url, "introspection endpoint")
         assert s.client_id is not None and s.client_secret is not None
         try:
             async with self._session().post(
@@ -220,7 +227,8 @@ class Issuer:
                 if resp.status != 200:
                     raise AuthUnavailable(f"introspection at issuer {self.id} answered HTTP {resp.status}")
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise AuthUnavailable(f"introspection at issuer {self.id} failed: {exc or type(exc).__name__}") from None
+            raise AuthUnavailable(f"introspection at issuer {self.id} failed: {str(exc) or type(exc).__name__}") \
+                from None
         try:
             answer = json.loads(body)
         except ValueError:

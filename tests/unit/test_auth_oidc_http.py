@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -266,3 +267,59 @@ async def test_an_ec_token_needs_an_ec_key_and_an_okp_key_is_not_rsa(fake: FakeI
                                    ._session())])
     assert (await no_aud.verify(fake.token(aud="anything")))[1]["aud"] == "anything"
     assert "aud" not in (await no_aud.verify(fake.token(aud=None)))[1]
+
+
+async def test_plain_http_urls_in_an_issuers_documents_are_503(odd: Odd, session: aiohttp.ClientSession) -> None:
+    url = odd.url + "/r"
+    fake = FakeIssuer()
+    fake.url = url
+    odd.answers["/r/.well-known/openid-configuration"] = (200, discovery(
+        odd, jwks_uri="http://keys.invalid/jwks", introspection_endpoint="http://intro.invalid/i"))
+    assert await unavailable(verifier_for(session, issuer=url), fake.token()) == (
+        f"the JWKS of issuer {url} is not fetched: 'http://keys.invalid/jwks' must be an https:// URL (http:// only "
+        "for loopback addresses or with allow_http)")
+    assert await unavailable(verifier_for(session, issuer=url, client_id="c", client_secret="s"), "opaque") == (
+        f"the introspection endpoint of issuer {url} is not fetched: 'http://intro.invalid/i' must be an https:// "
+        "URL (http:// only for loopback addresses or with allow_http)")
+    # allow_http lets them through: then they are asked (and here do not resolve)
+    detail = await unavailable(verifier_for(session, issuer=url, allow_http=True), fake.token())
+    assert detail.startswith(f"the JWKS of issuer {url} is unreachable: "), detail
+    detail = await unavailable(verifier_for(session, issuer=url, client_id="c", client_secret="s", allow_http=True),
+                               "opaque")
+    assert detail.startswith(f"introspection at issuer {url} failed: "), detail
+
+
+async def test_an_issuer_that_never_answers_is_503_after_timeout_s(aiohttp_server: Server,
+                                                                   session: aiohttp.ClientSession) -> None:
+    """A test of the timeout itself: the issuer holds every request until the test ends."""
+    hold = asyncio.Event()
+
+    async def silent(request: web.Request) -> web.Response:
+        await hold.wait()
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", silent)
+    server = await aiohttp_server(app)
+    url = str(server.make_url("/r"))
+    fake = FakeIssuer()
+    fake.url = url
+    try:
+        assert await unavailable(verifier_for(session, issuer=url, timeout_s=0.2), fake.token()) == (
+            f"the discovery document of issuer {url} is unreachable: TimeoutError")
+        assert await unavailable(verifier_for(session, issuer=url, client_id="c", client_secret="s", timeout_s=0.2,
+                                              introspection_endpoint=url + "/i"), "opaque") == (
+            f"introspection at issuer {url} failed: TimeoutError")
+    finally:
+        hold.set()
+
+
+async def test_an_inactive_answer_is_not_returned_by_introspect(odd: Odd, session: aiohttp.ClientSession) -> None:
+    url = odd.url + "/r"
+    issuer = Issuer(IssuerSettings(issuer=url, client_id="c", client_secret="s", introspection_endpoint=url + "/i"),
+                    lambda: session)
+    for answer in ({"active": False, "sub": "a"}, {"active": "true", "sub": "a"}, {"sub": "a"}):
+        odd.answers["/r/i"] = (200, json.dumps(answer).encode())
+        with pytest.raises(InvalidToken) as err:
+            await issuer.introspect(f"t{len(answer)}{answer.get('active')}")
+        assert err.value.detail == "the token is not active (introspection)"

@@ -326,3 +326,18 @@ def test_identity_refusals(identity: IdentitySettings, claims: dict[str, Any], m
     with pytest.raises(UnmappedUser) as err:
         map_unix_user(claims, identity)
     assert err.value.detail == message
+
+
+def test_require_deploy_and_admin_say_what_is_missing() -> None:
+    from hpgc.auth import Principal, require_admin, require_deploy
+
+    user = Principal(subject="a", can_deploy=False, is_admin=False)
+    with pytest.raises(InsufficientScope) as err:
+        require_deploy(user)
+    assert (err.value.detail, err.value.permission) == (
+        "your token does not allow deploying, replacing or undeploying processes", "deploy")
+    with pytest.raises(InsufficientScope) as err:
+        require_admin(user)
+    assert (err.value.detail, err.value.permission) == ("this needs an administrator's token", "admin")
+    require_deploy(Principal(subject="a", can_deploy=True))
+    require_admin(Principal(subject="a", is_admin=True))

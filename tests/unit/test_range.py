@@ -29,6 +29,7 @@ from hpgc.api.results import RangeNotSatisfiable, parse_range
     ("bytes=0-1" + "0" * 29, 16, (0, 16)), ("bytes=0-" + "0" * 35 + "3", 16, (0, 4)),
     (" bytes=0-5", 16, (0, 6)), ("\tbytes \t=\t1-2\t", 16, (1, 2)), ("BYTES=2-2", 16, (2, 1)),
     ("items=abc", 16, None), ("items=0-1,2-3", 16, None), ("x!=0-5", 16, None),
+    ("Xbytes=0-5", 16, None), ("bytesX=0-5", 16, None),  # other units, however close
 ])
 def test_ranges_served(header: str | None, size: int, expected: tuple[int, int] | None) -> None:
     assert parse_range(header, size) == expected
@@ -43,7 +44,11 @@ def test_ranges_served(header: str | None, size: int, expected: tuple[int, int] 
     ("bytes=0-", 0), ("bytes=0-0", 0), ("bytes=-0", 0),
     ("bytes=16-16", 16), ("bytes=-00", 16), ("bytes=1" + "0" * 29 + "-", 16), ("bytes=0-1 ,2", 16),
     ("b@d=0-5", 16), (" =0-5", 16), ("bytes=0-5=", 16), ("bytes=5", 16), ("bytes=-5-", 16),
+    # only space and tab are optional whitespace (RFC 9110 §5.6.3): other characters stay and spoil the range
+    ("\x0cbytes=0-5", 16), ("bytes\n=0-5", 16), ("bytes=\x0c0-5", 16), ("bytes=0-5\r", 16), ("bytes=0-5X", 16),
+    ("bytes=X0-5", 16), ("bytes=-5\x0b", 16),
 ])
 def test_malformed_unsatisfiable_or_several_ranges_are_416(header: str, size: int) -> None:
-    with pytest.raises(RangeNotSatisfiable):
+    with pytest.raises(RangeNotSatisfiable) as err:
         parse_range(header, size)
+    assert err.value.args == (header,), "the refusal names the header it refuses"
