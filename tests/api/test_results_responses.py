@@ -122,3 +122,23 @@ async def test_a_streamed_file_that_is_gone_is_404(client: TestClient, fake_back
     gone = await client.get(path)
     assert gone.status == 404
     assert (await gone.json())["detail"] == "output 'report' is no longer available: no such file"
+
+
+async def test_a_range_reads_only_its_bytes_from_the_backend(client: TestClient, fake_backend: FakeBackend) -> None:
+    read_file = fake_backend.read_file
+    reads: list[tuple[str, int, int | None]] = []
+
+    def spy(job: JobRef, path: str, offset: int = 0, length: int | None = None) -> Any:
+        reads.append((path, offset, length))
+        return read_file(job, path, offset, length)
+
+    fake_backend.read_file = spy  # type: ignore[method-assign]
+    resp = await execute(client, None, response="document")
+    href = (await resp.json())["report"]["href"]
+    path = "/" + href.split("://", 1)[1].split("/", 1)[1]
+    assert await (await client.get(path, headers={"Range": "bytes=7-9"})).read() == b"for"
+    assert await (await client.get(path, headers={"Range": "bytes=-5"})).read() == b"hello"
+    assert await (await client.get(path)).read() == b"report for hello"
+    await client.head(path)
+    assert reads == [("/jobs/report.txt", 7, 3), ("/jobs/report.txt", 11, 5), ("/jobs/report.txt", 0, 16)], \
+        "HEAD reads nothing"
