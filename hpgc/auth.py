@@ -105,7 +105,10 @@ class RegexRule(BaseModel):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        re.compile(value)
+        try:
+            re.compile(value)
+        except re.error as exc:  # not a ValueError: pydantic would let it out as a traceback, not a settings error
+            raise ValueError(f"pattern does not compile: {exc}") from None
         return value
 
 

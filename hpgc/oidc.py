@@ -49,6 +49,19 @@ def _b64json(segment: str) -> Any:
         return None
 
 
+async def _read_capped(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """Up to `limit` bytes of a body: StreamReader.read(n) returns what has arrived so far, often less than n."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 def split_jwt(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """(header, unverified payload) of a compact JWS, or None when the token is not one (opaque)."""
     parts = token.split(".")
@@ -83,19 +96,29 @@ class Issuer:
     def id(self) -> str:
         return self.settings.issuer
 
+    def _check_url(self, url: str, what: str) -> None:
+        """A URL the issuer's own documents gave: not TLS is the issuer's misconfiguration, a 503 saying so."""
+        try:
+            check_url(url, self.settings.allow_http)
+        except ValueError as exc:
+            raise AuthUnavailable(f"the {what} of issuer {self.id} is not fetched: {exc}") from None
+
     async def _get_json(self, url: str, what: str) -> dict[str, Any]:
-        check_url(url, self.settings.allow_http)
+        self._check_url(url, what)
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout_s)
         try:
             async with self._session().get(url, timeout=timeout, allow_redirects=False,
                                            headers={"Accept": "application/json"}) as resp:
-                body = await resp.content.read(MAX_DOCUMENT + 1)
+                body = await _read_capped(resp.content, MAX_DOCUMENT + 1)
                 if resp.status != 200:
                     raise AuthUnavailable(f"the {what} of issuer {self.id} answered HTTP {resp.status}")
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise AuthUnavailable(f"the {what} of issuer {self.id} is unreachable: {exc or type(exc).__name__}") \
+            raise AuthUnavailable(f"the {what} of issuer {self.id} is unreachable: {str(exc) or type(exc).__name__}") \
                 from None
-        doc = json.loads(body) if len(body) <= MAX_DOCUMENT else None
+        try:
+            doc = json.loads(body) if len(body) <= MAX_DOCUMENT else None
+        except ValueError:  # an HTML error page, a truncated answer: the issuer's fault, not the client's
+            doc = None
         if not isinstance(doc, dict):
             raise AuthUnavailable(f"the {what} of issuer {self.id} is not a JSON object")
         return doc
@@ -191,7 +214,7 @@ class Issuer:
         url = s.introspection_endpoint or (await self.discover()).get("introspection_endpoint")
         if not isinstance(url, str):
             raise AuthUnavailable(f"issuer {self.id} has no introspection endpoint")
-        check_url(url, s.allow_http)
+        self._check_url(url, "introspection endpoint")
         assert s.client_id is not None and s.client_secret is not None
         try:
             async with self._session().post(
@@ -200,11 +223,12 @@ class Issuer:
                 timeout=aiohttp.ClientTimeout(total=s.timeout_s), allow_redirects=False,
                 headers={"Accept": "application/json"},
             ) as resp:
-                body = await resp.content.read(MAX_DOCUMENT + 1)
+                body = await _read_capped(resp.content, MAX_DOCUMENT + 1)
                 if resp.status != 200:
                     raise AuthUnavailable(f"introspection at issuer {self.id} answered HTTP {resp.status}")
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise AuthUnavailable(f"introspection at issuer {self.id} failed: {exc or type(exc).__name__}") from None
+            raise AuthUnavailable(f"introspection at issuer {self.id} failed: {str(exc) or type(exc).__name__}") \
+                from None
         try:
             answer = json.loads(body)
         except ValueError:

@@ -13,7 +13,17 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
-SCHEMAS = Path(__file__).resolve().parents[1].parent / "shared" / "ogcapi-processes"
+
+def _find_schemas() -> Path:
+    """../shared/ogcapi-processes beside the checkout; looked for further up too, so that a copy of the tree
+    inside the checkout (mutmut's mutants/, bench/mutation.py) finds the same schemas."""
+    for folder in Path(__file__).resolve().parents[1].parents:
+        if (folder / "shared" / "ogcapi-processes").is_dir():
+            return folder / "shared" / "ogcapi-processes"
+    return Path(__file__).resolve().parents[1].parent / "shared" / "ogcapi-processes"
+
+
+SCHEMAS = _find_schemas()
 
 
 FORMATS = jsonschema.FormatChecker()

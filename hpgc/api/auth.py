@@ -154,6 +154,7 @@ def run_dev_issuer(settings: Settings, host: str, port: int) -> int:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    sock.listen(128)  # before the URL is printed: a client that reads it may connect at once (refused until listen)
     url = f"http://{f'[{host}]' if ':' in host else host}:{sock.getsockname()[1]}{DEV_PREFIX}"
     dev = DevIssuer(settings.data_dir, settings.auth.dev_issuer.algorithm)
     dev.load()

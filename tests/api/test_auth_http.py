@@ -186,7 +186,8 @@ async def _job(client: TestClient, user: str, process: str = "echo", inputs: dic
 
 
 async def _final(client: TestClient, job_id: str, user: str) -> dict:
-    await client.app[JOBS].wait(job_id, 10)  # the service's own event, set when the job becomes final
+    """The job's status document once the job service says it is final (it wakes on the change itself)."""
+    await client.app[JOBS].wait(job_id, timeout=10)
     doc = await (await client.get(f"/jobs/{job_id}", headers=bearer(client, user))).json()
     assert doc["status"] in ("successful", "failed", "dismissed"), doc
     return doc

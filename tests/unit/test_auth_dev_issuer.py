@@ -105,3 +105,25 @@ def test_key_file_is_json_with_private_keys(tmp_path: Path) -> None:
     dev = DevIssuer(tmp_path)
     dev.load()
     assert "d" in json.loads(dev.key_file.read_text())["keys"][0]
+
+
+def test_dev_issuer_listens_before_it_prints_its_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A client that reads the printed URL may connect at once: the socket must already accept connections
+    (it was only bound, and a connection in that moment was refused: the first request of a test failed)."""
+    import socket
+
+    from hpgc.api import auth as api_auth
+    from hpgc.config import Settings
+
+    seen: list[str] = []
+
+    def run_app(app: object, sock: socket.socket, **kwargs: object) -> None:
+        seen.append(capsys.readouterr().out)  # the URL is out before the server runs
+        with socket.create_connection(sock.getsockname()[:2], timeout=5):
+            pass  # refused unless the socket listens
+        sock.close()
+
+    monkeypatch.setattr(api_auth.web, "run_app", run_app)
+    assert api_auth.run_dev_issuer(Settings(data_dir=tmp_path, appkgs_dir=REPO / "appkgs"), "127.0.0.1", 0) == 0
+    assert seen and seen[0].startswith("hpgc development issuer at http://127.0.0.1:")
