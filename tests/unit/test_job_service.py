@@ -220,7 +220,7 @@ async def test_listeners_and_waiters_hear_every_change(svc: JobService) -> None:
 async def test_wait_gives_the_job_as_it_is_after_the_timeout(svc: JobService) -> None:
     await insert(svc)
     assert (await svc.wait("j1", 0))["status"] == "running"
-    with pytest.raises(NoSuchJob):
+    with pytest.raises(NoSuchJob, match=r"^job 'nope' does not exist$"):
         await svc.wait("nope", 0)
 
 
@@ -429,6 +429,9 @@ async def test_logs_and_script(svc: JobService) -> None:
     await insert(svc)
     logs = await svc.logs(ALICE, "j1", None)
     assert (logs["jobID"], logs["stdout"], logs["stderr"]) == ("j1", "out", "err")
+    assert svc.fake.logs_asked == [("j1", None)]  # type: ignore[attr-defined]
+    await svc.logs(ALICE, "j1", 64)
+    assert svc.fake.logs_asked[-1] == ("j1", 64)  # type: ignore[attr-defined]
     assert [e["status"] for e in logs["events"]] == ["running"]
     assert await svc.script(ALICE, "j1") == "#!/bin/sh\necho fake j1\n"
     assert [e["status"] for e in await svc.events(ALICE, "j1")] == ["running"]
@@ -593,3 +596,32 @@ async def test_poll_once_counts_every_change_and_ignores_jobs_not_asked_about(sv
                  "c": BackendStatus(status=S.running, progress=5)}
     assert await Monitor(svc, fake, 0.1, 1.0).poll_once() == 2
     assert await svc.db(svc.store.get_job, "stranger") is None
+
+
+class _Callbacks:
+    """Stands in for the notifier: one outbox row per change of a job that has a subscriber."""
+
+    def __init__(self) -> None:
+        self.changes: list[tuple[str, str]] = []
+
+    async def check(self, subscriber: dict[str, str]) -> None:
+        return None
+
+    async def rows(self, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+        self.changes.append((before["status"], after["status"]))
+        return [{"job_id": after["id"], "event": after["status"], "url": "http://cb/x", "host": "cb",
+                 "payload": "{}", "attempts": 0, "created": 1.0, "next_attempt": 1.0}]
+
+
+async def test_changes_carry_their_callbacks_in_the_same_write(svc: JobService) -> None:
+    callbacks = _Callbacks()
+    svc.callbacks = callbacks
+    await insert(svc, subscriber={"successUri": "http://cb/x"})
+    await insert(svc, job_id="quiet")  # no subscriber: no rows asked for
+    await svc.apply("j1", BackendStatus(status=S.running, progress=50))
+    await svc.apply("quiet", BackendStatus(status=S.running, progress=50))
+    await svc.dismiss(ALICE, "j1")
+    await svc.dismiss(ALICE, "quiet")
+    assert callbacks.changes == [("running", "running"), ("running", "dismissed")]
+    assert [r["event"] for r in await svc.db(svc.store.job_outbox, "j1")] == ["running", "dismissed"]
+    assert await svc.db(svc.store.job_outbox, "quiet") == []
