@@ -48,6 +48,7 @@ class FakeBackend:
         self.pull_delay = 0.0
         self.pull_error: str | None = None
         self.submissions: list[str] = []  # job ids, once per submit call
+        self.logs_asked: list[tuple[str, int | None]] = []  # (job id, tail) of each logs call
         self.fail_submit: BaseException | None = None
         self.fail_outputs: BaseException | None = None
         self.fail_read: BaseException | None = None
@@ -168,6 +169,7 @@ class FakeBackend:
         yield data[offset: None if length is None else offset + length]
 
     async def logs(self, job: JobRef, tail: int | None = None) -> Logs:
+        self.logs_asked.append((job.job_id, tail))
         return Logs(stdout="out", stderr="err")
 
     async def remove(self, job: JobRef) -> None:

@@ -152,6 +152,7 @@ async def test_success_with_progress_reported_still_ends_at_100(svc: JobService)
     svc.fake.manifest = {}  # type: ignore[attr-defined]
     done = await svc.apply("j1", BackendStatus(status=S.successful, progress=60))
     assert done is not None and done["progress"] == 100 and done["results"] == {}
+    assert (await svc.db(svc.store.job_events, "j1"))[-1]["progress"] == 100
 
 
 @pytest.mark.parametrize("error", [BackendError("no outputs.json"), OSError("no outputs.json")])
@@ -220,7 +221,7 @@ async def test_listeners_and_waiters_hear_every_change(svc: JobService) -> None:
 async def test_wait_gives_the_job_as_it_is_after_the_timeout(svc: JobService) -> None:
     await insert(svc)
     assert (await svc.wait("j1", 0))["status"] == "running"
-    with pytest.raises(NoSuchJob):
+    with pytest.raises(NoSuchJob, match=r"^job 'nope' does not exist$"):
         await svc.wait("nope", 0)
 
 
@@ -384,7 +385,7 @@ async def test_results_values_and_files(svc: JobService) -> None:
         "loc": {"class": "File", "location": "file:///j/data.bin"},
         "doubleOutput": {"class": "File", "path": "/j/noext"},
         "other": {"class": "File", "path": "/j/noext2"},
-        "obj": {"class": "Directory", "path": "/j/d"}})
+        "obj": {"class": "Directory", "path": "/j/d"}, "bare": {"class": "File"}})
     _, items = await svc.results(ALICE, "j1")
     assert items == {
         "stringOutput": OutputValue("hi"), "n": OutputValue(0),
@@ -393,6 +394,7 @@ async def test_results_values_and_files(svc: JobService) -> None:
         "doubleOutput": OutputFile(path="/j/noext", media_type="application/octet-stream"),
         "other": OutputFile(path="/j/noext2", media_type="application/octet-stream"),
         "obj": OutputValue({"class": "Directory", "path": "/j/d"}),
+        "bare": OutputFile(path="", media_type="application/octet-stream"),  # a File naming nothing
     }
     ref, backend, item = await svc.output(ALICE, "j1", "tif")
     assert ref.external_id == "fake-j1" and backend is svc.fake and item.path == "/j/out.tif"  # type: ignore[attr-defined,union-attr]
@@ -408,7 +410,8 @@ async def test_media_type_from_the_description_when_the_name_says_nothing(svc: J
         {"schema": {"type": "string", "contentMediaType": "text/csv"}})
     process.description.outputs["alt"] = OutputDescription.model_validate(
         {"schema": {"oneOf": [{"type": "string"}, {"type": "string", "contentMediaType": "image/png"}]}})
-    svc.registry.get = lambda pid: process  # type: ignore[method-assign]
+    registry_get = svc.registry.get
+    svc.registry.get = lambda pid: process if pid == "echo" else registry_get(pid)  # type: ignore[method-assign]
     await insert(svc, status="successful", results={"plain": {"class": "File", "path": "/j/x"},
                                                       "alt": {"class": "File", "path": "/j/y"},
                                                       "named": {"class": "File", "path": "/j/y.json"}})
@@ -429,6 +432,9 @@ async def test_logs_and_script(svc: JobService) -> None:
     await insert(svc)
     logs = await svc.logs(ALICE, "j1", None)
     assert (logs["jobID"], logs["stdout"], logs["stderr"]) == ("j1", "out", "err")
+    assert svc.fake.logs_asked == [("j1", None)]  # type: ignore[attr-defined]
+    await svc.logs(ALICE, "j1", 64)
+    assert svc.fake.logs_asked[-1] == ("j1", 64)  # type: ignore[attr-defined]
     assert [e["status"] for e in logs["events"]] == ["running"]
     assert await svc.script(ALICE, "j1") == "#!/bin/sh\necho fake j1\n"
     assert [e["status"] for e in await svc.events(ALICE, "j1")] == ["running"]
@@ -593,3 +599,89 @@ async def test_poll_once_counts_every_change_and_ignores_jobs_not_asked_about(sv
                  "c": BackendStatus(status=S.running, progress=5)}
     assert await Monitor(svc, fake, 0.1, 1.0).poll_once() == 2
     assert await svc.db(svc.store.get_job, "stranger") is None
+
+
+class _Callbacks:
+    """Stands in for the notifier: one outbox row per change of a job that has a subscriber."""
+
+    def __init__(self) -> None:
+        self.changes: list[tuple[str, str]] = []
+
+    async def check(self, subscriber: dict[str, str]) -> None:
+        return None
+
+    async def rows(self, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+        self.changes.append((before["status"], after["status"]))
+        return [{"job_id": after["id"], "event": after["status"], "url": "http://cb/x", "host": "cb",
+                 "payload": "{}", "attempts": 0, "created": 1.0, "next_attempt": 1.0}]
+
+
+async def test_changes_carry_their_callbacks_in_the_same_write(svc: JobService) -> None:
+    callbacks = _Callbacks()
+    svc.callbacks = callbacks
+    await insert(svc, subscriber={"successUri": "http://cb/x"})
+    await insert(svc, job_id="quiet")  # no subscriber: no rows asked for
+    await svc.apply("j1", BackendStatus(status=S.running, progress=50))
+    await svc.apply("quiet", BackendStatus(status=S.running, progress=50))
+    await svc.dismiss(ALICE, "j1")
+    await svc.dismiss(ALICE, "quiet")
+    assert callbacks.changes == [("running", "running"), ("running", "dismissed")]
+    assert [r["event"] for r in await svc.db(svc.store.job_outbox, "j1")] == ["running", "dismissed"]
+    assert await svc.db(svc.store.job_outbox, "quiet") == []
+
+
+class _Outbound:
+    def __init__(self) -> None:
+        self.checked: list[tuple[str, str]] = []
+
+    def check_url(self, url: str, where: str) -> None:
+        self.checked.append((url, where))
+        if "10.0.0.1" in url:
+            raise InvalidParameterValue(f"{where}: refused by policy")
+
+
+async def test_hrefs_are_checked_at_submission_when_the_server_downloads_them(svc: JobService) -> None:
+    from hpgc.models.ogc import InputDescription
+
+    process = svc.registry.get("echo")
+    process.description.inputs["f"] = InputDescription.model_validate(
+        {"schema": {"type": "string", "format": "binary"}, "minOccurs": 0, "maxOccurs": 2})
+    outbound = _Outbound()
+    svc.outbound = outbound  # type: ignore[assignment]
+    body = Execute.model_validate({"inputs": {"stringInput": "a", "f": [{"href": "https://x/1"},
+                                                                        {"href": "https://x/2"}]}})
+    await svc.create(ALICE, process, body)
+    assert outbound.checked == [("https://x/1", "input 'f'"), ("https://x/2", "input 'f'")]
+    with pytest.raises(InvalidParameterValue, match=r"^input 'f': refused by policy$"):
+        await svc.create(ALICE, process, Execute.model_validate(
+            {"inputs": {"stringInput": "a", "f": {"href": "http://10.0.0.1/x"}}}))
+    asked: list[str | None] = []
+
+    def on_server(cluster: str | None) -> bool:
+        asked.append(cluster)
+        return cluster == "here"
+
+    svc.fake.stages_in_on_server = on_server  # type: ignore[attr-defined]
+    svc.fake.clusters = {"here": 1, "there": 2}  # type: ignore[attr-defined]
+    outbound.checked.clear()
+    await svc.create(ADMIN, process, body, cluster="there")  # the cluster's job downloads: not checked here
+    assert outbound.checked == [] and asked == ["there"]
+    await svc.create(ADMIN, process, body, cluster="here")
+    assert [url for url, _ in outbound.checked] == ["https://x/1", "https://x/2"]
+    svc.outbound = None
+    await svc.create(BOB, process, Execute.model_validate(
+        {"inputs": {"stringInput": "a", "f": {"href": "http://10.0.0.1/x"}}}), cluster="here")  # no client: none
+
+
+async def test_a_failed_write_of_backend_ids_reaches_every_waiting_submission(svc: JobService) -> None:
+    import sqlite3
+
+    def broken(items: list[Any]) -> list[bool]:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    svc.store.update_jobs = broken  # type: ignore[method-assign]
+    first = asyncio.create_task(svc._record_submitted("a", "fake-a", "local"))
+    second = asyncio.create_task(svc._record_submitted("b", "fake-b", "local"))
+    for task in (first, second):
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+            await asyncio.wait_for(task, 10)
