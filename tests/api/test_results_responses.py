@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from hpgc.backends.base import BackendError
+from hpgc.jobs.documents import INLINE_LIMIT
 from hpgc.models.run import JobRef
 from tests.api.fake_backend import FakeBackend
 
@@ -142,3 +143,22 @@ async def test_a_range_reads_only_its_bytes_from_the_backend(client: TestClient,
     await client.head(path)
     assert reads == [("/jobs/report.txt", 7, 3), ("/jobs/report.txt", 11, 5), ("/jobs/report.txt", 0, 16)], \
         "HEAD reads nothing"
+
+
+async def test_a_file_by_value_reads_one_byte_past_the_inline_limit(client: TestClient,
+                                                                     fake_backend: FakeBackend) -> None:
+    """At most INLINE_LIMIT + 1 bytes: enough to tell a file over the limit, never the whole of a huge one; the
+    chunks the backend gives are joined as they are."""
+    only_a_file(fake_backend, "stringOutput", b"report for hello")
+    reads: list[tuple[int, int | None]] = []
+
+    async def in_bytes(job: JobRef, path: str, offset: int = 0, length: int | None = None) -> Any:
+        reads.append((offset, length))
+        data = fake_backend.files[(job.job_id, path)]
+        for i in range(len(data)):
+            yield data[i:i + 1]
+
+    fake_backend.read_file = in_bytes  # type: ignore[method-assign]
+    resp = await execute(client, {"stringOutput": {"transmissionMode": "value"}})
+    assert await resp.read() == b"report for hello"
+    assert reads == [(0, INLINE_LIMIT + 1)] and INLINE_LIMIT == 8 * 1024 * 1024

@@ -244,6 +244,11 @@ async def test_introspection_cache_never_outlives_the_token(clock: Clock) -> Non
     await iss.introspect("old")  # expires now: not cached at all
     await iss.introspect("old")
     assert asked == ["t", "t", "old", "old"]
+    answers_soon = {"soon": {"active": True, "exp": clock.wall + 0.5}}
+    asked = counting_answers(iss, answers_soon)
+    await iss.introspect("soon")  # half a second left: cached for that half second
+    await iss.introspect("soon")
+    assert asked == ["soon"]
 
 
 async def test_introspection_cache_zero_caches_nothing(clock: Clock) -> None:
@@ -259,7 +264,7 @@ def test_introspection_cache_is_bounded_dropping_expired_then_oldest(clock: Cloc
     now = clock.mono
     for i in range(9999):
         iss._remember(f"live{i}", None, now)
-    iss._remember("expired", None, now - 120)  # put in long ago: expired by now
+    iss._remember("expired", None, now - 60)  # put in cache_s ago: it expires exactly now
     assert len(iss._introspected) == 10000
     iss._remember("new", None, now)
     assert len(iss._introspected) == 10000 and "expired" not in iss._introspected
