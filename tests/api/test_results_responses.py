@@ -43,7 +43,23 @@ async def test_one_raw_string_is_text_plain(client: TestClient) -> None:
 async def test_one_raw_json_value_is_application_json(client: TestClient) -> None:
     resp = await execute(client, {"arrayOutput": {}})
     assert resp.status == 200 and resp.content_type == "application/json"
-    assert await resp.text() == "[1, 2]"
+    assert await resp.text() == "[1, 2]" and "/jobs/" in resp.headers["Location"]
+
+
+async def test_a_raw_string_that_mentions_media_type_is_still_text(client: TestClient) -> None:
+    resp = await client.post("/processes/echo/execution", json={"inputs": {"stringInput": "value mediaType"},
+                                                                "outputs": {"stringOutput": {}}, "response": "raw"})
+    assert resp.status == 200 and resp.content_type == "text/plain" and await resp.text() == "value mediaType"
+
+
+async def test_a_raw_json_object_value_is_application_json(client: TestClient, fake_backend: FakeBackend) -> None:
+    async def an_object(job: JobRef) -> dict[str, Any]:
+        return {"stringOutput": {"class": "Record", "a": 1}}
+
+    fake_backend.outputs = an_object  # type: ignore[method-assign]
+    resp = await execute(client, None)
+    assert resp.status == 200 and resp.content_type == "application/json"
+    assert await resp.json() == {"class": "Record", "a": 1} and "/jobs/" in resp.headers["Location"]
 
 
 async def test_one_raw_file_by_reference_is_204_with_a_link(client: TestClient, fake_backend: FakeBackend) -> None:
@@ -70,6 +86,7 @@ async def test_one_raw_binary_file_by_value_is_decoded(client: TestClient, fake_
     assert (doc["encoding"], doc["mediaType"]) == ("base64", "image/png") and base64.b64decode(doc["value"]) == data
     resp = await execute(client, {"stringOutput": {"transmissionMode": "value"}})
     assert resp.status == 200 and resp.content_type == "image/png" and await resp.read() == data
+    assert "/jobs/" in resp.headers["Location"]
 
 
 async def test_several_outputs_or_a_document_are_json(client: TestClient) -> None:

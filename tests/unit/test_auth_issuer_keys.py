@@ -353,3 +353,32 @@ async def test_an_opaque_token_goes_to_the_one_issuer_that_introspects() -> None
     verifier = TokenVerifier(AuthSettings(issuers=[plain.settings, intro.settings]), [plain, intro])
     issuer_, claims = await verifier.verify("tok")
     assert issuer_ is intro and claims["sub"] == "a" and asked == ["tok"]
+
+
+class Stream:
+    """A response body arriving in chunks: read(n) gives at most n bytes of the chunk at hand, as aiohttp's does."""
+
+    def __init__(self, *chunks: bytes) -> None:
+        self.chunks = list(chunks)
+
+    async def read(self, n: int = -1) -> bytes:
+        if not self.chunks:
+            return b""
+        head = self.chunks[0][:n] if n >= 0 else self.chunks[0]
+        rest = self.chunks[0][len(head):]
+        self.chunks = ([rest] if rest else []) + self.chunks[1:]
+        return head
+
+
+@pytest.mark.parametrize("chunks, limit, expected", [
+    ([b"abc", b"def", b"g"], 100, b"abcdefg"),       # every chunk, not only the first
+    ([b"abcdef", b"ghijkl"], 10, b"abcdefghij"),     # at most the limit, however the chunks fall
+    ([b"abcdef", b"ghijkl", b"mnopqr"], 10, b"abcdefghij"),
+    ([b"abcdefghij", b"k"], 10, b"abcdefghij"),
+    ([b"a"] * 12, 10, b"a" * 10),
+    ([], 10, b""),
+])
+async def test_read_capped(chunks: list[bytes], limit: int, expected: bytes) -> None:
+    from hpgc.oidc import _read_capped
+
+    assert await _read_capped(Stream(*chunks), limit) == expected  # type: ignore[arg-type]
