@@ -230,7 +230,7 @@ class Issuer:
             raise AuthUnavailable(f"introspection at issuer {self.id} failed: {str(exc) or type(exc).__name__}") \
                 from None
         try:
-            answer = json.loads(body)
+            answer = json.loads(body) if len(body) <= MAX_DOCUMENT else None
         except ValueError:
             answer = None
         if not isinstance(answer, dict):

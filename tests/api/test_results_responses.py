@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from hpgc.backends.base import BackendError
+from hpgc.jobs.documents import INLINE_LIMIT
 from hpgc.models.run import JobRef
 from tests.api.fake_backend import FakeBackend
 
@@ -42,7 +43,23 @@ async def test_one_raw_string_is_text_plain(client: TestClient) -> None:
 async def test_one_raw_json_value_is_application_json(client: TestClient) -> None:
     resp = await execute(client, {"arrayOutput": {}})
     assert resp.status == 200 and resp.content_type == "application/json"
-    assert await resp.text() == "[1, 2]"
+    assert await resp.text() == "[1, 2]" and "/jobs/" in resp.headers["Location"]
+
+
+async def test_a_raw_string_that_mentions_media_type_is_still_text(client: TestClient) -> None:
+    resp = await client.post("/processes/echo/execution", json={"inputs": {"stringInput": "value mediaType"},
+                                                                "outputs": {"stringOutput": {}}, "response": "raw"})
+    assert resp.status == 200 and resp.content_type == "text/plain" and await resp.text() == "value mediaType"
+
+
+async def test_a_raw_json_object_value_is_application_json(client: TestClient, fake_backend: FakeBackend) -> None:
+    async def an_object(job: JobRef) -> dict[str, Any]:
+        return {"stringOutput": {"class": "Record", "a": 1}}
+
+    fake_backend.outputs = an_object  # type: ignore[method-assign]
+    resp = await execute(client, None)
+    assert resp.status == 200 and resp.content_type == "application/json"
+    assert await resp.json() == {"class": "Record", "a": 1} and "/jobs/" in resp.headers["Location"]
 
 
 async def test_one_raw_file_by_reference_is_204_with_a_link(client: TestClient, fake_backend: FakeBackend) -> None:
@@ -69,6 +86,7 @@ async def test_one_raw_binary_file_by_value_is_decoded(client: TestClient, fake_
     assert (doc["encoding"], doc["mediaType"]) == ("base64", "image/png") and base64.b64decode(doc["value"]) == data
     resp = await execute(client, {"stringOutput": {"transmissionMode": "value"}})
     assert resp.status == 200 and resp.content_type == "image/png" and await resp.read() == data
+    assert "/jobs/" in resp.headers["Location"]
 
 
 async def test_several_outputs_or_a_document_are_json(client: TestClient) -> None:
@@ -142,3 +160,22 @@ async def test_a_range_reads_only_its_bytes_from_the_backend(client: TestClient,
     await client.head(path)
     assert reads == [("/jobs/report.txt", 7, 3), ("/jobs/report.txt", 11, 5), ("/jobs/report.txt", 0, 16)], \
         "HEAD reads nothing"
+
+
+async def test_a_file_by_value_reads_one_byte_past_the_inline_limit(client: TestClient,
+                                                                     fake_backend: FakeBackend) -> None:
+    """At most INLINE_LIMIT + 1 bytes: enough to tell a file over the limit, never the whole of a huge one; the
+    chunks the backend gives are joined as they are."""
+    only_a_file(fake_backend, "stringOutput", b"report for hello")
+    reads: list[tuple[int, int | None]] = []
+
+    async def in_bytes(job: JobRef, path: str, offset: int = 0, length: int | None = None) -> Any:
+        reads.append((offset, length))
+        data = fake_backend.files[(job.job_id, path)]
+        for i in range(len(data)):
+            yield data[i:i + 1]
+
+    fake_backend.read_file = in_bytes  # type: ignore[method-assign]
+    resp = await execute(client, {"stringOutput": {"transmissionMode": "value"}})
+    assert await resp.read() == b"report for hello"
+    assert reads == [(0, INLINE_LIMIT + 1)] and INLINE_LIMIT == 8 * 1024 * 1024

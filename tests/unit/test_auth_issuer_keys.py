@@ -244,6 +244,11 @@ async def test_introspection_cache_never_outlives_the_token(clock: Clock) -> Non
     await iss.introspect("old")  # expires now: not cached at all
     await iss.introspect("old")
     assert asked == ["t", "t", "old", "old"]
+    answers_soon = {"soon": {"active": True, "exp": clock.wall + 0.5}}
+    asked = counting_answers(iss, answers_soon)
+    await iss.introspect("soon")  # half a second left: cached for that half second
+    await iss.introspect("soon")
+    assert asked == ["soon"]
 
 
 async def test_introspection_cache_zero_caches_nothing(clock: Clock) -> None:
@@ -259,7 +264,7 @@ def test_introspection_cache_is_bounded_dropping_expired_then_oldest(clock: Cloc
     now = clock.mono
     for i in range(9999):
         iss._remember(f"live{i}", None, now)
-    iss._remember("expired", None, now - 120)  # put in long ago: expired by now
+    iss._remember("expired", None, now - 60)  # put in cache_s ago: it expires exactly now
     assert len(iss._introspected) == 10000
     iss._remember("new", None, now)
     assert len(iss._introspected) == 10000 and "expired" not in iss._introspected
@@ -348,3 +353,32 @@ async def test_an_opaque_token_goes_to_the_one_issuer_that_introspects() -> None
     verifier = TokenVerifier(AuthSettings(issuers=[plain.settings, intro.settings]), [plain, intro])
     issuer_, claims = await verifier.verify("tok")
     assert issuer_ is intro and claims["sub"] == "a" and asked == ["tok"]
+
+
+class Stream:
+    """A response body arriving in chunks: read(n) gives at most n bytes of the chunk at hand, as aiohttp's does."""
+
+    def __init__(self, *chunks: bytes) -> None:
+        self.chunks = list(chunks)
+
+    async def read(self, n: int = -1) -> bytes:
+        if not self.chunks:
+            return b""
+        head = self.chunks[0][:n] if n >= 0 else self.chunks[0]
+        rest = self.chunks[0][len(head):]
+        self.chunks = ([rest] if rest else []) + self.chunks[1:]
+        return head
+
+
+@pytest.mark.parametrize("chunks, limit, expected", [
+    ([b"abc", b"def", b"g"], 100, b"abcdefg"),       # every chunk, not only the first
+    ([b"abcdef", b"ghijkl"], 10, b"abcdefghij"),     # at most the limit, however the chunks fall
+    ([b"abcdef", b"ghijkl", b"mnopqr"], 10, b"abcdefghij"),
+    ([b"abcdefghij", b"k"], 10, b"abcdefghij"),
+    ([b"a"] * 12, 10, b"a" * 10),
+    ([], 10, b""),
+])
+async def test_read_capped(chunks: list[bytes], limit: int, expected: bytes) -> None:
+    from hpgc.oidc import _read_capped
+
+    assert await _read_capped(Stream(*chunks), limit) == expected  # type: ignore[arg-type]

@@ -170,6 +170,8 @@ async def test_introspection_request_and_bad_answers(odd: Odd, session: aiohttp.
         ((302, b""), f"introspection at issuer {url} answered HTTP 302"),
         ((200, b"not json"), f"introspection at issuer {url} did not answer a JSON object"),
         ((200, b"[true]"), f"introspection at issuer {url} did not answer a JSON object"),
+        ((200, json.dumps(good).encode()[:-1] + b" " * (1024 * 1024 - len(json.dumps(good))) + b"} "),
+         f"introspection at issuer {url} did not answer a JSON object"),  # 1 MiB + 1 byte: too long
     ]:
         odd.answers["/r/i"] = answer
         assert await unavailable(verifier, "opaque-1") == reason
@@ -180,6 +182,10 @@ async def test_introspection_request_and_bad_answers(odd: Odd, session: aiohttp.
                               introspection_endpoint=odd.url + "/other")
     odd.answers["/other"] = (200, json.dumps(good).encode())
     assert (await configured.verify("opaque-2"))[1] == good
+    padded = json.dumps(good).encode()[:-1] + b" " * (1024 * 1024 - len(json.dumps(good))) + b"}"
+    assert len(padded) == 1024 * 1024
+    odd.answers["/other"] = (200, padded)
+    assert (await configured.verify("opaque-3"))[1] == good, "an answer of exactly 1 MiB is read whole"
     assert odd.requests[-1][1] == "/other"
 
 

@@ -217,7 +217,8 @@ async def test_guarded_resolver_refuses_any_refused_address_and_passes_the_rest(
     resolver = GuardedResolver(UrlGuard(), inner)  # type: ignore[arg-type]
     infos = await resolver.resolve("example.org", 443, socket.AF_INET6)
     assert [i["host"] for i in infos] == ["8.8.8.8", "2606:4700:4700::1111"]
-    assert inner.asked == [("example.org", 443, socket.AF_INET6)]
+    await resolver.resolve("example.org")
+    assert inner.asked == [("example.org", 443, socket.AF_INET6), ("example.org", 0, socket.AF_INET)]
     resolver = GuardedResolver(UrlGuard(), FakeResolver("8.8.8.8", "10.0.0.1"))  # type: ignore[arg-type]
     with pytest.raises(AddressRefused) as err:
         await resolver.resolve("rebinding.example")
