@@ -20,12 +20,6 @@ def pytest_configure(config: pytest.Config) -> None:
                             "cluster_lifecycle: restarts the Slurm test cluster; runs after every other test")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that restarts the test cluster runs last: every other Slurm test needs the cluster as it was
-    (its keys, its jobs), and nothing after it may find it down or new."""
-    items.sort(key=lambda item: item.get_closest_marker("cluster_lifecycle") is not None)  # stable: order kept
-
-
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Embedded defaults in a temporary data dir, without auth (auth has its own tests)."""
@@ -43,7 +37,11 @@ async def fake(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> FakeIssu
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under mutmut (bench/mutation.py), unit tests run first: a mutant is dead at its first failing test (-x),
-    and the unit tests that pin a module's rules take a fraction of a second where the API tests take seconds."""
+    """Two orders, both stable (the order within each group is kept):
+    - under mutmut (bench/mutation.py) unit tests run first: a mutant is dead at its first failing test (-x), and
+      the unit tests that pin a module's rules take a fraction of a second where the API tests take seconds;
+    - a test that restarts the test cluster runs last: every other Slurm test needs the cluster as it was (its
+      keys, its jobs), and nothing after it may find it down or new."""
     if os.environ.get("MUTANT_UNDER_TEST"):
-        items.sort(key=lambda item: 0 if item.nodeid.startswith("tests/unit/") else 1)  # stable: order kept within
+        items.sort(key=lambda item: 0 if item.nodeid.startswith("tests/unit/") else 1)
+    items.sort(key=lambda item: item.get_closest_marker("cluster_lifecycle") is not None)

@@ -45,7 +45,6 @@ class FakeBackend:
         self.on_change: Callable[[], None] = lambda: None
         self.pulled: list[str] = []
         self.removed: list[str] = []
-        self.pull_delay = 0.0
         self.pull_error: str | None = None
         self.submissions: list[str] = []  # job ids, once per submit call
         self.logs_asked: list[tuple[str, int | None]] = []  # (job id, tail) of each logs call
@@ -179,7 +178,6 @@ class FakeBackend:
     async def ensure_image(self, container: Container) -> None:
         if self.pull_gate is not None:
             await self.pull_gate.wait()
-        await asyncio.sleep(self.pull_delay)  # a slow pull (test_deploy), not a wait for an outcome
         if self.pull_error:
             raise BackendError(self.pull_error)
         self.pulled.append(container.image)
