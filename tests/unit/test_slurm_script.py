@@ -92,7 +92,7 @@ def test_container_and_cwl_command_lines() -> None:
     for image in ["../etc/passwd", "a/b.sif", ".hidden"]:
         with pytest.raises(BackendError):
             render(_spec(container=Container(image=image)), c, "/d/j")
-    with pytest.raises(BackendError):
+    with pytest.raises(BackendError, match=r"^the package gives no command to run$"):
         render(_spec(argv=[]), c, "/d/j")
     with pytest.raises(BackendError):
         render(_spec(env={"A B": "x"}), c, "/d/j")
