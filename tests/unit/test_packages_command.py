@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from hpgc.errors import InvalidPackage
+from hpgc.models.names import image_cache_name
 from hpgc.models.ogc import OutputRequest, ProcessDescription
 from hpgc.models.package import AppPackage, ExecutionUnit, to_object_form
 from hpgc.models.run import Container, Resources, StagedFile
@@ -309,6 +310,11 @@ SITE_RULE = ("must be a .sif file name in the image cache (no folder, not starti
     ("site.sif", "python:3.11", Container(image="python_3.11-4d8521524542d1c1.sif", source="docker://python:3.11",
                                           site_image="site.sif")),
     (None, "python:3.11", Container(image="python_3.11-4d8521524542d1c1.sif", source="docker://python:3.11")),
+    # a reference ending in .sif is still a reference, pulled
+    (None, "https://h.org/x/tool.sif", Container(image=image_cache_name("https://h.org/x/tool.sif"),
+                                                 source="https://h.org/x/tool.sif")),
+    ("site.sif", "https://h.org/x/tool.sif", Container(image=image_cache_name("https://h.org/x/tool.sif"),
+                                                       source="https://h.org/x/tool.sif", site_image="site.sif")),
     ("docker://python:3.11", "python:3.11", Container(image="python_3.11-4d8521524542d1c1.sif",
                                                       source="docker://python:3.11")),
 ])
@@ -321,6 +327,7 @@ def test_images_of_a_package(named: str | None, unit_image: str | None, containe
                             "shub://, http://, https:// only"),
     ("docker://a/b", "docker://bad ref", "executionUnit.image: 'docker://bad ref' is not a pullable image reference"),
     (None, "docker://bad ref", "executionUnit.image: 'docker://bad ref' is not a pullable image reference"),
+    ("site.sif", "docker://bad ref", "executionUnit.image: 'docker://bad ref' is not a pullable image reference"),
     ("docker://a/b", "docker://c/d", "the entry point and executionUnit.image name different images"),
     ("a/b.sif", None, f"entry-point: 'a/b.sif' {SITE_RULE}"),
     ("site.sif", ".bad.sif", f"executionUnit.image: '.bad.sif' {SITE_RULE}"),

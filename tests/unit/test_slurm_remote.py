@@ -183,10 +183,10 @@ def test_poll_command_text_does_not_grow_with_the_jobs() -> None:
 def test_parse_poll_sections_and_markers() -> None:
     m = remote.MARK
     out = remote.parse_poll("\n".join([
-        "noise before any section", f"{m} sacct", "101|a", "102|b", f"{m} sacct-err", "warning: x",
+        "noise before any section", f"{m} sacct", "101|a", "102|b", f"{m} sacct-err", "warning: x", "warning: y",
         f"{m} files", f"{m} progress 101 42 tiling now", f"{m} stderr 102 one", f"{m} stderr 102 ",
         f"{m} unknown 1 2", "stray file line", f"{m} squeue", "103|PENDING|None|x", "104|RUNNING|None|y"]))
-    assert out.sacct == "101|a\n102|b" and out.sacct_error == "warning: x" and not out.sacct_failed
+    assert out.sacct == "101|a\n102|b" and out.sacct_error == "warning: x\nwarning: y" and not out.sacct_failed
     assert out.progress == {"101": "42 tiling now"} and out.stderr == {"102": ["one", ""]}
     assert out.squeue == "103|PENDING|None|x\n104|RUNNING|None|y"
     assert remote.parse_poll(f"{m} sacct\n{m} files\n{m} squeue\n").squeue == ""  # asked, answered nothing
@@ -293,7 +293,8 @@ def test_submit_tar_failure_is_exit_90(slurm: Path, tmp_path: Path) -> None:
 def test_parse_submit() -> None:
     m = remote.MARK
     out = remote.parse_submit("\n".join([
-        f"{m} submitted a/1 101", f"{m} existing a/2 77 ", f"{m} submitted a/3 notanid", f"{m} busy a/4 wait a bit",
+        "noise first", f"{m} submitted a/1 101", f"{m} existing a/2 77 ", f"{m} submitted a/3 notanid",
+        f"{m} busy a/4 wait a bit",
         f"{m} failed a/5 sbatch: error: x", f"{m} failed a/6", f"{m} weird a/7 1", "noise", f"{m}submitted a/8 1",
         f" {m} submitted a/9 1"]))
     assert out == {"a/1": ("submitted", "101"), "a/2": ("existing", "77"), "a/4": ("busy", "wait a bit"),

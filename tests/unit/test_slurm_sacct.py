@@ -67,7 +67,7 @@ def test_sbatch_parse() -> None:
 
 
 def test_squeue_parse() -> None:
-    assert Squeue.parse("7|PENDING|Priority|hpgc-a\n8|RUNNING|None|x|y\n9|RUNNING\nbad\n") == {
+    assert Squeue.parse("7|PENDING|Priority|hpgc-a\n8|RUNNING|None|x|y\n9|RUNNING\nbad\nx1|RUNNING|None|n\n") == {
         "7": ("PENDING", "Priority", "hpgc-a"), "8": ("RUNNING", "None", "x|y"), "9": ("RUNNING", "", "")}
 
 
@@ -91,6 +91,8 @@ def test_rss_kb(text: str, kb: int) -> None:
 
 def test_sacct_parse_edge_cases() -> None:
     text = "\n".join([
+        "998.batch|batch|RUNNING|0:0||n1|00:00:01|00:00:00|5M|x|y",  # a step of a job not in the answer
+        "200_1|hpgc-v|RUNNING|0:0|None|n1|00:00:01|00:00:00||x|y",  # an array task: not an hpgc job id
         "201|hpgc-x|RUNNING|0:0|None|Unknown|00:00:01|00:00:00||None assigned|Unknown",
         "201.batch|batch|RUNNING|0:0||n1|00:00:01|00:00:00|10K|x|y",
         "201.0|step|RUNNING|0:0||n1|00:00:01|00:00:00|3M|x|y",
@@ -103,7 +105,8 @@ def test_sacct_parse_edge_cases() -> None:
     recs = Sacct.parse(text)
     assert set(recs) == {"201"}
     assert recs["201"].accounting == {"Elapsed": "00:00:01", "TotalCPU": "00:00:00", "MaxRSS": "3072K"}
-    assert (recs["201"].reason, recs["201"].name, recs["201"].signal) == ("None", "hpgc-x", 0)
+    r = recs["201"]
+    assert (r.job_id, r.reason, r.name, r.signal) == ("201", "None", "hpgc-x", 0)
 
 
 A, R, S, F, D = (StatusCode.accepted, StatusCode.running, StatusCode.successful, StatusCode.failed,

@@ -92,7 +92,7 @@ def test_container_and_cwl_command_lines() -> None:
     for image in ["../etc/passwd", "a/b.sif", ".hidden"]:
         with pytest.raises(BackendError):
             render(_spec(container=Container(image=image)), c, "/d/j")
-    with pytest.raises(BackendError):
+    with pytest.raises(BackendError, match=r"^the package gives no command to run$"):
         render(_spec(argv=[]), c, "/d/j")
     with pytest.raises(BackendError):
         render(_spec(env={"A B": "x"}), c, "/d/j")
@@ -310,6 +310,8 @@ def test_environment_names_and_job_download_rules() -> None:
     text = render(_spec(files=[StagedFile(path="a.txt", content=b"x", executable=True)]), _cluster(stage_in="job"),
                   "/d/j")
     assert "curl" not in text and "chmod" not in text and "# --- stage-in" not in text
+    both = _spec(files=[StagedFile(path="a.txt", content=b"x", href="https://x.org/a.txt")])
+    assert "curl" not in render(both, _cluster(stage_in="job"), "/d/j")  # its content is there: not downloaded
 
 
 def test_container_image_names_are_checked_with_the_site_image() -> None:
