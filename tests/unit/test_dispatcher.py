@@ -496,3 +496,10 @@ async def test_stop_right_after_a_wake_stops(store: Store) -> None:
     dispatcher.wake()
     await asyncio.wait_for(dispatcher.stop(), 10)
     assert dispatcher._task is not None and dispatcher._task.cancelled()
+
+
+async def test_stop_before_start_is_harmless(store: Store) -> None:
+    """The app stops what it started; a start that failed early still stops cleanly."""
+    dispatcher = Dispatcher(Service(store), _settings(), Receiver())  # type: ignore[arg-type]
+    await dispatcher.stop()
+    assert dispatcher._task is None

@@ -378,8 +378,8 @@ async def test_links_use_the_configured_base_or_the_jobs_own(tmp_path: Path, clo
     from hpgc.jobs.notifier import IN_PROGRESS
 
     row = _running(base_url="http://seen.test/X/")
-    configured = await _notifier(tmp_path, base_url="http://hpgc.test/").payload(IN_PROGRESS, row)
-    assert configured["links"][0]["href"] == "http://hpgc.test/jobs/j1"
+    configured = await _notifier(tmp_path, base_url="http://hpgc.test/X/").payload(IN_PROGRESS, row)
+    assert configured["links"][0]["href"] == "http://hpgc.test/X/jobs/j1"
     from_request = await _notifier(tmp_path, base_url=None).payload(IN_PROGRESS, row)
     assert from_request["links"][0]["href"] == "http://seen.test/X/jobs/j1"
     neither = await _notifier(tmp_path, base_url=None).payload(IN_PROGRESS, _running())
