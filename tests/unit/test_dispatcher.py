@@ -122,14 +122,14 @@ def test_backoff_with_the_jitter_at_its_top_and_bottom(monkeypatch: pytest.Monke
 @pytest.mark.parametrize("status", [200, 204, 299])
 async def test_a_2xx_is_delivered_and_the_attempt_recorded(store: Store, clock: Clock, status: int) -> None:
     row = _add(store, created=NOW - 30)
-    receiver = Receiver(status, clock=clock, takes=0.25)
+    receiver = Receiver(status, clock=clock, takes=0.01234)
     await Dispatcher(Service(store), _settings(), receiver)._deliver(row)  # type: ignore[arg-type]
     state = _state(store)
     assert (state["attempts"], state["last_status"], state["last_error"]) == (1, status, None)
-    assert state["delivered"] == NOW + 0.25 and state["given_up"] is None
+    assert state["delivered"] == NOW + 0.01234 and state["given_up"] is None
     assert state["next_attempt"] == NOW - 30, "a delivered row is not rescheduled"
     assert [(a["ts"], a["status"], a["error"], a["duration_ms"]) for a in state["history"]] == [
-        (NOW, status, None, 250.0)]
+        (NOW, status, None, 12.3)], "the duration in milliseconds, to a tenth"
 
 
 async def test_410_gone_gives_up_at_once(store: Store, clock: Clock) -> None:
@@ -278,7 +278,8 @@ async def test_an_attempt_that_cannot_be_recorded_stays_pending(
     dispatcher = Dispatcher(Service(store), _settings(), Receiver())  # type: ignore[arg-type]
     with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
         await dispatcher._deliver(row)
-    assert "could not be recorded; they will be sent again" in caplog.text
+    assert [r.getMessage() for r in caplog.records if r.name == "hpgc.jobs.dispatcher"] == [
+        "callback attempts could not be recorded; they will be sent again"]
     state = _state(store)
     assert (state["attempts"], state["delivered"], state["history"]) == (0, None, [])
     assert [r["id"] for r in store.due_outbox(NOW, 10)] == [row["id"]], "sent again: at least once"
@@ -311,6 +312,52 @@ async def test_the_global_limit_and_a_host_filling_up_within_a_batch(store: Stor
         "http://a.test/hook", "http://a.test/hook", "http://b.test/hook", "http://c.test/hook"]
 
 
+async def test_a_host_keeps_its_limit_as_its_deliveries_finish_one_by_one(store: Store, clock: Clock) -> None:
+    for i in range(4):
+        _add(store, f"a{i}", created=NOW - 10 + i)
+    gates = {f"a{i}": asyncio.Event() for i in range(4)}
+    sent: list[str] = []
+    dispatcher = Dispatcher(Service(store), _settings(concurrency=10, per_host_concurrency=2),
+                            Receiver())  # type: ignore[arg-type]
+
+    async def deliver(row: dict[str, Any]) -> None:
+        sent.append(row["job_id"])
+        await gates[row["job_id"]].wait()
+        store.db["outbox"].update(row["id"], {"delivered": NOW})
+
+    dispatcher._deliver = deliver  # type: ignore[method-assign]
+    await dispatcher._launch_due()
+    await asyncio.sleep(0)
+    assert sent == ["a0", "a1"]
+    gates["a0"].set()
+    await dispatcher._inflight[1]
+    assert dict(dispatcher._hosts) == {"a.test": 1}, "one of a.test's two deliveries is still in flight"
+    await dispatcher._launch_due()
+    await asyncio.sleep(0)
+    assert sent == ["a0", "a1", "a2"], "one slot freed: one more for that host, not two"
+    for gate in gates.values():
+        gate.set()
+    await asyncio.gather(*dispatcher._inflight.values())
+
+
+async def test_tasks_are_named_for_whoever_reads_a_task_dump(store: Store, clock: Clock) -> None:
+    _add(store)
+    receiver = Receiver()
+    receiver.gate = asyncio.Event()
+    dispatcher = Dispatcher(Service(store), _settings(), receiver)  # type: ignore[arg-type]
+    dispatcher.start()
+    try:
+        dispatcher.wake()
+        await asyncio.wait_for(receiver.arrived.wait(), 10)
+        assert dispatcher._task is not None and dispatcher._task.get_name() == "callback-dispatcher"
+        assert [t.get_name() for t in dispatcher._inflight.values()] == ["callback-1"]
+        receiver.gate.set()
+        await asyncio.sleep(0)
+        assert dispatcher._writer is not None and dispatcher._writer.get_name() == "callback-records"
+    finally:
+        await dispatcher.stop()
+
+
 async def test_rows_already_in_flight_are_not_started_twice(store: Store, clock: Clock) -> None:
     _add(store, "j1")
     receiver = Receiver()
@@ -330,6 +377,8 @@ async def test_how_long_to_wait_before_looking_again(store: Store, clock: Clock)
     assert await dispatcher._next_wait(False) == 5.0, "nothing pending: the periodic look"
     later = _add(store, "j1", next_attempt=NOW + 2.0)
     assert await dispatcher._next_wait(False) == 2.0, "sleep until the next retry is due"
+    store.db["outbox"].update(later["id"], {"next_attempt": NOW + 0.75})
+    assert await dispatcher._next_wait(False) == 0.75
     store.db["outbox"].update(later["id"], {"next_attempt": NOW + 100})
     assert await dispatcher._next_wait(False) == 5.0, "but never longer than the periodic look"
     store.db["outbox"].update(later["id"], {"next_attempt": NOW})
@@ -417,7 +466,8 @@ async def test_a_failed_look_at_the_outbox_is_tried_again(
         dispatcher.wake()
         await asyncio.wait_for(dispatcher.wait_idle(), 10)
         assert _state(store)["delivered"] == NOW
-        assert "looking at the outbox failed; trying again" in caplog.text
+        assert [r.getMessage() for r in caplog.records if r.name == "hpgc.jobs.dispatcher"] == [
+            "callback dispatcher: looking at the outbox failed; trying again"]
     finally:
         await dispatcher.stop()
 
@@ -446,3 +496,10 @@ async def test_stop_right_after_a_wake_stops(store: Store) -> None:
     dispatcher.wake()
     await asyncio.wait_for(dispatcher.stop(), 10)
     assert dispatcher._task is not None and dispatcher._task.cancelled()
+
+
+async def test_stop_before_start_is_harmless(store: Store) -> None:
+    """The app stops what it started; a start that failed early still stops cleanly."""
+    dispatcher = Dispatcher(Service(store), _settings(), Receiver())  # type: ignore[arg-type]
+    await dispatcher.stop()
+    assert dispatcher._task is None

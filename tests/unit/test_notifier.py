@@ -377,11 +377,11 @@ async def test_failure_payloads_name_the_error(tmp_path: Path, clock: _Clock) ->
 async def test_links_use_the_configured_base_or_the_jobs_own(tmp_path: Path, clock: _Clock) -> None:
     from hpgc.jobs.notifier import IN_PROGRESS
 
-    row = _running(base_url="http://seen.test/api/")
-    configured = await _notifier(tmp_path, base_url="http://hpgc.test/").payload(IN_PROGRESS, row)
-    assert configured["links"][0]["href"] == "http://hpgc.test/jobs/j1"
+    row = _running(base_url="http://seen.test/X/")
+    configured = await _notifier(tmp_path, base_url="http://hpgc.test/X/").payload(IN_PROGRESS, row)
+    assert configured["links"][0]["href"] == "http://hpgc.test/X/jobs/j1"
     from_request = await _notifier(tmp_path, base_url=None).payload(IN_PROGRESS, row)
-    assert from_request["links"][0]["href"] == "http://seen.test/api/jobs/j1"
+    assert from_request["links"][0]["href"] == "http://seen.test/X/jobs/j1"
     neither = await _notifier(tmp_path, base_url=None).payload(IN_PROGRESS, _running())
     assert neither["links"][0]["href"] == "/jobs/j1"
 
@@ -412,6 +412,7 @@ async def test_an_unreadable_file_sends_every_output_by_reference(
     from hpgc.jobs.notifier import SUCCESS
     from hpgc.jobs.service import OutputFile, OutputValue
 
+    kind = backend if backend in (None, "backend-error") else "oserror"
     if backend == "backend-error":
         backend = _Files(error=BackendError("no such file"))
     outputs = {"s": OutputValue("hi"), "f": OutputFile("/jobs/j1/out.txt", "text/plain", size=5)}
@@ -420,7 +421,9 @@ async def test_an_unreadable_file_sends_every_output_by_reference(
     assert await notifier.payload(SUCCESS, row) == {
         "s": "hi", "f": {"href": "http://hpgc.test/jobs/j1/results/f", "type": "text/plain",
                          "rel": "http://www.opengis.net/def/rel/iana/1.0/enclosure"}}
-    assert "callback for job j1: outputs by reference" in caplog.text
+    why = {None: "output f cannot be read", "backend-error": "no such file"}.get(kind, "gone")
+    assert [r.getMessage() for r in caplog.records if r.name == "hpgc.jobs.notifier"] == [
+        f"callback for job j1: outputs by reference ({why})"]
 
 
 async def test_a_value_output_is_never_read_as_a_file(tmp_path: Path, clock: _Clock) -> None:
