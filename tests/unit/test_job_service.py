@@ -113,6 +113,10 @@ def test_changes_of(report: BackendStatus, expected: dict[str, Any]) -> None:
     assert changes_of({"status": "running", "progress": 5, "message": "running"}, report) == expected
 
 
+def test_a_running_job_that_reports_nothing_keeps_its_progress() -> None:
+    assert changes_of({"status": "running", "progress": 30, "message": "m"}, BackendStatus(status=S.running)) == {}
+
+
 def test_job_ref_takes_the_cluster_from_the_backend_id() -> None:
     assert job_ref(row(external_id="big:123", cluster="small")) == JobRef(
         job_id="j1", external_id="big:123", cluster="big", unix_user="alice")
@@ -220,7 +224,7 @@ async def test_listeners_and_waiters_hear_every_change(svc: JobService) -> None:
 
 async def test_wait_gives_the_job_as_it_is_after_the_timeout(svc: JobService) -> None:
     await insert(svc)
-    assert (await svc.wait("j1", 0))["status"] == "running"
+    assert (await asyncio.wait_for(svc.wait("j1", 0), 10))["status"] == "running"  # 0: at once, not never
     with pytest.raises(NoSuchJob, match=r"^job 'nope' does not exist$"):
         await svc.wait("nope", 0)
 
@@ -685,3 +689,13 @@ async def test_a_failed_write_of_backend_ids_reaches_every_waiting_submission(sv
     for task in (first, second):
         with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
             await asyncio.wait_for(task, 10)
+
+
+async def test_a_resubmission_checks_inputs_against_the_servers_cap(svc: JobService) -> None:
+    svc.max_inputs = 1
+    await insert(svc, job_id="new", status="accepted", external_id=None,
+                 request={"inputs": {"stringInput": "a", "doubleInput": 1.5}})
+    await svc.recover()
+    done = await asyncio.wait_for(svc.wait("new", 10), 20)
+    assert (done["status"], done["message"]) == (
+        "failed", "submission failed: InvalidParameterValue: too many input values (more than 1)")
