@@ -164,15 +164,16 @@ async def test_warm_up_fetches_keys_and_survives_an_issuer_that_is_down(clock: C
     with caplog.at_level(logging.WARNING, logger="hpgc.oidc"):
         await verifier.warm_up()
     assert (up.fetches, down.fetches) == (1, 1)
-    assert "(retried on the first request that needs it)" in caplog.text
+    assert "the JWKS of issuer X is unreachable: test (retried on the first request that needs it)" in caplog.text
     assert list(a._keys) == [up.keys[0]["kid"]]
 
 
 # keys: which are kept ----------------------------------------------------------------------------------
-async def test_only_usable_signing_keys_are_kept(clock: Clock) -> None:
+async def test_only_usable_signing_keys_are_kept(clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
     good_ec, good_rsa = ec_key(), rsa_key()
+    good_okp = JsonWebKey.generate_key("OKP", "Ed25519", options={"kid": "ed"}, is_private=True)
     small = JsonWebKey.generate_key("RSA", 1024, options={"kid": "small"}, is_private=True)
-    jwks = Jwks(good_ec, good_rsa)
+    jwks = Jwks(good_ec, good_rsa, good_okp)
     enc = {**FakeIssuer.public(ec_key()), "use": "enc", "kid": "enc"}
     no_use = {k: v for k, v in FakeIssuer.public(ec_key()).items() if k != "use"} | {"kid": "no-use"}
     no_kid = {k: v for k, v in FakeIssuer.public(ec_key()).items() if k != "kid"}
@@ -184,8 +185,11 @@ async def test_only_usable_signing_keys_are_kept(clock: Clock) -> None:
         "not a key", no_use, no_kid,
     ]
     iss = issuer(jwks)
-    await iss.refresh_keys(stale_ok=False)
-    assert sorted(iss._keys) == sorted(["", good_ec.kid, good_rsa.kid, "no-use"])
+    with caplog.at_level(logging.WARNING, logger="hpgc.oidc"):
+        await iss.refresh_keys(stale_ok=False)
+    assert sorted(iss._keys) == sorted(["", good_ec.kid, good_rsa.kid, "ed", "no-use"])
+    assert f"issuer {ISS}: ignoring key broken: " in caplog.text
+    assert f"issuer {ISS}: ignoring key small: RSA keys under 2048 bits" in caplog.text
 
 
 async def test_a_jwks_without_keys_gives_no_key(clock: Clock) -> None:

@@ -329,3 +329,22 @@ async def test_an_inactive_answer_is_not_returned_by_introspect(odd: Odd, sessio
         with pytest.raises(InvalidToken) as err:
             await issuer.introspect(f"t{len(answer)}{answer.get('active')}")
         assert err.value.detail == "the token is not active (introspection)"
+
+
+async def test_documents_over_1_mib_are_refused_even_when_valid(odd: Odd, session: aiohttp.ClientSession) -> None:
+    fake = FakeIssuer()
+    fake.url = odd.url + "/r"
+    doc = discovery(odd)
+    odd.answers["/r/.well-known/openid-configuration"] = (200, doc + b" " * (1024 * 1024 + 1 - len(doc)))
+    assert await unavailable(verifier_for(session, issuer=fake.url), fake.token()) == (
+        f"the discovery document of issuer {fake.url} is not a JSON object")
+
+
+async def test_discovery_url_keeps_the_issuer_path(odd: Odd, session: aiohttp.ClientSession) -> None:
+    fake = FakeIssuer()
+    fake.url = odd.url + "/realmX"
+    odd.answers["/realmX/.well-known/openid-configuration"] = (200, json.dumps(
+        {"issuer": fake.url, "jwks_uri": odd.url + "/k"}).encode())
+    odd.answers["/k"] = (200, json.dumps({"keys": [FakeIssuer.public(fake.signing)]}).encode())
+    await verifier_for(session, issuer=fake.url).verify(fake.token())
+    assert [r[1] for r in odd.requests] == ["/realmX/.well-known/openid-configuration", "/k"]

@@ -227,3 +227,11 @@ async def test_guarded_resolver_refuses_any_refused_address_and_passes_the_rest(
     assert [i["host"] for i in await resolver.resolve("ok.example")] == ["10.0.0.1"]
     await resolver.close()
     assert resolver.inner.closed  # type: ignore[attr-defined]
+
+
+async def test_check_has_the_same_length_limit() -> None:
+    await UrlGuard().check("http://8.8.8.8/" + "a" * 2033)  # 2048 characters
+    with pytest.raises(UrlRefused, match=r"^is longer than 2048 characters$"):
+        await UrlGuard().check("http://8.8.8.8/" + "a" * 2034)
+    with pytest.raises(UrlRefused, match=r"^is longer than 19 characters$"):
+        await UrlGuard().check("http://8.8.8.8/abcde", max_length=19)
