@@ -20,6 +20,7 @@ from hpgc.datadir import secure_data_dir
 from hpgc.jobs.trust import check_deploy_target
 from hpgc.models.ogc import StatusCode
 from hpgc.models.run import BackendStatus, JobRef, RunSpec
+from tests.unit.test_local_backend import _until
 
 SERVER_ENV = {
     "PATH": "/usr/bin:/bin", "HOME": "/home/hpgc", "USER": "hpgc", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
@@ -55,18 +56,8 @@ async def _start(backend: LocalBackend) -> asyncio.Event:
     return changed
 
 
-async def _until_final(backend: LocalBackend, ref: JobRef, changed: asyncio.Event,
-                       timeout: float = 30) -> BackendStatus:
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                changed.clear()
-                st = (await backend.poll([ref]))[ref.job_id]
-                if st.status.terminal:
-                    return st
-                await changed.wait()
-    except TimeoutError:
-        raise AssertionError(f"not final within {timeout} s: {st}") from None
+async def _until_final(backend: LocalBackend, ref: JobRef, changed: asyncio.Event) -> BackendStatus:
+    return await _until(backend, ref, changed, lambda st: st.status.terminal)
 
 
 async def _run(backend: LocalBackend, changed: asyncio.Event, job_id: str, script: str,
