@@ -241,6 +241,7 @@ def test_a_zone_index_is_cut_at_its_first_percent_sign() -> None:
     guard = UrlGuard()
     assert guard.refusal("fe80::1%a%b") == "link-local"
     assert guard.refusal("10.0.0.1%eth0") == "private"
+    assert guard.refusal("10.0.0.1%a%b") == "private"
     assert UrlGuard.literal("fe80::1%a%b") == "fe80::1"
     with pytest.raises(UrlRefused, match=r"^refused by policy: fe80::1%a%b is a link-local address"):
         guard.refuse_address("fe80::1%a%b", "fe80::1%a%b")
