@@ -334,8 +334,9 @@ def test_split_jwt_tells_jws_from_opaque() -> None:
     assert split_jwt(f"{b64json({'kid': 'k'})}.{body}.sig") is None, "a header without alg: an opaque token"
     assert split_jwt(f"{b64json(['alg'])}.{body}.sig") is None
     assert split_jwt(f"not base64!.{body}.sig") is None
-    with pytest.raises(InvalidToken, match="the token's payload is not a JSON object"):
+    with pytest.raises(InvalidToken) as err:
         split_jwt(f"{head}.{b64json([1])}.sig")
+    assert err.value.detail == "the token's payload is not a JSON object"
     with pytest.raises(InvalidToken, match="the token's payload is not a JSON object"):
         split_jwt(f"{head}.%%%.sig")
 
@@ -386,3 +387,48 @@ async def test_read_capped(chunks: list[bytes], limit: int, expected: bytes) -> 
     from hpgc.oidc import _read_capped
 
     assert await _read_capped(Stream(*chunks), limit) == expected  # type: ignore[arg-type]
+
+
+def messages(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "hpgc.oidc"]
+
+
+async def test_fetched_keys_are_logged(clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    one, two = ec_key(), ec_key()
+    with caplog.at_level(logging.INFO, logger="hpgc.oidc"):
+        await issuer(Jwks(one, two)).refresh_keys(stale_ok=False)
+        await issuer(Jwks()).refresh_keys(stale_ok=False)
+    assert messages(caplog) == [f"issuer {ISS}: 2 signing key(s): {one.kid}, {two.kid}",
+                                f"issuer {ISS}: 0 signing key(s): -"]
+
+
+async def test_an_unknown_kid_while_the_issuer_is_down_is_401_with_the_old_keys(
+        clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    key = ec_key()
+    jwks = Jwks(key)
+    iss = issuer(jwks, jwks_refresh_min_s=10)
+    await iss.key(key.kid)
+    jwks.down = True
+    clock.advance(10)
+    with caplog.at_level(logging.WARNING, logger="hpgc.oidc"), pytest.raises(InvalidToken):
+        await iss.key("rotated?")  # the refetch fails: the token is judged on the keys at hand
+    assert messages(caplog) == ["the JWKS of issuer X is unreachable: test; keeping the keys fetched before"]
+    assert (await iss.key(key.kid)).kid == key.kid and jwks.fetches == 2
+
+
+async def test_log_lines_name_the_issuer_and_key(clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    small = JsonWebKey.generate_key("RSA", 1024, options={"kid": "small"}, is_private=True)
+    jwks = Jwks()
+    jwks.keys = [{"kty": "RSA", "kid": "broken", "n": "AA"}, {**FakeIssuer.public(small), "kid": "small"}]
+    down = Jwks()
+    down.down = True
+    a = issuer(jwks)
+    b = Issuer(IssuerSettings(issuer="https://other.example", subject_prefix="o:"), session=lambda: None,  # type: ignore
+               local_jwks=down)
+    with caplog.at_level(logging.WARNING, logger="hpgc.oidc"):
+        await a.refresh_keys(stale_ok=False)
+        await TokenVerifier(AuthSettings(issuers=[a.settings, b.settings]), [b]).warm_up()
+    got = messages(caplog)
+    assert got == [f'issuer {ISS}: ignoring key broken: Missing required field: "e"',
+                   f"issuer {ISS}: ignoring key small: RSA keys under 2048 bits",
+                   "the JWKS of issuer X is unreachable: test (retried on the first request that needs it)"]

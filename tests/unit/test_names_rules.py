@@ -125,3 +125,18 @@ def test_site_and_managed_image_names(name: str, site: bool, managed: bool) -> N
 ])
 def test_unix_user_rule(name: object, error: str | None) -> None:
     assert unix_user_error(name) == error
+
+
+@pytest.mark.parametrize("ref, prefix", [
+    ("https://h.example/a://b", "h.example_a_b-"),      # everything after the first '://' is the readable part
+    ("https://h.example/x.sif?a?b", "x-"),             # the query starts at the first '?'
+    ("https://tool.sif", "tool-"),                     # a .sif name without a path
+    ("oras://reg.example/X", "reg.example_X-"),        # only '.', '_' and '-' are trimmed
+])
+def test_cache_name_readable_part_edges(ref: str, prefix: str) -> None:
+    assert image_cache_name(ref).startswith(prefix)
+
+
+def test_a_reference_is_split_at_its_first_scheme_separator() -> None:
+    assert normalise_reference("oras://a://b") == "oras://a://b"
+    assert normalise_reference("https://h.example/p?u=http://x") == "https://h.example/p?u=http://x"

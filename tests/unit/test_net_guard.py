@@ -235,3 +235,25 @@ async def test_check_has_the_same_length_limit() -> None:
         await UrlGuard().check("http://8.8.8.8/" + "a" * 2034)
     with pytest.raises(UrlRefused, match=r"^is longer than 19 characters$"):
         await UrlGuard().check("http://8.8.8.8/abcde", max_length=19)
+
+
+def test_a_zone_index_is_cut_at_its_first_percent_sign() -> None:
+    guard = UrlGuard()
+    assert guard.refusal("fe80::1%a%b") == "link-local"
+    assert guard.refusal("10.0.0.1%eth0") == "private"
+    assert guard.refusal("10.0.0.1%a%b") == "private"
+    assert UrlGuard.literal("fe80::1%a%b") == "fe80::1"
+    with pytest.raises(UrlRefused, match=r"^refused by policy: fe80::1%a%b is a link-local address"):
+        guard.refuse_address("fe80::1%a%b", "fe80::1%a%b")
+
+
+def test_allowed_networks_may_have_host_bits_set() -> None:
+    guard = UrlGuard(allowed_networks=["10.1.2.3/16", "fd00::1/64"])
+    assert guard.refusal("10.1.9.9") is None and guard.refusal("fd00::ffff") is None
+    assert guard.refusal("10.2.0.1") == "private"
+
+
+def test_check_literal_default_length_limit_is_2048() -> None:
+    UrlGuard().check_literal("http://8.8.8.8/" + "a" * 2033)
+    with pytest.raises(UrlRefused, match=r"^is longer than 2048 characters$"):
+        UrlGuard().check_literal("http://8.8.8.8/" + "a" * 2034)
