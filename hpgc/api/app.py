@@ -16,7 +16,7 @@ from hpgc.api.keys import DEPLOY_WORKERS, JOBS, OUTBOUND, REGISTRY, SETTINGS, ST
 from hpgc.api.openapi import OPENAPI_EXTENSIONS
 from hpgc.api.problems import body_limit_middleware, problem_middleware
 from hpgc.backends.base import Backend
-from hpgc.backends.local import LocalBackend
+from hpgc.backends.local.backend import LocalBackend
 from hpgc.config import Settings
 from hpgc.datadir import secure_data_dir
 from hpgc.jobs.monitor import Monitor
@@ -32,11 +32,12 @@ MONITORS: web.AppKey[dict[str, Monitor]] = web.AppKey("monitors")
 
 
 def default_backends(settings: Settings, outbound: GuardedClient | None = None) -> dict[str, Backend]:
-    backends: dict[str, Backend] = {"local": LocalBackend(settings.local, settings.data_dir / "jobs", outbound)}
+    backends: dict[str, Backend] = {"local": LocalBackend(settings.local, settings.data_dir / "jobs", outbound,
+                                                          poll_max_s=settings.poll_interval_s)}
     if settings.clusters:
         from hpgc.backends.slurm.backend import SlurmBackend
 
-        backends["slurm"] = SlurmBackend(settings.clusters, settings.data_dir, outbound)
+        backends["slurm"] = SlurmBackend(settings.clusters, outbound)
     return backends
 
 
@@ -75,7 +76,7 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
         service.outbound = outbound
         monitors: dict[str, Monitor] = {}
         for name, backend in chosen.items():
-            lo, hi = getattr(backend, "poll_intervals", (0.2, settings.poll_interval_s))
+            lo, hi = backend.poll_intervals
             monitors[name] = Monitor(service, backend, lo, hi)
             await backend.start(monitors[name].wake)
         service.on_submitted = lambda name: monitors[name].wake()

@@ -113,10 +113,7 @@ def changes_of(current: dict[str, Any], st: BackendStatus) -> dict[str, Any]:
 
 
 def job_ref(row: dict[str, Any]) -> JobRef:
-    cluster = row.get("cluster")
-    if row.get("external_id") and ":" in row["external_id"]:
-        cluster = row["external_id"].split(":", 1)[0]
-    return JobRef(job_id=row["id"], external_id=row.get("external_id"), cluster=cluster,
+    return JobRef(job_id=row["id"], external_id=row.get("external_id"), cluster=row.get("cluster"),
                   unix_user=row.get("unix_user"))
 
 
@@ -202,8 +199,7 @@ class JobService:
     def _check_hrefs(self, inputs: dict[str, list[InputValue]], backend: Backend, cluster: str | None) -> None:
         """A 400 naming the input for an href the server will refuse to download (bad URL, a literal private
         address); names are resolved when the download connects. Not when the cluster's job downloads."""
-        on_server = getattr(backend, "stages_in_on_server", None)
-        if self.outbound is None or (on_server is not None and not on_server(cluster)):
+        if self.outbound is None or not backend.stages_in_on_server(cluster):
             return
         for input_id, values in inputs.items():
             for value in values:
@@ -239,8 +235,7 @@ class JobService:
                 await backend.cancel(ref)
             except (BackendError, OSError) as exc:
                 log.warning("job %s was dismissed during its submission and could not be cancelled: %s", job_id, exc)
-            if hasattr(backend, "remove"):
-                await self._remove(backend, ref)
+            await self._remove(backend, ref)
             return
         self.on_submitted(backend.name)
 
@@ -272,7 +267,7 @@ class JobService:
         """The cluster a job goes to: the one asked for, if the backend has it; None: its default."""
         if wanted is None:
             return None
-        known = getattr(self.backends[backend_name], "clusters", None) or {}
+        known = self.backends[backend_name].cluster_names
         if wanted not in known:
             offered = ", ".join(known) or "none: this backend runs jobs on the server itself"
             raise InvalidParameterValue(f"unknown cluster '{wanted}'; clusters: {offered}")
@@ -368,15 +363,16 @@ class JobService:
         if process.kind != "command":
             return
         backend = self.backends.get(process.backend or self.default_backend)
-        ensure = getattr(backend, "ensure_image", None)
-        spec = build_run_spec(process, "deploy-check", {}, None) if ensure else None
-        if ensure is None or spec is None or spec.container is None:
+        if backend is None:
             return
-        container = spec.container
+        spec = build_run_spec(process, "deploy-check", {}, None)
+        if spec.container is None:
+            return
+        container, cluster = spec.container, _package_cluster(process)  # the image goes where the jobs will run
 
         async def pull() -> None:
             try:
-                await ensure(container)
+                await backend.ensure_image(container, cluster)
                 status = "ready"
             except Exception as exc:  # the reason is the process's status, for the user to see
                 status = f"failed: the image {container.source or container.image} could not be pulled: {exc}"
@@ -423,7 +419,7 @@ class JobService:
                                                           outbox=outbox))
         assert new is not None
         self._notify(new)
-        if backend is not None and row.get("external_id") and hasattr(backend, "remove"):
+        if backend is not None and row.get("external_id"):
             self._spawn(self._remove(backend, job_ref(row)))
         return new
 
@@ -431,7 +427,7 @@ class JobService:
     async def _remove(backend: Backend, ref: JobRef) -> None:
         """A dismissed job's files go (OGC: dismiss removes the job's results); its events stay."""
         try:
-            await backend.remove(ref)  # type: ignore[attr-defined]
+            await backend.remove(ref)
         except (BackendError, OSError) as exc:
             log.warning("the files of dismissed job %s could not be removed: %s", ref.job_id, exc)
 
@@ -470,10 +466,10 @@ class JobService:
         """A job's results manifest as values and files (with media types from its process)."""
         process = await self._process_or_none(row["process_id"])
         items = _outputs(row.get("results") or {}, process)
-        public_url = getattr(self.backends.get(row["backend"]), "public_url", None)
-        if public_url is not None:
+        backend = self.backends.get(row["backend"])
+        if backend is not None:
             ref = job_ref(row)
-            items = {oid: replace(item, public_url=public_url(ref, item.path)) if isinstance(item, OutputFile)
+            items = {oid: replace(item, public_url=backend.public_url(ref, item.path)) if isinstance(item, OutputFile)
                      else item for oid, item in items.items()}
         return items
 

@@ -109,7 +109,7 @@ async def site(tmp_path: Path, aiohttp_client: Callable[..., Awaitable[TestClien
                               cwltool=str(Path(sys.executable).parent / "cwltool"))
     settings = Settings(data_dir=tmp_path / "data", appkgs_dir=REPO / "appkgs", auth=AuthSettings(enabled=False),
                         default_backend="slurm", deploy=DeploySettings(start_with_server=False))
-    backend = SlurmBackend({"fake": cluster}, tmp_path / "data")
+    backend = SlurmBackend({"fake": cluster})
     s = Site(await aiohttp_client(create_app(settings, backends={"slurm": backend})), state, work)
     s.hold(True)
     try:

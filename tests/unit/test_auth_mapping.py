@@ -106,7 +106,7 @@ def test_owners_of_different_issuers_never_meet() -> None:
 def test_one_unix_name_rule_for_auth_and_the_slurm_script(name: str, accepted: bool) -> None:
     from hpgc.backends.base import BackendError
     from hpgc.backends.slurm.config import ClusterSettings
-    from hpgc.backends.slurm.script import job_dir
+    from hpgc.backends.slurm.jobdir import job_dir
 
     ident = IdentitySettings(template="{preferred_username}")
     cluster = ClusterSettings(host="login", known_hosts="/k", user="svc", work_root="/w")

@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from hpgc.backends.base import BackendError
-from hpgc.backends.slurm import remote
+from hpgc.backends.slurm.commands.submit import parse_submit, submit_command, tar_files
 from hpgc.backends.slurm.ssh import SSHClient, SSHError
 
 MAX_BATCH_JOBS = 64
@@ -84,13 +84,13 @@ class SubmitBatcher:
             self.batches += 1
             try:
                 files = {path: data for p in batch for path, data in p.files.items()}
-                result = await self.client.run(remote.submit_command(self.root, [(p.rel, p.name) for p in batch]),
-                                               input=remote.tar_files(files))
+                result = await self.client.run(submit_command(self.root, [(p.rel, p.name) for p in batch]),
+                                               input=tar_files(files))
             except Exception as exc:
                 for p in batch:
                     _settle(p, exc)
                 continue
-            answers = remote.parse_submit(result.stdout)
+            answers = parse_submit(result.stdout)
             for p in batch:
                 kind, value = answers.get(p.rel, ("failed", ""))
                 if kind == "busy":

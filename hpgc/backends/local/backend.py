@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import json
 import logging
 import os
-import shlex
 import shutil
 import signal
-import sys
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from hpgc.backends.base import BackendError
+from hpgc.backends.base import Backend, BackendError, Capabilities
 from hpgc.backends.files import (
     OUTPUTS_FILE,
     PROGRESS_FILE,
@@ -33,14 +30,21 @@ from hpgc.backends.files import (
     parse_progress,
 )
 from hpgc.backends.jobfiles import (
-    named_inside,
-    open_inside,
-    read_inside,
     read_text_or_empty,
     size_inside,
     write_inside,
 )
-from hpgc.config import LocalBackendSettings
+from hpgc.backends.launch import check_container, command_argv, container_argv, cwltool_argv
+from hpgc.backends.local.environment import find_command, job_environment
+from hpgc.backends.local.results import (
+    COMMAND_FILE,
+    SMALL_FILE_BYTES,
+    command_line,
+    log_tail,
+    read_outputs,
+    stream_file,
+)
+from hpgc.backends.local.settings import LocalBackendSettings
 from hpgc.models.ogc import StatusCode
 from hpgc.models.run import BackendStatus, Container, JobRef, Logs, RunSpec
 from hpgc.net import GuardedClient
@@ -52,38 +56,18 @@ PID_FILE = "pid"
 KILL_GRACE_S = 3  # after SIGTERM, before SIGKILL: cwltool cleans up its temporary folders
 MAX_INPUT_BYTES = 10 * 1024**3
 STDERR_TAIL = 2000
-MAX_MANIFEST_BYTES = 64 * 1024**2
-SMALL_FILE_BYTES = 1024**2  # exit code, pid, progress, command line
 JOB_DIR_MODE = 0o700
-# what every job gets of the server's environment: enough for tools and runtimes to work, no settings
-BASE_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_*", "TZ")
 
 
-def job_environment(
-    settings: LocalBackendSettings, jd: Path, spec_env: Mapping[str, str], environ: Mapping[str, str] | None = None,
-) -> dict[str, str]:
-    """The environment of a job: the minimal set and `local.pass_env` from the server's, the spec's own
-    variables, its bin/ first on PATH, TMPDIR in the job directory. Never an HPGC_* setting of the server
-    (HPGC_CALLBACKS__SECRET, HPGC_AUTH__...) whatever `pass_env` says."""
-    source = os.environ if environ is None else environ
-    patterns = (*BASE_ENV, *settings.pass_env)
-    env = {name: value for name, value in source.items()
-           if not name.upper().startswith("HPGC") and any(fnmatch.fnmatchcase(name, p) for p in patterns)}
-    env.update(spec_env)
-    env["PATH"] = f"{jd / 'bin'}:{env.get('PATH') or os.defpath}"
-    env["TMPDIR"] = str(jd / "tmp")
-    env["HPGC_JOB_DIR"] = str(jd)  # the one hpgc variable: the helper and _kill_orphan rely on it
-    if settings.image_cache:
-        env["CWL_SINGULARITY_CACHE"] = str(settings.image_cache)
-    return env
-
-
-class LocalBackend:
+class LocalBackend(Backend):
     name = "local"
-    runs_as_server = True  # a job here runs as the server's account: deploying to it is an admin's decision
+    # a job here runs as the server's account: deploying to it is an admin's decision (deploy_needs_admin)
+    capabilities = Capabilities(resumable=False, runs_as_server=True)
 
-    def __init__(self, settings: LocalBackendSettings, jobs_dir: Path, outbound: GuardedClient | None = None) -> None:
+    def __init__(self, settings: LocalBackendSettings, jobs_dir: Path, outbound: GuardedClient | None = None,
+                 poll_max_s: float = 1.0) -> None:
         self.settings = settings
+        self.poll_max_s = poll_max_s
         self.jobs_dir = jobs_dir
         self.outbound = outbound or GuardedClient()  # href inputs; the app passes its one client
         self._own_outbound = outbound is None
@@ -94,13 +78,16 @@ class LocalBackend:
         self._on_change: Callable[[], None] = lambda: None
 
     @property
-    def resumable(self) -> bool:
-        return False
+    def poll_intervals(self) -> tuple[float, float]:
+        # a job's end wakes the monitor (on_change): polls only catch progress
+        return (0.2, self.poll_max_s)
 
     @property
-    def user_deploy_allowed(self) -> bool:
-        """Whether users who are not administrators may deploy packages that run here."""
-        return self.settings.allow_user_deploy
+    def deploy_needs_admin(self) -> bool:
+        return not self.settings.allow_user_deploy
+
+    def stages_in_on_server(self, cluster: str | None) -> bool:
+        return True  # the job runs here: the server is where it downloads from
 
     async def start(self, on_change: Callable[[], None]) -> None:
         self.jobs_dir.mkdir(parents=True, exist_ok=True, mode=JOB_DIR_MODE)
@@ -141,37 +128,27 @@ class LocalBackend:
                 with target.open("wb") as out:
                     async for chunk in downloads.fetch(f.href, MAX_INPUT_BYTES):
                         out.write(chunk)
-            if f.executable:
-                target.chmod(0o755)
         for rel in spec.outputs.values():  # tools write their outputs into folders that must exist
             self._inside(jd, rel).parent.mkdir(parents=True, exist_ok=True)
         argv = self._argv(spec, jd)
-        write_inside(jd, "command.json", json.dumps(argv))
+        write_inside(jd, COMMAND_FILE, json.dumps(argv))
         self._tasks[spec.job_id] = asyncio.create_task(self._run(spec, argv, jd))
         return f"local:{spec.job_id}"
 
     def _argv(self, spec: RunSpec, jd: Path) -> list[str]:
         if spec.kind == "cwl":
-            argv = [_command(self.settings.cwltool), "--quiet", "--outdir", str(jd / "outputs")]
-            argv += ["--tmpdir-prefix", str(jd / "tmp") + "/", "--preserve-environment", "HPGC_JOB_DIR"]
-            if self.settings.container_runtime:
-                argv += ["--singularity"]
-            else:
-                argv += ["--no-container"]
-            return [*argv, str(jd / "tool.cwl"), str(jd / "job.json")]
-        if not spec.argv:
-            raise BackendError("the package gives no command to run")
+            return cwltool_argv(find_command(self.settings.cwltool), bool(self.settings.container_runtime),
+                                str(jd / "outputs"), str(jd / "tmp") + "/", f"{jd}/")
+        argv = command_argv(spec)
         if spec.container is None:
-            return list(spec.argv)
-        if not self.settings.container_runtime or not self.settings.image_cache:
-            raise BackendError(
-                "this package runs in a container, but the local backend has no container runtime "
-                "configured (local.container_runtime, local.image_cache)"
-            )
+            return argv
+        runtime = check_container(spec.container, self.settings.container_runtime, self.settings.image_cache,
+                                  "the local backend", " (local.container_runtime, local.image_cache)")
         cache = self.settings.image_cache
+        assert cache is not None  # check_container refused none
         image = next((cache / n for n in spec.container.candidates() if (cache / n).exists()),
                      cache / spec.container.image)
-        return [self.settings.container_runtime, "exec", str(image), *spec.argv]
+        return container_argv(runtime, str(image), argv)
 
     async def _run(self, spec: RunSpec, argv: list[str], jd: Path) -> None:
         async with self._slots:
@@ -205,7 +182,7 @@ class LocalBackend:
                 self._lost[spec.job_id] = f"the job's directory was changed under hpgc: {exc}"
             self._on_change()
 
-    async def ensure_image(self, container: Container) -> None:
+    async def ensure_image(self, container: Container, cluster: str | None = None) -> None:
         """Pull a package's image into the image cache once (deploy time), with the runtime's own pull."""
         if not self.settings.container_runtime or not self.settings.image_cache:
             raise BackendError("no container runtime is configured for the local backend "
@@ -243,7 +220,7 @@ class LocalBackend:
             if code == 0:
                 return BackendStatus(status=StatusCode.successful, progress=100, message="finished",
                                      exit_code=0)
-            tail = _tail(jd, "stderr.log", STDERR_TAIL)
+            tail = log_tail(jd, "stderr.log", STDERR_TAIL)
             message = f"the process exited with code {code}" + (f": {tail}" if tail else "")
             return BackendStatus(status=StatusCode.failed, message=message, exit_code=code,
                                  details={"stderr_tail": tail})
@@ -280,19 +257,7 @@ class LocalBackend:
 
     # results ---------------------------------------------------------------------------------------
     async def outputs(self, job: JobRef) -> dict[str, Any]:
-        jd = self.job_dir(job.job_id)
-        try:
-            manifest = json.loads(read_inside(jd, OUTPUTS_FILE, MAX_MANIFEST_BYTES))
-        except (BackendError, OSError, ValueError) as exc:
-            raise BackendError(f"the job left no readable outputs.json: {exc}") from None
-        if not isinstance(manifest, dict):
-            raise BackendError("the job's outputs.json is not an object")
-        for oid, value in manifest.items():  # a tool may name any path: only the job's own files are results
-            if isinstance(value, dict) and value.get("class") == "File":
-                path = value.get("path") or str(value.get("location", "")).removeprefix("file://")
-                if not named_inside(jd, path):
-                    raise BackendError(f"output '{oid}' names {path}, outside the job directory")
-        return manifest
+        return read_outputs(self.job_dir(job.job_id))
 
     def _inside(self, jd: Path, path: str) -> Path:
         target = (jd / path).resolve()
@@ -306,30 +271,15 @@ class LocalBackend:
         except OSError:
             raise BackendError(f"{path} does not exist") from None
 
-    async def read_file(
-        self, job: JobRef, path: str, offset: int = 0, length: int | None = None
-    ) -> AsyncIterator[bytes]:
-        remaining = length
-        with os.fdopen(open_inside(self.job_dir(job.job_id), path), "rb") as fh:
-            fh.seek(offset)
-            while remaining is None or remaining > 0:
-                chunk = fh.read(1 << 16 if remaining is None else min(1 << 16, remaining))
-                if not chunk:
-                    break
-                if remaining is not None:
-                    remaining -= len(chunk)
-                yield chunk
+    def read_file(self, job: JobRef, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        return stream_file(self.job_dir(job.job_id), path, offset, length)
 
     async def logs(self, job: JobRef, tail: int | None = None) -> Logs:
         jd = self.job_dir(job.job_id)
-        return Logs(stdout=_tail(jd, "stdout.log", tail), stderr=_tail(jd, "stderr.log", tail))
+        return Logs(stdout=log_tail(jd, "stdout.log", tail), stderr=log_tail(jd, "stderr.log", tail))
 
     async def script(self, job: JobRef) -> str | None:
-        text = read_text_or_empty(self.job_dir(job.job_id), "command.json", SMALL_FILE_BYTES)
-        try:
-            return shlex.join(json.loads(text)) + "\n" if text else None
-        except (ValueError, TypeError):
-            return None
+        return command_line(self.job_dir(job.job_id))
 
     async def remove(self, job: JobRef) -> None:
         """Delete a finished or cancelled job's directory, once its process is gone."""
@@ -353,16 +303,3 @@ def _kill_orphan(jd: Path) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
             log.warning("killed the processes of %s, left running by a previous server", jd.name)
-
-
-def _command(name: str) -> str:
-    """A command on PATH, or installed beside this Python (the venv's bin/ when it is not activated)."""
-    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-    return found or name
-
-
-def _tail(jd: Path, name: str, limit: int | None) -> str:
-    """The last `limit` characters of a log (its last 4×limit bytes hold them, whatever the encoding)."""
-    if limit is None:
-        return read_text_or_empty(jd, name)
-    return read_text_or_empty(jd, name, max(limit, 1) * 4, tail=True)[-limit:].strip() if limit else ""
