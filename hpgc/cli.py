@@ -153,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("cluster", nargs="?", help="cluster name (default: all configured)")
     check.add_argument("--user", help="check as this mapped unix user (its key from user_keys)")
     check.set_defaults(func=cmd_check)
+    from hpgc.client.parsers import add_client_commands  # the client: login, run, jobs, … (docs/clients.md)
+
+    add_client_commands(sub, parser)
     return parser
 
 
