@@ -38,7 +38,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from hpgc.dev_issuer import cli_token
+    from hpgc.auth.dev_issuer import cli_token
 
     settings = load_settings(args.config, data_dir=args.data_dir)
     _private_umask()
@@ -50,7 +50,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_dev_issuer(args: argparse.Namespace) -> int:
-    from hpgc.api.auth import run_dev_issuer
+    from hpgc.auth.dev_issuer import run_dev_issuer
 
     settings = load_settings(args.config, data_dir=args.data_dir)
     _private_umask()
@@ -85,7 +85,7 @@ def cmd_config_docs(args: argparse.Namespace) -> int:
 
     lines += ["", "## `[clusters.NAME]`: one Slurm cluster", "", "| setting | default | meaning |", "|---|---|---|"]
     _describe_model(ClusterSettings, "", lines)
-    from hpgc.auth import IssuerSettings
+    from hpgc.auth.settings import IssuerSettings
 
     lines += ["", "## `[[auth.issuers]]`: one trusted OpenID Connect issuer (see docs/auth.md)", "",
               "| setting | default | meaning |", "|---|---|---|"]

@@ -18,7 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from hpgc.auth import AuthSettings
+from hpgc.auth.settings import AuthSettings
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.jobs.limits import LimitSettings
 from hpgc.jobs.notifier import CallbackSettings

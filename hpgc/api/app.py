@@ -10,7 +10,7 @@ import jinja2
 from aiohttp import web
 
 from hpgc.api import callbacks, deploy, jobs, landing, processes
-from hpgc.api.auth import auth_middleware, setup_auth
+from hpgc.api.bearer import auth_middleware, setup_auth
 from hpgc.api.hosts import host_middleware
 from hpgc.api.keys import DEPLOY_WORKERS, JOBS, OUTBOUND, REGISTRY, SETTINGS, STORE, TEMPLATES
 from hpgc.api.openapi import OPENAPI_EXTENSIONS

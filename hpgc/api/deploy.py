@@ -11,7 +11,7 @@ from hpgc.api.openapi import too_many
 from hpgc.api.principal import principal
 from hpgc.api.processes import process_links
 from hpgc.api.render import base_url
-from hpgc.auth import require_deploy
+from hpgc.auth.principal import require_deploy
 from hpgc.errors import HpgcError, InvalidPackage
 from hpgc.net import GuardedClient, OutboundError
 from hpgc.packages.deploy import MAX_CWL_FETCH, Deployable, from_request

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
-from hpgc.auth import Principal
+from hpgc.auth.principal import Principal
 from hpgc.backends.base import Backend, BackendError
 from hpgc.errors import (
     BackendUnavailable,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hpgc.auth import InsufficientScope, Principal
+from hpgc.auth.principal import InsufficientScope, Principal
 
 
 def check_deploy_target(principal: Principal, backend_name: str, backend: Any) -> None:

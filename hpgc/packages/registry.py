@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpgc.auth import Principal
+from hpgc.auth.principal import Principal
 from hpgc.errors import DuplicatedProcess, ImmutableProcess, InvalidPackage, LimitReached, NoSuchProcess, NotAllowed
 from hpgc.models.names import process_id_problem
 from hpgc.models.ogc import ProcessDescription

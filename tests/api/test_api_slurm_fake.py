@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestClient
 
 from hpgc.api.app import create_app
 from hpgc.api.keys import JOBS
-from hpgc.auth import AuthSettings
+from hpgc.auth.settings import AuthSettings
 from hpgc.backends.slurm.backend import SlurmBackend
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.config import Settings

@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 
 from hpgc.api.app import create_app
-from hpgc.auth import AuthSettings
+from hpgc.auth.settings import AuthSettings
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.config import Settings
 from hpgc.jobs.notifier import CallbackSettings

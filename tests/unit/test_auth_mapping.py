@@ -7,21 +7,17 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from hpgc.auth import (
+from hpgc.auth.identity import map_unix_user, principal_from_claims
+from hpgc.auth.principal import (
     ANONYMOUS,
-    AuthSettings,
-    IdentitySettings,
     InsufficientScope,
     InvalidToken,
-    IssuerSettings,
     Principal,
-    RegexRule,
     UnmappedUser,
-    map_unix_user,
-    principal_from_claims,
     require_admin,
     require_deploy,
 )
+from hpgc.auth.settings import AuthSettings, IdentitySettings, IssuerSettings, RegexRule
 
 ISS = "https://id.example.org/realms/hpc"
 

@@ -14,8 +14,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from hpgc.auth import AuthSettings, AuthUnavailable, InvalidToken, IssuerSettings
-from hpgc.oidc import Issuer, TokenVerifier
+from hpgc.auth.issuer import Issuer
+from hpgc.auth.principal import AuthUnavailable, InvalidToken
+from hpgc.auth.settings import AuthSettings, IssuerSettings
+from hpgc.auth.verifier import TokenVerifier
 from tests.fake_issuer import CLIENT, FakeIssuer, ec_key, rs256_raw
 
 Server = Callable[..., Awaitable[TestServer]]

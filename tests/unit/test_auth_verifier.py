@@ -12,8 +12,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from hpgc.auth import AuthSettings, AuthUnavailable, InvalidToken, IssuerSettings
-from hpgc.oidc import Issuer, TokenVerifier
+from hpgc.auth.issuer import Issuer
+from hpgc.auth.principal import AuthUnavailable, InvalidToken
+from hpgc.auth.settings import AuthSettings, IssuerSettings
+from hpgc.auth.verifier import TokenVerifier
 from tests.fake_issuer import CLIENT, FakeIssuer, b64json, ec_key, forge, hs256_with_public_key, rs256_raw
 
 Make = Callable[..., TokenVerifier]

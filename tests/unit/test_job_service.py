@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from hpgc.auth import Principal
+from hpgc.auth.principal import Principal
 from hpgc.backends.base import BackendError
 from hpgc.errors import (
     BackendUnavailable,

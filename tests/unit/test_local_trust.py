@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hpgc.auth import InsufficientScope, Principal
+from hpgc.auth.principal import InsufficientScope, Principal
 from hpgc.backends.base import BackendError
 from hpgc.backends.jobfiles import UnsafeFile, named_inside, read_inside, size_inside, write_inside
 from hpgc.backends.local import LocalBackend, job_environment

@@ -2,7 +2,7 @@
 
 authlib 1.x marks `authlib.jose` deprecated in favour of joserfc (same author; authlib 2.0 drops it, hence
 the `<2` pin). Importing it through here keeps that warning out of every log and keeps the move to
-joserfc to this file, hpgc/oidc.py and hpgc/dev_issuer.py.
+joserfc to this file and the others of hpgc/auth/.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The development issuer's keys and tokens (no HTTP here: hpgc/api/auth.py publishes them).
+"""The development issuer: its keys, its tokens, and the two routes that publish it (discovery and JWKS),
+mounted in the server or served alone by `hpgc dev-issuer`.
 
 Its signing keys live in DATA_DIR/auth/dev-issuer-keys.json (mode 0600): whoever can read that file can be
 anyone on the server, which is why the issuer is for development and tests only.
@@ -6,23 +7,44 @@ anyone on the server, which is why the issuer is for development and tests only.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
 import os
+import socket
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from hpgc.auth import DEFAULT_AUDIENCE
-from hpgc.config import Settings
-from hpgc.jose import JsonWebKey, JsonWebToken
+from aiohttp import web
+
+from hpgc.auth.jose import JsonWebKey, JsonWebToken
+from hpgc.auth.settings import DEFAULT_AUDIENCE, AuthSettings, IssuerSettings
 
 KEYS_FILE = "dev-issuer-keys.json"
 ISSUER_FILE = "dev-issuer-url"
 KEEP_OLD_KEYS = 2  # keys retired by rotation stay published a while, so tokens they signed still verify
 DEFAULT_SCOPE = "hpgc:execute hpgc:deploy"
 DEV_PREFIX = "/auth"
+log = logging.getLogger(__name__)
+DEV_WARNING = """
+************************************************************************************************
+*  DEVELOPMENT ISSUER ON: hpgc mints and trusts its own tokens (issuer %s).
+*  Anyone who can read %s can act as ANY user.
+*  Configure [[auth.issuers]] (Keycloak or any OpenID Connect provider) before real users come.
+************************************************************************************************"""
+
+
+class ServerSettings(Protocol):
+    """What the issuer needs of the server's settings (hpgc.config.Settings has it): its address and keys."""
+
+    data_dir: Path
+    base_url: str | None
+    host: str
+    port: int
+    auth: AuthSettings
 
 
 def _write_private(path: Path, text: str, exclusive: bool) -> bool:
@@ -144,7 +166,7 @@ def discovery(issuer: str) -> dict[str, Any]:
     }
 
 
-def dev_issuer_url(settings: Settings) -> str:
+def dev_issuer_url(settings: ServerSettings) -> str:
     """The embedded issuer's identifier: the public URL when configured, else the listening address."""
     if settings.base_url:
         return settings.base_url.rstrip("/") + DEV_PREFIX
@@ -153,7 +175,7 @@ def dev_issuer_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}{DEV_PREFIX}"
 
 
-def cli_token(settings: Settings, user: str, scope: str, ttl: int, issuer: str | None) -> tuple[str, str | None]:
+def cli_token(settings: ServerSettings, user: str, scope: str, ttl: int, issuer: str | None) -> tuple[str, str | None]:
     """`hpgc token`: (token, warning). The issuer is the one the server using this data dir recorded."""
     dev = DevIssuer(settings.data_dir, settings.auth.dev_issuer.algorithm)
     dev.load()
@@ -163,3 +185,46 @@ def cli_token(settings: Settings, user: str, scope: str, ttl: int, issuer: str |
         warning = ("the development issuer is not enabled in this configuration: a server using it will "
                    "refuse this token")
     return dev.mint(url, user, scope, ttl), warning
+
+
+def dev_issuer_settings(settings: ServerSettings, url: str) -> IssuerSettings:
+    return IssuerSettings(issuer=url, audience=[DEFAULT_AUDIENCE], algorithms=["ES256", "RS256"],
+                          subject_prefix=settings.auth.dev_issuer.subject_prefix, allow_http=True,
+                          jwks_refresh_min_s=1.0)
+
+
+# HTTP -------------------------------------------------------------------------------
+def dev_issuer_routes(app: web.Application, dev: DevIssuer, issuer_url: str) -> None:
+    async def openid_configuration(request: web.Request) -> web.Response:
+        return web.json_response(discovery(issuer_url))
+
+    async def jwks(request: web.Request) -> web.Response:
+        keys = await asyncio.to_thread(dev.jwks)
+        return web.json_response(keys, headers={"Cache-Control": "max-age=60"})
+
+    app.router.add_get(f"{DEV_PREFIX}/.well-known/openid-configuration", openid_configuration)
+    app.router.add_get(f"{DEV_PREFIX}/jwks", jwks)
+
+
+def dev_issuer_app(dev: DevIssuer, issuer_url: str) -> web.Application:
+    """`hpgc dev-issuer`: the same issuer alone, to be trusted by a server as any OIDC provider would be."""
+    app = web.Application()
+    dev_issuer_routes(app, dev, issuer_url)
+    return app
+
+
+def run_dev_issuer(settings: ServerSettings, host: str, port: int) -> int:
+    """Serve the development issuer until interrupted; port 0 picks a free one (printed, and recorded in the
+    data dir for `hpgc token`)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)  # before the URL is printed: a client that reads it may connect at once (refused until listen)
+    url = f"http://{f'[{host}]' if ':' in host else host}:{sock.getsockname()[1]}{DEV_PREFIX}"
+    dev = DevIssuer(settings.data_dir, settings.auth.dev_issuer.algorithm)
+    dev.load()
+    dev.record_issuer(url)
+    log.warning(DEV_WARNING, url, dev.key_file)
+    print(f"hpgc development issuer at {url}", flush=True)
+    web.run_app(dev_issuer_app(dev, url), sock=sock, print=None, access_log=None)
+    return 0

@@ -1,12 +1,11 @@
-"""Bearer authentication on the HTTP side: the middleware, the development issuer's routes, the OpenAPI
-security schemes. Verification itself is hpgc/oidc.py; claims → Principal is hpgc/auth.py."""
+"""Bearer authentication on the HTTP side: the middleware, its challenges, the verifier's lifetime and the
+OpenAPI security schemes. Checking a token is hpgc/auth/verifier.py; claims → Principal is hpgc/auth/identity.py."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import re
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,19 +16,20 @@ from hpgc.api.keys import SETTINGS
 from hpgc.api.openapi import OPENAPI_EXTENSIONS
 from hpgc.api.principal import PRINCIPAL_KEY
 from hpgc.api.problems import problem
-from hpgc.auth import (
-    DEFAULT_AUDIENCE,
-    AuthSettings,
-    AuthUnavailable,
-    InsufficientScope,
-    InvalidToken,
-    IssuerSettings,
-    UnmappedUser,
-    principal_from_claims,
+from hpgc.auth.dev_issuer import (
+    DEV_PREFIX,
+    DEV_WARNING,
+    DevIssuer,
+    dev_issuer_routes,
+    dev_issuer_settings,
+    dev_issuer_url,
 )
+from hpgc.auth.identity import principal_from_claims
+from hpgc.auth.issuer import Issuer
+from hpgc.auth.principal import AuthUnavailable, InsufficientScope, InvalidToken, UnmappedUser
+from hpgc.auth.settings import AuthSettings
+from hpgc.auth.verifier import TokenVerifier
 from hpgc.config import Settings
-from hpgc.dev_issuer import DEV_PREFIX, DevIssuer, dev_issuer_url, discovery
-from hpgc.oidc import Issuer, TokenVerifier
 
 log = logging.getLogger(__name__)
 VERIFIER: web.AppKey[TokenVerifier] = web.AppKey("token_verifier")
@@ -40,12 +40,6 @@ PUBLIC_RESOURCES = frozenset({"/", "/conformance", "/api", "/api.html"})
 PUBLIC_PREFIXES = ("/api.html/static", f"{DEV_PREFIX}/")
 BEARER = re.compile(r"Bearer +([A-Za-z0-9\-._~+/]+=*) *", re.IGNORECASE)
 QUERY_TOKEN_NAMES = ("access_token", "token", "bearer")
-DEV_WARNING = """
-************************************************************************************************
-*  DEVELOPMENT ISSUER ON: hpgc mints and trusts its own tokens (issuer %s).
-*  Anyone who can read %s can act as ANY user.
-*  Configure [[auth.issuers]] (Keycloak or any OpenID Connect provider) before real users come.
-************************************************************************************************"""
 
 
 def _is_public(request: web.Request) -> bool:
@@ -128,50 +122,7 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
         return problem(exc.status, exc.title, exc.detail, headers={"Retry-After": "10"})
 
 
-# the development issuer -------------------------------------------------------------------------------
-def dev_issuer_routes(app: web.Application, dev: DevIssuer, issuer_url: str) -> None:
-    async def openid_configuration(request: web.Request) -> web.Response:
-        return web.json_response(discovery(issuer_url))
-
-    async def jwks(request: web.Request) -> web.Response:
-        keys = await asyncio.to_thread(dev.jwks)
-        return web.json_response(keys, headers={"Cache-Control": "max-age=60"})
-
-    app.router.add_get(f"{DEV_PREFIX}/.well-known/openid-configuration", openid_configuration)
-    app.router.add_get(f"{DEV_PREFIX}/jwks", jwks)
-
-
-def dev_issuer_app(dev: DevIssuer, issuer_url: str) -> web.Application:
-    """`hpgc dev-issuer`: the same issuer alone, to be trusted by a server as any OIDC provider would be."""
-    app = web.Application()
-    dev_issuer_routes(app, dev, issuer_url)
-    return app
-
-
-def run_dev_issuer(settings: Settings, host: str, port: int) -> int:
-    """Serve the development issuer until interrupted; port 0 picks a free one (printed, and recorded in the
-    data dir for `hpgc token`)."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)  # before the URL is printed: a client that reads it may connect at once (refused until listen)
-    url = f"http://{f'[{host}]' if ':' in host else host}:{sock.getsockname()[1]}{DEV_PREFIX}"
-    dev = DevIssuer(settings.data_dir, settings.auth.dev_issuer.algorithm)
-    dev.load()
-    dev.record_issuer(url)
-    log.warning(DEV_WARNING, url, dev.key_file)
-    print(f"hpgc development issuer at {url}", flush=True)
-    web.run_app(dev_issuer_app(dev, url), sock=sock, print=None, access_log=None)
-    return 0
-
-
 # wiring -----------------------------------------------------------------------------------------------
-def dev_issuer_settings(settings: Settings, url: str) -> IssuerSettings:
-    return IssuerSettings(issuer=url, audience=[DEFAULT_AUDIENCE], algorithms=["ES256", "RS256"],
-                          subject_prefix=settings.auth.dev_issuer.subject_prefix, allow_http=True,
-                          jwks_refresh_min_s=1.0)
-
-
 def setup_auth(app: web.Application, settings: Settings) -> None:
     """Routes, the verifier's lifetime and the OpenAPI security schemes; call once from create_app."""
     auth = settings.auth
