@@ -100,12 +100,13 @@ class DeviceGrants:
                            "expires": now + EXPIRES_S, "state": "pending"})
         return f"{code}.{secret}", code
 
-    def decide(self, user_code: str, user: str | None, scope: str | None = None) -> dict[str, Any]:
+    def decide(self, user_code: str, user: str | None, scope: str | None = None,
+               now: float | None = None) -> dict[str, Any]:
         """`hpgc device-approve`: approve for `user` (None: deny). The grant as it now is; KeyError if the code
         is unknown or expired."""
         code = normalize_code(user_code)
         grant = self._read(code) if code else None
-        if code is None or grant is None or grant.get("expires", 0) < time.time():
+        if code is None or grant is None or grant.get("expires", 0) < (now or time.time()):
             raise KeyError(user_code)
         if user is None:
             grant["state"] = "denied"

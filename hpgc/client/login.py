@@ -78,7 +78,7 @@ async def device_login(server: str, *, scope: str = DEFAULT_SCOPE, client_id: st
         if status != 200 or "device_code" not in grant or "user_code" not in grant:
             raise _oauth_error(f"the issuer refused the device authorization request ({device_url})", grant, status)
         show(grant)
-        interval = float(grant.get("interval") or 5)
+        interval = float(grant.get("interval", 5))
         deadline = asyncio.get_running_loop().time() + float(grant.get("expires_in") or 600)
         form = {"grant_type": DEVICE_GRANT, "device_code": grant["device_code"], "client_id": client_id}
         while asyncio.get_running_loop().time() < deadline:
