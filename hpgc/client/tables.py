@@ -35,7 +35,7 @@ def value_text(value: Any) -> str:
     if isinstance(value, dict) and "value" in value and not isinstance(value["value"], dict | list):
         return str(value["value"])
     if isinstance(value, str):
-        return value
+        return value.rstrip("\n")
     return json.dumps(value)
 
 
