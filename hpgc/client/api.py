@@ -158,7 +158,8 @@ class AsyncClient:
             pid = pid or _package_id(body, media)
             if not pid:
                 raise UsageError("replace: the document names no process id; give one")
-            await self.http.request("PUT", f"/processes/{_seg(pid)}", data=body, headers=headers)
+            await self.http.request("PUT", f"/processes/{_seg(pid)}", params={"w": pid} if media == CWL_YAML else None,
+                                    data=body, headers=headers)
             return pid
         resp = await self.http.request("POST", "/processes", params={"w": pid} if pid else None, data=body,
                                        headers=headers)

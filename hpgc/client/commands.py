@@ -118,7 +118,7 @@ async def finish(client: AsyncClient, status: StatusInfo, args: argparse.Namespa
     """After a waited run: the results (or where they were downloaded), or why the job failed."""
     if status.status.value != "successful":
         doc = status.wire()
-        out(args, doc, f"job {status.jobID} {status.status.value}: {status.message or ''}\n"
+        out(args, doc, f"job {status.jobID} {status.status.value}: {' '.join((status.message or '').split())}\n"
                        f"(hpgc logs {status.jobID} shows its output)")
         return EXIT_JOB_FAILED
     if getattr(args, "download", None):

@@ -63,4 +63,5 @@ class JobFailed(ClientError):
         self.job_id = job_id
         self.status = status
         self.message = message
-        super().__init__(f"job {job_id} {status}" + (f": {message}" if message else ""))
+        one_line = " ".join((message or "").split())  # a job's message may quote its stderr
+        super().__init__(f"job {job_id} {status}" + (f": {one_line}" if one_line else ""))

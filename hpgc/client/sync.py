@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,6 +35,12 @@ class _LoopThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
         self.loop.close()
+
+
+def _shutdown(aio: AsyncClient, loop: _LoopThread) -> None:
+    if loop.thread.is_alive():
+        loop.run(aio.close())
+        loop.stop()
 
 
 class Job:
@@ -79,14 +86,14 @@ class Client:
         self.aio = AsyncClient(url, token, **kw)
         self.url = self.aio.url
         self._loop = _LoopThread()
+        # a script that never calls close() still closes its connections at exit, without a warning
+        self._finalizer = weakref.finalize(self, _shutdown, self.aio, self._loop)
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self._loop.run(coro)
 
     def close(self) -> None:
-        if self._loop.thread.is_alive():
-            self._run(self.aio.close())
-            self._loop.stop()
+        self._finalizer()
 
     def __enter__(self) -> Client:
         return self

@@ -79,7 +79,7 @@ def test_since_durations_and_dates() -> None:
 
 def test_deploy_bodies_pick_their_media_type_and_workflow(tmp_path: Path) -> None:
     body, media, w = package_request(REPO / "appkgs/dnbr/dnbr.cwl", None)
-    assert (media, w) == ("application/cwl+yaml", "dnbr")
+    assert (media, w) == ("application/cwl+yaml", "dnbr") and body == (REPO / "appkgs/dnbr/dnbr.cwl").read_bytes()
     _, media, w = package_request(REPO / "appkgs/BandMath/package.json", None)
     assert (media, w) == ("application/ogcapppkg+json", None)
     (tmp_path / "x.txt").write_text("just text")
