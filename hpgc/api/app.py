@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import jinja2
 from aiohttp import web
 
-from hpgc.api import callbacks, deploy, jobs, landing, processes
+from hpgc.api import callbacks, deploy, job_inputs, jobs, landing, processes
 from hpgc.api.bearer import auth_middleware, setup_auth
 from hpgc.api.hosts import host_middleware
 from hpgc.api.keys import DEPLOY_WORKERS, JOBS, OUTBOUND, REGISTRY, SETTINGS, STORE, TEMPLATES
@@ -56,8 +56,9 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
     app.add_routes(jobs.routes)
     app.add_routes(callbacks.routes)
     app.add_routes(deploy.routes)
+    app.add_routes(job_inputs.routes)
     app[landing.EXTRA_CONFORMANCE] = [*deploy.CONFORMANCE_PART2]
-    app.setdefault(OPENAPI_EXTENSIONS, []).append(deploy.openapi_paths)
+    app.setdefault(OPENAPI_EXTENSIONS, []).extend([deploy.openapi_paths, job_inputs.openapi_paths])
     setup_auth(app, settings)
 
     async def services(app: web.Application) -> AsyncIterator[None]:

@@ -16,6 +16,8 @@ from hpgc.api.keys import SETTINGS
 from hpgc.api.openapi import OPENAPI_EXTENSIONS
 from hpgc.api.principal import PRINCIPAL_KEY
 from hpgc.api.problems import problem
+from hpgc.api.resource_metadata import PATH as RESOURCE_METADATA
+from hpgc.api.resource_metadata import add_resource_metadata
 from hpgc.auth.dev_issuer import (
     DEV_PREFIX,
     DEV_WARNING,
@@ -36,7 +38,7 @@ VERIFIER: web.AppKey[TokenVerifier] = web.AppKey("token_verifier")
 DEV_ISSUER: web.AppKey[DevIssuer] = web.AppKey("dev_issuer")
 # Public routes are recognised by the route the router matched, never by the raw path, so that no spelling
 # of a protected URL (dot segments, encodings) can pass for a public one.
-PUBLIC_RESOURCES = frozenset({"/", "/conformance", "/api", "/api.html"})
+PUBLIC_RESOURCES = frozenset({"/", "/conformance", "/api", "/api.html", RESOURCE_METADATA})
 PUBLIC_PREFIXES = ("/api.html/static", f"{DEV_PREFIX}/")
 BEARER = re.compile(r"Bearer +([A-Za-z0-9\-._~+/]+=*) *", re.IGNORECASE)
 QUERY_TOKEN_NAMES = ("access_token", "token", "bearer")
@@ -134,6 +136,8 @@ def setup_auth(app: web.Application, settings: Settings) -> None:
     if dev is not None:
         app[DEV_ISSUER] = dev
         dev_issuer_routes(app, dev, dev_url)
+    add_resource_metadata(app, [i.issuer for i in auth.issuers] + ([dev_url] if dev is not None else []),
+                          [*auth.execute_scopes[:1], *auth.deploy_scopes[:1], *auth.admin_scopes[:1]])
 
     async def verifier(app: web.Application) -> AsyncIterator[None]:
         session: aiohttp.ClientSession | None = None

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from hpgc.auth.device import DeviceGrants, device_metadata, device_routes  # `hpgc login` (RFC 8628)
 from hpgc.auth.jose import JsonWebKey, JsonWebToken
 from hpgc.auth.settings import DEFAULT_AUDIENCE, AuthSettings, IssuerSettings
 
@@ -196,7 +197,7 @@ def dev_issuer_settings(settings: ServerSettings, url: str) -> IssuerSettings:
 # HTTP -------------------------------------------------------------------------------
 def dev_issuer_routes(app: web.Application, dev: DevIssuer, issuer_url: str) -> None:
     async def openid_configuration(request: web.Request) -> web.Response:
-        return web.json_response(discovery(issuer_url))
+        return web.json_response({**discovery(issuer_url), **device_metadata(issuer_url)})
 
     async def jwks(request: web.Request) -> web.Response:
         keys = await asyncio.to_thread(dev.jwks)
@@ -204,6 +205,8 @@ def dev_issuer_routes(app: web.Application, dev: DevIssuer, issuer_url: str) -> 
 
     app.router.add_get(f"{DEV_PREFIX}/.well-known/openid-configuration", openid_configuration)
     app.router.add_get(f"{DEV_PREFIX}/jwks", jwks)
+    device_routes(app, DEV_PREFIX, issuer_url, DeviceGrants(dev.dir),
+                  lambda user, scope, ttl: dev.mint(issuer_url, user, scope, ttl))
 
 
 def dev_issuer_app(dev: DevIssuer, issuer_url: str) -> web.Application:
