@@ -34,7 +34,7 @@ from hpgc.api.keys import JOBS  # noqa: E402
 from hpgc.auth.principal import ANONYMOUS  # noqa: E402
 from hpgc.auth.settings import AuthSettings  # noqa: E402
 from hpgc.config import Settings  # noqa: E402
-from hpgc.jobs.notifier import CallbackSettings  # noqa: E402
+from hpgc.jobs.callbacks.settings import CallbackSettings  # noqa: E402
 from hpgc.models.ogc import Execute  # noqa: E402
 from hpgc.net import OutboundSettings  # noqa: E402
 from tests.api.fake_backend import GateBackend  # noqa: E402

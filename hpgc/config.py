@@ -21,8 +21,8 @@ from pydantic_settings import (
 from hpgc.auth.settings import AuthSettings
 from hpgc.backends.local.settings import LocalBackendSettings
 from hpgc.backends.slurm.config import ClusterSettings
+from hpgc.jobs.callbacks.settings import CallbackSettings
 from hpgc.jobs.limits import LimitSettings
-from hpgc.jobs.notifier import CallbackSettings
 from hpgc.net.settings import OutboundSettings
 from hpgc.packages.workers import DeploySettings
 

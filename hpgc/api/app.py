@@ -19,8 +19,8 @@ from hpgc.backends.base import Backend
 from hpgc.backends.local.backend import LocalBackend
 from hpgc.config import Settings
 from hpgc.datadir import secure_data_dir
+from hpgc.jobs.callbacks.notifier import Notifier
 from hpgc.jobs.monitor import Monitor
-from hpgc.jobs.notifier import Notifier
 from hpgc.jobs.service import JobService
 from hpgc.net import GuardedClient
 from hpgc.packages.registry import ProcessRegistry

@@ -14,8 +14,8 @@ from hpgc.api.processes import int_param
 from hpgc.api.render import JSON, base_url, respond, self_links, status_info
 from hpgc.api.results import results_document, stream_output
 from hpgc.errors import InvalidParameterValue
+from hpgc.models.joblist import JobQuery
 from hpgc.models.ogc import Execute, JobList, Link, StatusCode
-from hpgc.store import JobQuery
 
 routes = web.RouteTableDef()
 FILTERS = ("type", "processID", "status", "datetime", "minDuration", "maxDuration", "limit")

@@ -21,7 +21,7 @@ from hpgc.api.keys import JOBS, SETTINGS
 from hpgc.auth.dev_issuer import dev_issuer_url
 from hpgc.auth.settings import AuthSettings
 from hpgc.config import Settings
-from hpgc.jobs.notifier import CallbackSettings
+from hpgc.jobs.callbacks.settings import CallbackSettings
 from hpgc.models.ogc import StatusCode
 from hpgc.models.run import BackendStatus, RunSpec, StagedFile
 from hpgc.net import OutboundSettings

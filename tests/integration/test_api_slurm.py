@@ -23,7 +23,7 @@ from hpgc.api.app import create_app
 from hpgc.auth.settings import AuthSettings
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.config import Settings
-from hpgc.jobs.notifier import CallbackSettings
+from hpgc.jobs.callbacks.settings import CallbackSettings
 from hpgc.net import OutboundSettings
 from tests.integration.conftest import ssh_run_async
 

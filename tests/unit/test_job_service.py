@@ -25,21 +25,16 @@ from hpgc.errors import (
     ResultNotReady,
 )
 from hpgc.jobs import monitor as monitor_module
+from hpgc.jobs.lifecycle import POLL_COLUMNS, changes_of, coarse_progress, job_ref
 from hpgc.jobs.limits import LimitSettings
 from hpgc.jobs.monitor import Monitor
-from hpgc.jobs.service import (
-    POLL_COLUMNS,
-    JobService,
-    OutputFile,
-    OutputValue,
-    changes_of,
-    coarse_progress,
-    job_ref,
-)
+from hpgc.jobs.results import OutputFile, OutputValue, ResultFile
+from hpgc.jobs.service import JobService
+from hpgc.models.joblist import JobQuery
 from hpgc.models.ogc import Execute, StatusCode
 from hpgc.models.run import BackendStatus, JobRef
 from hpgc.packages.registry import ProcessRegistry
-from hpgc.store import JobQuery, Store
+from hpgc.store import Store
 from tests.api.fake_backend import FakeBackend
 
 REPO = Path(__file__).resolve().parents[2]
@@ -400,8 +395,9 @@ async def test_results_values_and_files(svc: JobService) -> None:
         "obj": OutputValue({"class": "Directory", "path": "/j/d"}),
         "bare": OutputFile(path="", media_type="application/octet-stream"),  # a File naming nothing
     }
-    ref, backend, item = await svc.output(ALICE, "j1", "tif")
-    assert ref.external_id == "fake-j1" and backend is svc.fake and item.path == "/j/out.tif"  # type: ignore[attr-defined,union-attr]
+    result = await svc.output(ALICE, "j1", "tif")
+    assert isinstance(result, ResultFile)
+    assert result.ref.external_id == "fake-j1" and result.backend is svc.fake and result.item.path == "/j/out.tif"  # type: ignore[attr-defined]
     with pytest.raises(NoSuchOutput, match=r"^job 'j1' has no output 'none'$"):
         await svc.output(ALICE, "j1", "none")
 

@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-from hpgc.store import SCHEMA_VERSION, JobQuery, Store
+from hpgc.models.joblist import JobQuery
+from hpgc.store import Store
+from hpgc.store.schema import SCHEMA_VERSION
 
 
 def _job(i: int, **kw: object) -> dict:

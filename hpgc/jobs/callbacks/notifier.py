@@ -3,7 +3,7 @@
 A status change that concerns a subscriber produces outbox rows (one per notification), and the job
 service stores them in the same transaction as the change (`Store.update_job(outbox=...)`): a change is
 never recorded without its notification, and a notification never exists for a change that was not
-recorded. The dispatcher (hpgc/jobs/dispatcher.py) then delivers the rows, at least once, also after a
+recorded. The dispatcher (dispatcher.py) then delivers the rows, at least once, also after a
 restart. Payloads are built once, here, and stored as the exact bytes to send, so every retry sends (and
 signs) the same body.
 """
@@ -17,13 +17,14 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr
-
 from hpgc.backends.base import BackendError
 from hpgc.errors import InvalidRequest
-from hpgc.jobs.dispatcher import Dispatcher
+from hpgc.jobs.callbacks.dispatcher import Dispatcher
+from hpgc.jobs.callbacks.settings import CallbackSettings
 from hpgc.jobs.documents import INLINE_LIMIT, build_results_document, status_document
-from hpgc.jobs.service import JobService, OutputFile, job_ref
+from hpgc.jobs.lifecycle import job_ref
+from hpgc.jobs.results import OutputFile
+from hpgc.jobs.service import JobService
 from hpgc.models.ogc import OGC_EXC, Execute, StatusCode
 from hpgc.net import GuardedClient, OutboundError
 
@@ -31,38 +32,6 @@ log = logging.getLogger(__name__)
 
 SUCCESS, FAILED, IN_PROGRESS = "success", "failed", "in-progress"
 URI_OF = {SUCCESS: "successUri", FAILED: "failedUri", IN_PROGRESS: "inProgressUri"}
-
-
-class CallbackSettings(BaseModel):
-    """Subscriber callbacks (`subscriber` in execute requests): delivery and retries. Where they may go is
-    `outbound.allowed_networks`, shared with every other request the server makes for a user."""
-
-    secret: SecretStr | None = Field(
-        default=None,
-        description="Sign every callback body: header X-Hpgc-Signature: sha256=<hex HMAC-SHA256 of the body "
-        "with this secret>. None: callbacks are not signed.",
-    )
-    attempt_timeout_s: float = Field(
-        default=10.0, gt=0, description="Time limit of one delivery attempt (connect, send, answer)."
-    )
-    backoff_initial_s: float = Field(
-        default=2.0, gt=0, description="Wait before the first retry; doubled after each failed attempt."
-    )
-    backoff_max_s: float = Field(default=600.0, gt=0, description="Longest wait between two attempts.")
-    max_age_s: float = Field(
-        default=86400.0, gt=0,
-        description="A notification not delivered this long after the change that caused it is given up.",
-    )
-    concurrency: int = Field(default=32, ge=1, description="Deliveries in flight at once, all receivers.")
-    per_host_concurrency: int = Field(
-        default=4, ge=1,
-        description="Deliveries in flight at once to one host: a slow receiver never takes every slot.",
-    )
-    progress_interval_s: float = Field(
-        default=10.0, ge=0,
-        description="At most one in-progress notification per job per this many seconds for progress and "
-        "message changes (status changes are always sent).",
-    )
 
 
 def _event(before: dict[str, Any], after: dict[str, Any]) -> str | None:

@@ -28,10 +28,11 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from hpgc.jobs.batching import GroupCommit
+from hpgc.jobs.callbacks.settings import CallbackSettings
 from hpgc.net import GuardedClient, OutboundError
 
 if TYPE_CHECKING:
-    from hpgc.jobs.notifier import CallbackSettings
     from hpgc.jobs.service import JobService
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,9 @@ class Dispatcher:
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._hosts: Counter[str] = Counter()
         # finished attempts waiting to be written, each with the future its delivery task waits on
-        self._records: list[tuple[tuple[int, dict[str, Any], dict[str, Any]], asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        # finished attempts are written in batches: whatever finished while the previous batch was written
+        self._records = GroupCommit[tuple[int, dict[str, Any], dict[str, Any]], None](self._write_records,
+                                                                                      "callback-records")
         # set when the outbox has nothing pending and nothing is in flight; cleared by every wake
         self.idle = asyncio.Event()
 
@@ -80,7 +82,7 @@ class Dispatcher:
 
     async def stop(self) -> None:
         # rows being sent stay pending in the outbox and are sent again at the next start
-        tasks = [t for t in (self._task, *self._inflight.values(), self._writer) if t is not None]
+        tasks = [t for t in (self._task, *self._inflight.values(), self._records.writer) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -206,25 +208,12 @@ class Dispatcher:
                     row["url"], changes.get("last_error") or status, "; given up" if "given_up" in changes else "")
         # the attempt must be on disk before the slot is freed; if the server dies first, the row is sent
         # again: at least once, never zero times
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._records.append(((row["id"], changes, attempt), done))
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_records(), name="callback-records")
-        await asyncio.shield(done)
+        await self._records.add((row["id"], changes, attempt))
 
-    async def _write_records(self) -> None:
-        """Write finished attempts in batches: whatever finished while the previous batch was written."""
+    async def _write_records(self, items: list[tuple[int, dict[str, Any], dict[str, Any]]]) -> list[None]:
         try:
-            while self._records:
-                batch, self._records = self._records, []
-                try:
-                    await self.service.db(self.store.record_attempts, [item for item, _ in batch])
-                except Exception as exc:
-                    log.exception("callback attempts could not be recorded; they will be sent again")
-                    for _, done in batch:
-                        done.set_exception(exc)
-                else:
-                    for _, done in batch:
-                        done.set_result(None)
-        finally:
-            self._writer = None
+            await self.service.db(self.store.record_attempts, items)
+        except Exception:
+            log.exception("callback attempts could not be recorded; they will be sent again")
+            raise
+        return [None] * len(items)
