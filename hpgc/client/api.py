@@ -25,9 +25,9 @@ from hpgc.client.errors import JobFailed, UsageError
 from hpgc.client.http import Credentials, Response, Transport
 from hpgc.client.polling import Backoff
 from hpgc.models.ogc import ProcessDescription, ProcessSummary, StatusCode, StatusInfo
+from hpgc.models.package import OGCAPPPKG
 
 Progress = Callable[[StatusInfo], Any]
-OGCAPPPKG = "application/ogcapppkg+json"
 CWL_YAML = "application/cwl+yaml"
 SINCE = re.compile(r"(\d+)\s*([smhdw])")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any, Protocol
+from typing import Any
 
 from hpgc.auth.principal import Principal
 from hpgc.backends.base import Backend, BackendError
@@ -37,17 +37,6 @@ def coarse_progress(status: StatusCode, reported: int | None, current: int | Non
     if status == StatusCode.running and not current:
         return RUNNING_PROGRESS
     return None
-
-
-class Callbacks(Protocol):
-    """What the service asks of the notifier (hpgc/jobs/callbacks/notifier.py); None: no callbacks at all."""
-
-    async def check(self, subscriber: dict[str, str]) -> None:
-        """Refuse (InvalidRequest) subscriber URLs this server will not post to."""
-
-    async def rows(self, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
-        """Outbox rows for the change from `before` to `after`, stored in the same transaction."""
-        return []
 
 
 def changes_of(current: dict[str, Any], st: BackendStatus) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from hpgc.backends.base import Backend
 from hpgc.jobs.batching import GroupCommit
@@ -18,11 +18,19 @@ from hpgc.net import GuardedClient
 from hpgc.packages.registry import ProcessRegistry
 from hpgc.store import Store
 
-if TYPE_CHECKING:
-    from hpgc.jobs.lifecycle import Callbacks
-
 log = logging.getLogger("hpgc.jobs.service")
 T = TypeVar("T")
+
+
+class Callbacks(Protocol):
+    """What the service asks of the notifier (hpgc/jobs/callbacks/notifier.py); None: no callbacks at all."""
+
+    async def check(self, subscriber: dict[str, str]) -> None:
+        """Refuse (InvalidRequest) subscriber URLs this server will not post to."""
+
+    async def rows(self, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
+        """Outbox rows for the change from `before` to `after`, stored in the same transaction."""
+        return []
 
 
 class ServiceParts:

@@ -17,16 +17,13 @@ from pydantic import ValidationError
 from hpgc.errors import InvalidPackage, UnsupportedMediaType, WorkflowNotFound, first_error
 from hpgc.models.names import process_id_problem, shown
 from hpgc.models.ogc import ProcessDescription
-from hpgc.models.package import AppPackage, param, to_object_form
+from hpgc.models.package import CWL_MEDIA_TYPE, OGCAPPPKG, AppPackage, param, to_object_form
 from hpgc.models.parsing import load_json, load_yaml
 from hpgc.packages import cwl
 from hpgc.packages.command import check_patterns, command_unit, split_entry_point
 from hpgc.packages.cwl_refs import refuse_external_references
-from hpgc.packages.registry import CWL_MEDIA_TYPE
 
-OGCAPPPKG = "application/ogcapppkg+json"
 CWL_TYPES = ("application/cwl", "application/cwl+json", "application/cwl+yaml")
-COMMAND_MEDIA_TYPE = OGCAPPPKG
 MAX_CWL_FETCH = 4 * 1024 * 1024
 
 
