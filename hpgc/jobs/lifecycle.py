@@ -135,10 +135,6 @@ class Lifecycle(ServiceParts):
         query.owner = None if principal.is_admin else principal.subject
         return await self.db(self.store.list_jobs, query)
 
-    async def events(self, principal: Principal, job_id: str) -> list[dict[str, Any]]:
-        await self.get(principal, job_id)
-        return await self.db(self.store.job_events, job_id)
-
     async def dismiss(self, principal: Principal, job_id: str) -> dict[str, Any]:
         row = await self.get(principal, job_id)
         status = StatusCode(row["status"])

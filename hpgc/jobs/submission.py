@@ -72,7 +72,7 @@ class Submission(ServiceParts):
             "progress": 0, "backend": backend_name, "external_id": None, "created": now, "started": None,
             "finished": None, "updated": now, "request": execute.model_dump(mode="json", exclude_none=True),
             "results": None, "error": None,
-            "subscriber": subscriber, "exit_code": None, "run_spec": None, "base_url": base_url,
+            "subscriber": subscriber, "exit_code": None, "base_url": base_url,
             "cluster": cluster,
         }
         limit = self.limits.active_jobs_per_user

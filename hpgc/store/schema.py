@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
@@ -68,4 +68,9 @@ def _migrate_4(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX processes_owner ON processes(owner, kind)")
 
 
-MIGRATIONS = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3, 4: _migrate_4}
+def _migrate_5(db: sqlite_utils.Database) -> None:
+    """run_spec was never written: jobs are rebuilt from their stored request."""
+    db.execute("ALTER TABLE jobs DROP COLUMN run_spec")
+
+
+MIGRATIONS = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3, 4: _migrate_4, 5: _migrate_5}
