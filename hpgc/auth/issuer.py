@@ -64,12 +64,14 @@ class Issuer:
         except ValueError as exc:
             raise AuthUnavailable(f"the {what} of issuer {self.id} is not fetched: {exc}") from None
 
-    async def _get_json(self, url: str, what: str) -> dict[str, Any]:
+    async def _get_json(self, url: str, what: str, method: str = "GET", **request: Any) -> dict[str, Any]:
+        """One of the issuer's documents or answers: a JSON object of at most MAX_DOCUMENT bytes, fetched
+        without following redirects; anything else is the issuer's fault (AuthUnavailable, a 503)."""
         self._check_url(url, what)
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout_s)
         try:
-            async with self._session().get(url, timeout=timeout, allow_redirects=False,
-                                           headers={"Accept": "application/json"}) as resp:
+            async with self._session().request(method, url, timeout=timeout, allow_redirects=False,
+                                               headers={"Accept": "application/json"}, **request) as resp:
                 body = await _read_capped(resp.content, MAX_DOCUMENT + 1)
                 if resp.status != 200:
                     raise AuthUnavailable(f"the {what} of issuer {self.id} answered HTTP {resp.status}")
@@ -81,7 +83,7 @@ class Issuer:
         except ValueError:  # an HTML error page, a truncated answer: the issuer's fault, not the client's
             doc = None
         if not isinstance(doc, dict):
-            raise AuthUnavailable(f"the {what} of issuer {self.id} is not a JSON object")
+            raise AuthUnavailable(f"the {what} of issuer {self.id}: the answer is not a JSON object")
         return doc
 
     async def discover(self) -> dict[str, Any]:
@@ -175,27 +177,10 @@ class Issuer:
         url = s.introspection_endpoint or (await self.discover()).get("introspection_endpoint")
         if not isinstance(url, str):
             raise AuthUnavailable(f"issuer {self.id} has no introspection endpoint")
-        self._check_url(url, "introspection endpoint")
         assert s.client_id is not None and s.client_secret is not None
-        try:
-            async with self._session().post(
-                url, data={"token": token, "token_type_hint": "access_token"},
-                auth=aiohttp.BasicAuth(s.client_id, s.client_secret.get_secret_value()),
-                timeout=aiohttp.ClientTimeout(total=s.timeout_s), allow_redirects=False,
-                headers={"Accept": "application/json"},
-            ) as resp:
-                body = await _read_capped(resp.content, MAX_DOCUMENT + 1)
-                if resp.status != 200:
-                    raise AuthUnavailable(f"introspection at issuer {self.id} answered HTTP {resp.status}")
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise AuthUnavailable(f"introspection at issuer {self.id} failed: {str(exc) or type(exc).__name__}") \
-                from None
-        try:
-            answer = json.loads(body) if len(body) <= MAX_DOCUMENT else None
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict):
-            raise AuthUnavailable(f"introspection at issuer {self.id} did not answer a JSON object")
+        answer = await self._get_json(url, "introspection endpoint", "POST",
+                                      data={"token": token, "token_type_hint": "access_token"},
+                                      auth=aiohttp.BasicAuth(s.client_id, s.client_secret.get_secret_value()))
         return answer if answer.get("active") is True else None
 
     def _remember(self, digest: str, answer: dict[str, Any] | None, now: float) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hpgc.client import tokens
-from hpgc.client.api import AsyncClient
+from hpgc.client.api import AsyncClient, AsyncJob
 from hpgc.client.errors import EXIT_JOB_FAILED, EXIT_OK, ClientError, UsageError
 from hpgc.client.inputs import parse_inputs
 from hpgc.client.progress import ProgressDisplay
@@ -134,24 +134,23 @@ async def finish(client: AsyncClient, status: StatusInfo, args: argparse.Namespa
 async def cmd_run(client: AsyncClient, args: argparse.Namespace) -> int:
     desc = await client.describe(args.process)
     inputs = parse_inputs(args.input or [], desc)
-    job = await client.execute(args.process, inputs)
-    if args.async_:
-        out(args, job.status.wire(), job.id)
-        return EXIT_OK
-    if not args.json:
-        print(f"job {job.id}", file=sys.stderr)
-    return await finish(client, await follow(client, job.id, args), args)
+    return await _started(client, await client.execute(args.process, inputs), args, "")
 
 
 async def cmd_rerun(client: AsyncClient, args: argparse.Namespace) -> int:
     old = await client.status(args.job)
     desc = await client.describe(old.processID or "")
     job = await client.rerun(args.job, parse_inputs(args.input or [], desc))
+    return await _started(client, job, args, f" (again {args.job})")
+
+
+async def _started(client: AsyncClient, job: AsyncJob, args: argparse.Namespace, note: str) -> int:
+    """A job just started: its status at once with --async, else followed to its end."""
     if args.async_:
         out(args, job.status.wire(), job.id)
         return EXIT_OK
     if not args.json:
-        print(f"job {job.id} (again {args.job})", file=sys.stderr)
+        print(f"job {job.id}{note}", file=sys.stderr)
     return await finish(client, await follow(client, job.id, args), args)
 
 

@@ -194,9 +194,9 @@ class CountingSession:
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self.session, self.gets = session, 0
 
-    def get(self, *args: Any, **kwargs: Any) -> Any:
+    def request(self, *args: Any, **kwargs: Any) -> Any:
         self.gets += 1
-        return self.session.get(*args, **kwargs)
+        return self.session.request(*args, **kwargs)
 
 
 async def test_issuer_down_is_503_not_401() -> None:
