@@ -200,19 +200,42 @@ def openapi_security(app: web.Application, doc: dict[str, Any]) -> None:
             op["responses"].setdefault("401", _problem_ref("missing, invalid or expired bearer token"))
             op["responses"].setdefault("403", _problem_ref("the token lacks a permission (insufficient_scope), "
                                                            "or its user has no Unix account here"))
+    doc["paths"][RESOURCE_METADATA] = {"get": _public_op(
+        "Protected resource metadata (RFC 9728): the issuers this server trusts", "resourceMetadata",
+        "Authentication", {"200": _json_answer("issuers and scopes")})}
+    tags = ["Authentication"]
     if app.get(DEV_ISSUER) is not None:
-        public: list[Any] = []
-        doc["paths"][f"{DEV_PREFIX}/.well-known/openid-configuration"] = {"get": {
-            "summary": "Development issuer: OpenID discovery", "operationId": "devIssuerDiscovery",
-            "tags": ["Development issuer"], "security": public,
-            "responses": {"200": {"description": "OpenID Provider Metadata",
-                                  "content": {"application/json": {"schema": {"type": "object"}}}}}}}
-        doc["paths"][f"{DEV_PREFIX}/jwks"] = {"get": {
-            "summary": "Development issuer: signing keys", "operationId": "devIssuerJwks",
-            "tags": ["Development issuer"], "security": public,
-            "responses": {"200": {"description": "JSON Web Key Set",
-                                  "content": {"application/json": {"schema": {"type": "object"}}}}}}}
-        doc.setdefault("tags", []).append({"name": "Development issuer"})
+        tag = "Development issuer"
+        oauth_error = _json_answer("an OAuth 2.0 error (RFC 6749 §5.2)")
+        form = {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object"}}}}
+        doc["paths"][f"{DEV_PREFIX}/.well-known/openid-configuration"] = {"get": _public_op(
+            "Development issuer: OpenID discovery", "devIssuerDiscovery", tag,
+            {"200": _json_answer("OpenID Provider Metadata")})}
+        doc["paths"][f"{DEV_PREFIX}/jwks"] = {"get": _public_op(
+            "Development issuer: signing keys", "devIssuerJwks", tag, {"200": _json_answer("JSON Web Key Set")})}
+        doc["paths"][f"{DEV_PREFIX}/device"] = {
+            "post": {**_public_op("Development issuer: start a device login (RFC 8628)", "devIssuerDevice", tag,
+                                  {"200": _json_answer("device and user codes"), "429": oauth_error}),
+                     "requestBody": form},
+            "get": _public_op("Development issuer: how to approve a device login", "devIssuerDevicePage", tag,
+                              {"200": {"description": "a page", "content": {"text/html": {"schema": {
+                                  "type": "string"}}}}},
+                              [{"name": "user_code", "in": "query", "schema": {"type": "string"}}])}
+        doc["paths"][f"{DEV_PREFIX}/token"] = {"post": {**_public_op(
+            "Development issuer: the token of an approved device login", "devIssuerToken", tag,
+            {"200": _json_answer("an access token"), "400": oauth_error}), "requestBody": form}}
+        tags.append(tag)
+    doc.setdefault("tags", []).extend({"name": name} for name in tags)
+
+
+def _public_op(summary: str, operation_id: str, tag: str, responses: dict[str, Any],
+               parameters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"summary": summary, "operationId": operation_id, "tags": [tag], "security": [],
+            "parameters": parameters or [], "responses": responses}
+
+
+def _json_answer(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"type": "object"}}}}
 
 
 def _problem_ref(description: str) -> dict[str, Any]:
