@@ -89,6 +89,8 @@ def parse_sacct(stdout: str) -> dict[str, SacctRecord]:
             continue
         code, sig = exit_code(row["ExitCode"])
         acct = {k: row[k] for k in ACCOUNTING if row[k] and row[k] not in ("Unknown", "None assigned")}
+        if row["Start"] in ("Unknown", "None"):  # not started: sacct still says Elapsed 00:00:00, TotalCPU 00:00:00
+            acct = {k: v for k, v in acct.items() if k not in ("Elapsed", "TotalCPU")}
         records[key] = SacctRecord(key, base_state(row["State"]), code, sig, row["Reason"], acct, row["JobName"])
     for job, rows in steps.items():
         rec = records.get(job)
