@@ -1,9 +1,8 @@
-"""hpgc/oidc.py without HTTP: when an issuer's keys are fetched again (max age, unknown kid, rate limit, back-off
-after a failure), which JWKs are kept, the introspection cache, and the checks of an introspection answer.
-
-The clock is a fake one (hpgc.auth.verifier's time.monotonic and time.time replaced), and the JWKS comes from a
-callable that counts its calls: every expectation is a number of fetches at a given instant, never a
-measured duration."""
+"""hpgc/auth/issuer.py and verifier.py without HTTP: when an issuer's keys are fetched again (max age, unknown kid,
+rate limit, back-off after a failure), which JWKs are kept, the introspection cache, and the checks of an
+introspection answer. The clock is a fake one (hpgc.auth.verifier's time.monotonic and time.time replaced), and
+the JWKS comes from a callable that counts its calls: every expectation is a number of fetches at a given
+instant, never a measured duration."""
 
 from __future__ import annotations
 

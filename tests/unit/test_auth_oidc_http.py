@@ -1,5 +1,6 @@
-"""hpgc/oidc.py against issuers that answer badly over real HTTP on 127.0.0.1: what the verifier asks for
-(discovery URL, headers, redirects), and the exact 503 or 401 reason for each bad answer or token."""
+"""hpgc/auth/issuer.py and verifier.py against issuers that answer badly over real HTTP on 127.0.0.1: what the
+verifier asks for (discovery URL, headers, redirects), and the exact 503 or 401 reason for each bad answer or
+token."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""hpgc/auth.py rule by rule, with every expected value written out: URL checks for issuers, the settings'
-defaults and limits, claims lookup, scope matching, identity mapping messages, owners across issuers."""
+"""hpgc/auth/ (settings, identity) rule by rule, with every expected value written out: URL checks for issuers, the
+settings' defaults and limits, claims lookup, scope matching, identity mapping messages, owners across issuers."""
 
 from __future__ import annotations
 

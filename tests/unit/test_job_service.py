@@ -1,5 +1,6 @@
-"""The job state machine (hpgc/jobs/service.py) and the monitor (hpgc/jobs/monitor.py) without HTTP: a real
-store, the built-in processes, the fault-injecting fake backend of tests/api. Expected values are written out."""
+"""The job service (hpgc/jobs/: submission, lifecycle, results, catalog) and the monitor (hpgc/jobs/monitor.py)
+without HTTP: a real store, the built-in processes, the fault-injecting fake backend of tests/api. Expected
+values are written out."""
 
 from __future__ import annotations
 

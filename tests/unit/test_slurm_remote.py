@@ -1,5 +1,6 @@
-"""remote.py's shell and awk programs, run by the local /bin/sh against recorded Slurm answers: stub sacct,
-squeue and sbatch print what a test says and log how they were called. The expected outputs are written out."""
+"""The programs of hpgc/backends/slurm/commands/ (submit, poll, tails), run by the local /bin/sh against recorded
+Slurm answers: stub sacct, squeue and sbatch print what a test says and log how they were called. The expected
+outputs are written out."""
 
 from __future__ import annotations
 
