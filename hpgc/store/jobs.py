@@ -11,11 +11,12 @@ import sqlite_utils
 
 from hpgc.models.joblist import JobPage, JobQuery
 from hpgc.store.base import Tables
+from hpgc.store.rows import EventRow, JobRow
 from hpgc.store.sql import TERMINAL, _decode, _encode, _insert, _rows, _select_one, _update
 
 
 class JobTable(Tables):
-    def insert_job(self, row: dict[str, Any], message: str = "job created", max_active: int = 0) -> bool:
+    def insert_job(self, row: JobRow, message: str = "job created", max_active: int = 0) -> bool:
         """Store a new job; False (nothing stored) when its owner has `max_active` (> 0) active jobs already:
         counted in the same transaction, so concurrent inserts cannot overshoot."""
         with self.transaction() as db:
@@ -34,11 +35,11 @@ class JobTable(Tables):
         with self._lock:
             return self._active_of(self.db, owner)
 
-    def get_job(self, job_id: str) -> dict[str, Any] | None:
+    def get_job(self, job_id: str) -> JobRow | None:
         with self._lock:
             return _select_one(self.db, "jobs", job_id)
 
-    def get_jobs(self, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+    def get_jobs(self, job_ids: list[str]) -> dict[str, JobRow]:
         """Several jobs by id, in one query per 500."""
         out: dict[str, dict[str, Any]] = {}
         with self._lock:
@@ -48,7 +49,7 @@ class JobTable(Tables):
                 out.update((r["id"], _decode(r)) for r in _rows(cur))  # type: ignore[misc]
         return out
 
-    def read_job(self, job_id: str) -> dict[str, Any] | None:
+    def read_job(self, job_id: str) -> JobRow | None:
         """get_job on the read-only connection: for one thread only (the event loop's); microseconds."""
         if self._reader is None:
             return self.get_job(job_id)
@@ -111,12 +112,12 @@ class JobTable(Tables):
         _insert(db, "job_events", _encode({"job_id": job_id, "ts": time.time(), "status": status,
                                            "progress": progress, "message": message, "details": details}))
 
-    def job_events(self, job_id: str) -> list[dict[str, Any]]:
+    def job_events(self, job_id: str) -> list[EventRow]:
         with self._lock:
             return [_decode(r) for r in self.db["job_events"].rows_where(  # type: ignore[misc]
                 "job_id = ?", [job_id], order_by="id")]
 
-    def active_jobs(self, backend: str | None = None, columns: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    def active_jobs(self, backend: str | None = None, columns: tuple[str, ...] | None = None) -> list[JobRow]:
         """Jobs not final yet (optionally of one backend), whole or only `columns`."""
         sql = f"SELECT {', '.join(columns) if columns else '*'} FROM jobs WHERE status IN ('accepted', 'running')"
         args: list[Any] = []
@@ -172,7 +173,7 @@ class JobTable(Tables):
             has_older, has_newer = more, q.after is not None
         return JobPage([_decode(r) for r in rows], has_older=has_older, has_newer=has_newer)  # type: ignore[misc]
 
-    def bulk_insert_jobs(self, rows: Iterable[dict[str, Any]]) -> None:
+    def bulk_insert_jobs(self, rows: Iterable[JobRow]) -> None:
         """For benchmarks and imports: many rows in one transaction, without events."""
         with self.transaction() as db:
             db["jobs"].insert_all((_encode(r) for r in rows), batch_size=1000)

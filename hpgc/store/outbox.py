@@ -6,13 +6,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from hpgc.store.base import Tables
+from hpgc.store.rows import OutboxRow
 from hpgc.store.sql import _insert, _rows, _update
 
 
 class OutboxTable(Tables):
     def due_outbox(
         self, now: float, limit: int, busy_ids: Iterable[int] = (), busy_hosts: Iterable[str] = ()
-    ) -> list[dict[str, Any]]:
+    ) -> list[OutboxRow]:
         """Pending notifications whose time has come, oldest first.
 
         A row waits while an older pending row for the same job and URL exists, so one receiver sees a
@@ -53,7 +54,7 @@ class OutboxTable(Tables):
                 _update(db, "outbox", outbox_id, changes)
                 _insert(db, "outbox_attempts", {"outbox_id": outbox_id, **attempt})
 
-    def job_outbox(self, job_id: str) -> list[dict[str, Any]]:
+    def job_outbox(self, job_id: str) -> list[OutboxRow]:
         """A job's notifications, oldest first, each with its attempts under `history`."""
         with self._lock:
             rows = list(self.db["outbox"].rows_where("job_id = ?", [job_id], order_by="id"))

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from hpgc.store.base import Tables
+from hpgc.store.rows import ProcessRow
 from hpgc.store.sql import _decode, _encode, _insert, _select_one, _update
 
 
 class ProcessTable(Tables):
-    def put_process(self, row: dict[str, Any]) -> None:
+    def put_process(self, row: ProcessRow) -> None:
         now = time.time()
         row = {"created": now, "updated": now, **row}
         with self.transaction() as db:
@@ -22,7 +22,7 @@ class ProcessTable(Tables):
             else:
                 _insert(db, "processes", _encode(row))
 
-    def get_process(self, process_id: str) -> dict[str, Any] | None:
+    def get_process(self, process_id: str) -> ProcessRow | None:
         with self._lock:
             return _select_one(self.db, "processes", process_id)
 
@@ -32,7 +32,7 @@ class ProcessTable(Tables):
             row = self.db.execute("SELECT updated FROM processes WHERE id = ?", [process_id]).fetchone()
         return None if row is None else row[0]
 
-    def list_processes(self) -> list[dict[str, Any]]:
+    def list_processes(self) -> list[ProcessRow]:
         with self._lock:
             return [_decode(r) for r in self.db["processes"].rows_where(order_by="id")]  # type: ignore[misc]
 

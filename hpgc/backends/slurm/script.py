@@ -1,4 +1,4 @@
-"""RunSpec → sbatch script: a small template plus typed options.
+"""RunSpec → sbatch script: #SBATCH lines from typed options (dask-jobqueue's way), then the sections below.
 
 The text is shown to the job's owner (`GET /jobs/{id}/script`), so it reads like a script a person would
 write: #SBATCH lines, environment, stage-in, the command, stage-out, the exit code. Every value that comes
