@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +19,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 
-from hpgc.api.app import create_app
-from hpgc.auth.settings import AuthSettings
-from hpgc.backends.slurm.config import ClusterSettings
-from hpgc.config import Settings
-from hpgc.jobs.callbacks.settings import CallbackSettings
-from hpgc.net import OutboundSettings
 from tests.integration.conftest import ssh_run_async
 
 pytestmark = pytest.mark.slurm
@@ -58,21 +52,6 @@ async def files_url() -> AsyncIterator[str]:
     await server.start_server()
     yield f"http://127.0.0.1:{server.port}"
     await server.close()
-
-
-@pytest.fixture
-async def api(cluster: dict, tmp_path: Path, aiohttp_client: Callable[..., Awaitable[TestClient]]) -> TestClient:
-    test_cluster = ClusterSettings(
-        host=cluster["host"], port=cluster["port"], known_hosts=cluster["known_hosts"], user="alice",
-        key_file=cluster["users"]["alice"], work_root=cluster["work_root"], image_cache=cluster["image_cache"],
-        container_runtime=cluster.get("container_runtime", "apptainer"), partition=cluster.get("partition"),
-        account=cluster.get("account"), poll_min_s=0.5, poll_max_s=2,
-    )
-    settings = Settings(data_dir=tmp_path / "data", auth=AuthSettings(enabled=False), default_backend="slurm",
-                        clusters={"test": test_cluster},
-                        callbacks=CallbackSettings(secret="s3cret"),
-                        outbound=OutboundSettings(allowed_networks=["127.0.0.0/8"]))
-    return await aiohttp_client(create_app(settings))
 
 
 async def succeeded(api: TestClient, process: str, body: dict, timeout: float = 240) -> str:
