@@ -36,3 +36,50 @@ async def test_the_client_runs_a_job_on_the_cluster(api: TestClient, cluster: di
         logs = await job.logs()
         assert [e["status"] for e in logs["events"]][-1] == "successful"
         assert (await job.dismiss()).status == StatusCode.dismissed
+
+
+async def test_the_notebook_flow_of_the_docs_on_the_cluster(api: TestClient, tmp_path: Path) -> None:
+    """docs/clients.md's notebook flow, run as written: on Slurm both jobs succeed and their results download."""
+    import asyncio
+    import os
+    import sys
+
+    import numpy as np
+    import tifffile
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from tests.e2e.test_client_docs import flow_block
+    from tests.integration.test_api_slurm import IMAGE, POST, PRE, REPO, geotiff
+
+    images = {"/sentinel2-subset.tif": geotiff(IMAGE), "/pre.tif": geotiff(PRE), "/post.tif": geotiff(POST)}
+
+    async def serve(request: web.Request) -> web.Response:
+        return web.Response(body=images[request.path], content_type="image/tiff")
+
+    files = web.Application()
+    for path in images:
+        files.router.add_get(path, serve)
+    server = TestServer(files, host="127.0.0.1")
+    await server.start_server()
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "appkgs").symlink_to(REPO / "appkgs")
+    (work / "flow.py").write_text(flow_block())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPGC_")}
+    env.update(HPGC_URL=str(api.make_url("/")).rstrip("/"), DATA_URL=f"http://127.0.0.1:{server.port}",
+               HPGC_TOKEN="unused-auth-is-off", XDG_CONFIG_HOME=str(tmp_path / "cfg"), PYTHONPATH=str(REPO))
+    try:
+        # the server runs in this event loop: the script must not block it
+        proc = await asyncio.create_subprocess_exec(sys.executable, "flow.py", cwd=work, env=env,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 600)
+    finally:
+        await server.close()
+    stdout = out.decode()
+    assert proc.returncode == 0, err.decode()[-3000:]
+    assert "deployed BandMath\ndeployed dnbr\n" in stdout
+    assert "BandMath results:" in stdout and "dnbr results:" in stdout, stdout
+    band_math = tifffile.imread(work / "results" / "BandMath" / "out.tiff")
+    np.testing.assert_allclose(band_math, IMAGE[0].astype(np.float64) + IMAGE[1], rtol=1e-6)
+    assert tifffile.imread(work / "results" / "dnbr" / "dnbr.tiff").shape == (20, 30)
