@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
@@ -23,6 +23,7 @@ from hpgc.backends.local.settings import LocalBackendSettings
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.jobs.callbacks.settings import CallbackSettings
 from hpgc.jobs.limits import LimitSettings
+from hpgc.jobs.ops_settings import HealthSettings, MetricsSettings, RetentionSettings
 from hpgc.net.settings import OutboundSettings
 from hpgc.packages.workers import DeploySettings
 
@@ -74,6 +75,10 @@ class Settings(BaseSettings):
     default_backend: str = Field(default="local", description="Backend for processes that name none.")
     poll_interval_s: float = Field(default=1.0, gt=0, description="Monitor interval for the local backend.")
     log_level: str = Field(default="INFO", description="Python logging level.")
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text: one readable line per record; json: one JSON object per line, with the request id "
+        "and the job, process, user, cluster and Slurm id wherever they apply (docs/operations.md).")
     local: LocalBackendSettings = Field(default_factory=LocalBackendSettings, description="Local backend.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Authentication.")
     callbacks: CallbackSettings = Field(
@@ -89,6 +94,15 @@ class Settings(BaseSettings):
     )
     clusters: dict[str, ClusterSettings] = Field(
         default_factory=dict, description="Slurm clusters by name; the first is the default one."
+    )
+    metrics: MetricsSettings = Field(
+        default_factory=MetricsSettings, description="Prometheus metrics at /metrics (docs/operations.md)."
+    )
+    health: HealthSettings = Field(
+        default_factory=HealthSettings, description="The checks of /health/ready (docs/operations.md)."
+    )
+    retention: RetentionSettings = Field(
+        default_factory=RetentionSettings, description="How long ended jobs and their files are kept."
     )
     deploy: DeploySettings = Field(
         default_factory=DeploySettings,

@@ -9,12 +9,14 @@ from collections.abc import AsyncIterator
 import jinja2
 from aiohttp import web
 
-from hpgc.api import callbacks, deploy, job_inputs, jobs, landing, processes
+from hpgc.api import callbacks, deploy, health, job_inputs, jobs, landing, metrics, processes, request_id
 from hpgc.api.bearer import auth_middleware, setup_auth
 from hpgc.api.hosts import host_middleware
 from hpgc.api.keys import DEPLOY_WORKERS, JOBS, OUTBOUND, REGISTRY, SETTINGS, STORE, TEMPLATES
+from hpgc.api.metrics import metrics_middleware, setup_metrics
 from hpgc.api.openapi import OPENAPI_EXTENSIONS
 from hpgc.api.problems import body_limit_middleware, problem_middleware
+from hpgc.api.request_id import request_id_middleware
 from hpgc.backends.base import Backend
 from hpgc.backends.local.backend import LocalBackend
 from hpgc.config import Settings
@@ -43,7 +45,8 @@ def default_backends(settings: Settings, outbound: GuardedClient | None = None) 
 
 def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -> web.Application:
     app = web.Application(
-        middlewares=[problem_middleware, host_middleware, body_limit_middleware, auth_middleware],
+        middlewares=[request_id_middleware, metrics_middleware, problem_middleware, host_middleware,
+                     body_limit_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -57,8 +60,12 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
     app.add_routes(callbacks.routes)
     app.add_routes(deploy.routes)
     app.add_routes(job_inputs.routes)
+    app.add_routes(health.routes)
     app[landing.EXTRA_CONFORMANCE] = [*deploy.CONFORMANCE_PART2]
-    app.setdefault(OPENAPI_EXTENSIONS, []).extend([deploy.openapi_paths, job_inputs.openapi_paths])
+    setup_metrics(app)
+    app.on_response_prepare.append(request_id.on_prepare)
+    app.setdefault(OPENAPI_EXTENSIONS, []).extend([deploy.openapi_paths, job_inputs.openapi_paths,
+                                                   health.openapi_paths, metrics.openapi_paths])
     setup_auth(app, settings)
 
     async def services(app: web.Application) -> AsyncIterator[None]:

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from hpgc.api.health import PUBLIC as HEALTH
 from hpgc.api.keys import SETTINGS
 from hpgc.api.openapi import OPENAPI_EXTENSIONS
 from hpgc.api.principal import PRINCIPAL_KEY
@@ -32,13 +33,14 @@ from hpgc.auth.principal import AuthUnavailable, InsufficientScope, InvalidToken
 from hpgc.auth.settings import AuthSettings
 from hpgc.auth.verifier import TokenVerifier
 from hpgc.config import Settings
+from hpgc.logs import set_fields
 
 log = logging.getLogger(__name__)
 VERIFIER: web.AppKey[TokenVerifier] = web.AppKey("token_verifier")
 DEV_ISSUER: web.AppKey[DevIssuer] = web.AppKey("dev_issuer")
 # Public routes are recognised by the route the router matched, never by the raw path, so that no spelling
 # of a protected URL (dot segments, encodings) can pass for a public one.
-PUBLIC_RESOURCES = frozenset({"/", "/conformance", "/api", "/api.html", RESOURCE_METADATA})
+PUBLIC_RESOURCES = frozenset({"/", "/conformance", "/api", "/api.html", RESOURCE_METADATA, *HEALTH})
 PUBLIC_PREFIXES = ("/api.html/static", f"{DEV_PREFIX}/")
 BEARER = re.compile(r"Bearer +([A-Za-z0-9\-._~+/]+=*) *", re.IGNORECASE)
 QUERY_TOKEN_NAMES = ("access_token", "token", "bearer")
@@ -111,6 +113,7 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
             issuer, claims = await request.app[VERIFIER].verify(_bearer(request))
             request[PRINCIPAL_KEY] = principal_from_claims(claims, issuer.id, issuer.settings.subject_prefix,
                                                            settings)
+            set_fields(user=request[PRINCIPAL_KEY].subject)  # until the request ends (request_id.py's bind)
         return await handler(request)
     except InvalidToken as exc:
         return unauthorized(settings, exc.detail)

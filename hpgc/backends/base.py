@@ -38,6 +38,11 @@ class Backend(ABC):
     @abstractmethod
     async def close(self) -> None: ...
 
+    async def health(self, timeout_s: float) -> dict[str, bool]:
+        """Whether what jobs need answers, by check name (e.g. `cluster:NAME`), each within `timeout_s`;
+        /health/ready shows them. {}: nothing to check (this machine runs the jobs)."""
+        return {}
+
     # where jobs run --------------------------------------------------------------------------------
     @property
     def cluster_names(self) -> list[str]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 from hpgc.auth.principal import Principal
+from hpgc.jobs.metrics import DEPLOYS, IMAGE_PULL_SECONDS, IMAGE_PULLS
 from hpgc.jobs.parts import ServiceParts
 from hpgc.jobs.submission import package_cluster
 from hpgc.jobs.trust import check_deploy_target
@@ -26,6 +28,7 @@ class Catalog(ServiceParts):
     async def deploy(self, principal: Principal, row: dict[str, Any]) -> Process:
         """Store a new deployed process (`registry.process_row`) and start getting its image."""
         process = await self.db(self.registry.deploy, principal, row)
+        DEPLOYS.labels("deploy").inc()
         await self.prepare(process.id)
         return await self.db(self.registry.get, process.id)
 
@@ -36,10 +39,12 @@ class Catalog(ServiceParts):
 
     async def replace(self, principal: Principal, process_id: str, row: dict[str, Any]) -> None:
         await self.db(self.registry.replace, principal, process_id, row)
+        DEPLOYS.labels("replace").inc()
         await self.prepare(process_id)
 
     async def undeploy(self, principal: Principal, process_id: str) -> None:
         await self.db(self.registry.undeploy, principal, process_id)
+        DEPLOYS.labels("undeploy").inc()
 
     def check_deploy(self, principal: Principal, backend_name: str | None = None) -> None:
         """Before a deploy or replace: may `principal` put a package on the backend it would run on (a
@@ -62,11 +67,14 @@ class Catalog(ServiceParts):
         container, cluster = spec.container, package_cluster(process)  # the image goes where the jobs will run
 
         async def pull() -> None:
+            started = time.monotonic()
             try:
                 await backend.ensure_image(container, cluster)
                 status = "ready"
             except Exception as exc:  # the reason is the process's status, for the user to see
                 status = f"failed: the image {container.source or container.image} could not be pulled: {exc}"
+            IMAGE_PULLS.labels(backend.name, "ok" if status == "ready" else "failed").inc()
+            IMAGE_PULL_SECONDS.labels(backend.name).observe(time.monotonic() - started)
             await self.db(self.registry.set_status, process_id, status)
 
         await self.db(self.registry.set_status, process_id, "deploying")

@@ -15,7 +15,9 @@ from typing import Any
 from hpgc.auth.principal import Principal
 from hpgc.backends.base import Backend, BackendError
 from hpgc.errors import BackendUnavailable, NoSuchJob
+from hpgc.jobs.metrics import STATUS_CHANGES
 from hpgc.jobs.parts import ServiceParts, log
+from hpgc.logs import set_fields
 from hpgc.models.joblist import JobPage, JobQuery
 from hpgc.models.ogc import StatusCode
 from hpgc.models.run import BackendStatus, JobRef
@@ -96,6 +98,8 @@ class Lifecycle(ServiceParts):
             lambda: self.store.update_job(job_id, changes, details=st.details or None, outbox=outbox)
         )
         if row is not None:
+            if "status" in changes:
+                STATUS_CHANGES.labels(row["backend"], row["status"]).inc()
             self._notify(row)
         return row
 
@@ -137,6 +141,7 @@ class Lifecycle(ServiceParts):
 
     async def dismiss(self, principal: Principal, job_id: str) -> dict[str, Any]:
         row = await self.get(principal, job_id)
+        set_fields(job_id=job_id, process_id=row["process_id"], cluster=row.get("cluster"))  # until the request ends
         status = StatusCode(row["status"])
         if status == StatusCode.dismissed:
             return row

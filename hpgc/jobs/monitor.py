@@ -9,7 +9,9 @@ import time
 
 from hpgc.backends.base import Backend
 from hpgc.jobs.lifecycle import POLL_COLUMNS, changes_of, job_ref
+from hpgc.jobs.metrics import POLL_FAILURES, POLL_SECONDS
 from hpgc.jobs.service import JobService
+from hpgc.logs import bind
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +50,11 @@ class Monitor:
         rows = await self.service.db(self.service.store.get_jobs, moved) if moved else {}
         changed = 0
         for job_id in moved:
-            if await self.service.apply(job_id, statuses[job_id], rows.get(job_id)) is not None:
-                changed += 1
+            row = rows.get(job_id) or {}
+            with bind(job_id=job_id, process_id=row.get("process_id"), user=row.get("owner"),
+                      cluster=row.get("cluster")):
+                if await self.service.apply(job_id, statuses[job_id], rows.get(job_id)) is not None:
+                    changed += 1
         return changed
 
     async def _run(self) -> None:
@@ -63,7 +68,9 @@ class Monitor:
                 raise
             except Exception:
                 log.exception("polling %s failed; trying again", self.backend.name)
+                POLL_FAILURES.labels(self.backend.name).inc()
                 changed = 0
+            POLL_SECONDS.labels(self.backend.name).observe(time.monotonic() - started)
             # quick while things change, slower while jobs just run
             interval = self.min_interval if changed else min(interval * 1.5, self.max_interval)
             with contextlib.suppress(TimeoutError):

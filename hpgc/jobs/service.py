@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from hpgc.jobs.catalog import Catalog
 from hpgc.jobs.lifecycle import Lifecycle
+from hpgc.jobs.operations import Operations
 from hpgc.jobs.results import Results
 from hpgc.jobs.submission import Submission
 
 
-class JobService(Submission, Lifecycle, Results, Catalog):
+class JobService(Submission, Lifecycle, Results, Catalog, Operations):
     """The whole service; see each part for what it does."""

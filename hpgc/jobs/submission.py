@@ -17,7 +17,9 @@ from hpgc.errors import (
     NotAllowed,
     ProcessNotReady,
 )
+from hpgc.jobs.metrics import SUBMISSIONS, SUBMIT_SECONDS
 from hpgc.jobs.parts import ServiceParts, log
+from hpgc.logs import set_fields
 from hpgc.models.ogc import Execute, JobControlOption, StatusCode
 from hpgc.models.package import param
 from hpgc.models.run import BackendStatus, JobRef, RunSpec
@@ -99,6 +101,9 @@ class Submission(ServiceParts):
         that never reached its backend before a restart)."""
         job_id = row["id"]
         backend = self.backends[row["backend"]]
+        # this task's log records name the job (its own context: a copy of the request's, request id included)
+        set_fields(job_id=job_id, process_id=row["process_id"], user=row["owner"], cluster=row.get("cluster"))
+        started = time.monotonic()
         try:
             if spec is None:
                 process = await self.db(self.registry.get, row["process_id"])
@@ -109,13 +114,18 @@ class Submission(ServiceParts):
             spec.cluster = row.get("cluster")
             external_id = await backend.submit(spec)
         except (BackendError, OSError) as exc:
+            SUBMISSIONS.labels(backend.name, "failed").inc()
             await self.apply(job_id, BackendStatus(status=StatusCode.failed, message=f"submission failed: {exc}"))
             return
         except Exception as exc:
+            SUBMISSIONS.labels(backend.name, "failed").inc()
             log.exception("submission of job %s failed", job_id)
             await self.apply(job_id, BackendStatus(status=StatusCode.failed,
                                                    message=f"submission failed: {type(exc).__name__}: {exc}"))
             return
+        SUBMISSIONS.labels(backend.name, "ok").inc()
+        log.info("job %s submitted to %s as %s", job_id, backend.name, external_id)
+        SUBMIT_SECONDS.labels(backend.name).observe(time.monotonic() - started)
         if not await self._record_submitted(job_id, external_id, backend.name):
             # dismissed while its submission ran: nothing will ever poll or cancel it, so it is done now
             ref = JobRef(job_id=job_id, external_id=external_id, cluster=spec.cluster, unix_user=spec.unix_user)

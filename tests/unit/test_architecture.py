@@ -14,7 +14,7 @@ HPGC = Path(__file__).resolve().parents[2] / "hpgc"
 # Lowest first. A module may import its own layer and the ones below; `config` assembles every package's
 # settings (leaf modules), `cli` and `client` are entry points on top.
 LAYERS = [
-    {"models", "errors", "datadir"},
+    {"models", "errors", "datadir", "logs"},
     {"net", "auth"},
     {"store"},
     {"backends"},
@@ -25,7 +25,7 @@ LAYERS = [
     {"client", "cli"},
 ]
 # config.py may reach only the settings modules of the layers above it (each package owns its settings)
-SETTINGS_MODULES = {"hpgc.jobs.callbacks.settings", "hpgc.jobs.limits"}
+SETTINGS_MODULES = {"hpgc.jobs.callbacks.settings", "hpgc.jobs.limits", "hpgc.jobs.ops_settings"}
 MAX_LINES = 320  # "about 300"
 
 

@@ -353,3 +353,24 @@ def test_an_older_database_is_migrated_with_its_jobs(tmp_path: Path) -> None:
     assert "run_spec" not in store.db["jobs"].columns_dict
     assert store.get_job("old")["status"] == "running"  # type: ignore[index]
     store.close()
+
+
+def test_operations_counts_and_the_outbox(tmp_path: Path) -> None:
+    """/metrics' job counts (one GROUP BY) and /health/ready's outbox check read the store as they should."""
+    store = Store(tmp_path / "ops.db")
+    rows = [("a", "successful", "echo", None), ("b", "successful", "echo", None), ("c", "running", "sleep", "x")]
+    for job_id, status, process, cluster in rows:
+        store.insert_job({"id": job_id, "process_id": process, "owner": "u", "status": status, "backend": "slurm",
+                          "cluster": cluster, "created": 1.0, "updated": 1.0})
+    assert sorted(store.job_counts()) == [("running", "sleep", "slurm", "x", 1), ("successful", "echo", "slurm", "", 2)]
+    assert store.outbox_stats(1000.0) == {"pending": 0, "oldest_pending": None, "overdue": 0}
+    base = {"job_id": "a", "event": "e", "url": "u", "host": "h", "payload": "{}", "delivery_id": "d", "attempts": 0}
+    store.db["outbox"].insert_all([
+        {**base, "created": 10.0, "next_attempt": 50.0},  # overdue before 100
+        {**base, "created": 20.0, "next_attempt": 150.0},  # pending, not overdue
+        {**base, "created": 5.0, "next_attempt": 6.0, "delivered": 7.0},  # delivered: not counted
+        {**base, "created": 4.0, "next_attempt": 6.0, "given_up": 7.0},  # given up: not counted
+    ])
+    assert store.outbox_stats(100.0) == {"pending": 2, "oldest_pending": 10.0, "overdue": 1}
+    assert store.ping() is True
+    store.close()

@@ -26,12 +26,14 @@ from hpgc.backends.slurm.commands.pull_image import pull_image_command
 from hpgc.backends.slurm.commands.read_file import FILE_MISSING, read_command
 from hpgc.backends.slurm.commands.remove import remove_command
 from hpgc.backends.slurm.config import ClusterSettings
+from hpgc.backends.slurm.health import cluster_healthy
 from hpgc.backends.slurm.jobdir import SCRIPT_FILE, SLURM_ID_FILE, STDERR_FILE, STDOUT_FILE, job_dir, job_name
 from hpgc.backends.slurm.jobid import SlurmJobId, external_id, parse_external_id
 from hpgc.backends.slurm.poller import PolledJob, Poller
 from hpgc.backends.slurm.script import render
 from hpgc.backends.slurm.ssh import HostKeyError, RemoteExit, SSHClient, SSHError, SSHPool
 from hpgc.backends.slurm.stage_in import needs_server_stage_in, upload_hrefs
+from hpgc.logs import set_fields
 from hpgc.models.ogc import StatusCode
 from hpgc.models.run import BackendStatus, Container, JobRef, Logs, RunSpec
 from hpgc.net import GuardedClient
@@ -96,6 +98,10 @@ class SlurmBackend(Backend):
         if self._own_outbound:
             await self.outbound.close()
 
+    async def health(self, timeout_s: float) -> dict[str, bool]:
+        checks = [cluster_healthy(self.pool, n, s, timeout_s) for n, s in self.clusters.items()]
+        return {f"cluster:{n}": ok for n, ok in zip(self.clusters, await asyncio.gather(*checks), strict=True)}
+
     def stages_in_on_server(self, cluster: str | None) -> bool:
         return self._cluster(cluster)[1].stage_in == "server"
 
@@ -155,6 +161,7 @@ class SlurmBackend(Backend):
                 await upload_hrefs(self.outbound, client, spec, jd, settings.max_input_bytes)
         rel = jd.removeprefix(settings.work_root.rstrip("/") + "/")
         kind, slurm_id = await self._batcher(client).submit(rel, job_name(spec.job_id), files)
+        set_fields(slurm_id=slurm_id, cluster=cluster)  # the rest of this job's submission logs with them
         if kind == "existing":
             log.info("job %s was already in Slurm as %s; not submitted again", spec.job_id, slurm_id)
         return external_id(cluster, SlurmJobId.parse(slurm_id))

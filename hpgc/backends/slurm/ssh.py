@@ -20,6 +20,7 @@ from pathlib import Path
 import asyncssh
 
 from hpgc.backends.base import BackendError
+from hpgc.backends.metrics import CLIENTS, SSH_CONNECTS, SSH_ROUND_TRIPS
 from hpgc.backends.slurm.config import ClusterSettings
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,11 @@ class SSHClient:
         self.connects = 0  # how many connections were opened: tests and the bench read it
         self.round_trips = 0
         self.last_ok = time.monotonic()
+        CLIENTS.add(self)
+
+    @property
+    def is_connected(self) -> bool:
+        return self._conn is not None and not self._conn.is_closed()
 
     def __repr__(self) -> str:
         return f"<SSHClient {self.login}@{self.settings.host}:{self.settings.port} ({self.cluster})>"
@@ -90,12 +96,14 @@ class SSHClient:
             try:
                 self._conn = await self._open()
             except Exception:
+                SSH_CONNECTS.labels(self.cluster, "failed").inc()
                 self._backoff = min(BACKOFF_MAX_S, max(BACKOFF_START_S, self._backoff * 2))
                 self._next_try = time.monotonic() + self._backoff
                 raise
             self._backoff = 0.0
             self._sftp = None
             self.connects += 1
+            SSH_CONNECTS.labels(self.cluster, "ok").inc()
             return self._conn
 
     async def _open(self) -> asyncssh.SSHClientConnection:
@@ -155,6 +163,7 @@ class SSHClient:
     async def _exec(self, conn: asyncssh.SSHClientConnection, command: str, input: bytes | None,
                     timeout: float) -> Result:
         self.round_trips += 1
+        SSH_ROUND_TRIPS.labels(self.cluster).inc()
         try:
             async with asyncio.timeout(timeout):
                 proc = await conn.create_process(for_any_login_shell(command), encoding=None, input=input)
@@ -182,6 +191,7 @@ class SSHClient:
         conn = await self._connection()
         async with self._channels:
             self.round_trips += 1
+            SSH_ROUND_TRIPS.labels(self.cluster).inc()
             try:
                 proc = await asyncio.wait_for(conn.create_process(for_any_login_shell(command), encoding=None),
                                               timeout)

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from hpgc.jobs.batching import GroupCommit
 from hpgc.jobs.callbacks.settings import CallbackSettings
+from hpgc.jobs.metrics import CALLBACK_ATTEMPTS
+from hpgc.logs import set_fields
 from hpgc.net import GuardedClient, OutboundError
 
 if TYPE_CHECKING:
@@ -153,6 +155,7 @@ class Dispatcher:
 
     # one attempt ---------------------------------------------------------------------------------
     async def _deliver(self, row: dict[str, Any]) -> None:
+        set_fields(job_id=row["job_id"])  # this task's records name the job
         s = self.settings
         started = time.time()
         if started - row["created"] > s.max_age_s:
@@ -201,6 +204,7 @@ class Dispatcher:
             else:
                 changes["next_attempt"] = nxt
         attempt = {"ts": started, "status": status, "error": error, "duration_ms": round((now - started) * 1000, 1)}
+        CALLBACK_ATTEMPTS.labels("delivered" if delivered else "given_up" if "given_up" in changes else "failed").inc()
         if not delivered:
             # a retry is routine; giving up means a receiver will never hear of this change
             log.log(logging.WARNING if "given_up" in changes else logging.INFO,
