@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from hpgc.config import ConfigError, Settings, load_settings
@@ -132,6 +133,54 @@ def cmd_metrics_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    """Retention by hand: list (--dry-run) or delete the ended jobs past retention.job_days (or --days)."""
+    import asyncio
+
+    settings = load_settings(args.config, data_dir=args.data_dir)
+    days = settings.retention.job_days if args.days is None else args.days
+    if days <= 0:
+        print("hpgc: retention.job_days is 0 (keep forever): give --days N", file=sys.stderr)
+        return 2
+    _private_umask()
+    return asyncio.run(_purge(settings, days, args.dry_run))
+
+
+async def _purge(settings: Settings, days: float, dry_run: bool) -> int:
+    from hpgc.api.app import default_backends
+    from hpgc.datadir import secure_data_dir
+    from hpgc.jobs.service import JobService
+    from hpgc.net import GuardedClient
+    from hpgc.packages.registry import ProcessRegistry
+    from hpgc.store import Store
+
+    store = Store(secure_data_dir(settings.data_dir))
+    outbound = GuardedClient(settings.outbound)
+    backends = {} if dry_run else default_backends(settings, outbound)
+    service = JobService(store, ProcessRegistry(store), backends, settings.default_backend)
+    try:
+        if dry_run:
+            rows = await service.expired(days, 1_000_000)
+            for row in rows:
+                ended = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row["finished"] or 0))
+                print(f"{row['id']}  {row['status']:<10}  ended {ended}  {row['backend']}"
+                      f"{':' + row['cluster'] if row.get('cluster') else ''}  {row['process_id']}  {row['owner']}")
+            print(f"{len(rows)} jobs ended more than {days:g} days ago would be deleted", file=sys.stderr)
+            return 0
+        for backend in backends.values():
+            await backend.start(lambda: None)
+        purged = await service.sweep(days, settings.retention.batch)
+        left = len(await service.expired(days, 1_000_000))
+        print(f"deleted the files of {purged} jobs; {left} could not be deleted (see the log)", file=sys.stderr)
+        return 0 if left == 0 else 1
+    finally:
+        for backend in backends.values():
+            await backend.close()
+        await outbound.close()
+        service.close()
+        store.close()
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -192,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("--deny", action="store_true", help="refuse the login")
     approve.add_argument("--list", action="store_true", help="list the logins waiting")
     approve.set_defaults(func=cmd_device_approve)
+    purge = sub.add_parser("purge", help="delete the files of jobs that ended more than retention.job_days ago "
+                           "(their rows stay as tombstones); --dry-run lists them")
+    _common(purge)
+    purge.add_argument("--dry-run", action="store_true", help="list what would go; delete nothing")
+    purge.add_argument("--days", type=float, help="instead of retention.job_days")
+    purge.set_defaults(func=cmd_purge)
     check = sub.add_parser("check", help="check that hpgc can use its Slurm cluster(s): SSH, host key, Slurm, "
                            "accounting, work root, container runtime, image cache")
     _common(check)

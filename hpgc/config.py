@@ -23,7 +23,7 @@ from hpgc.backends.local.settings import LocalBackendSettings
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.jobs.callbacks.settings import CallbackSettings
 from hpgc.jobs.limits import LimitSettings
-from hpgc.jobs.ops_settings import HealthSettings, MetricsSettings
+from hpgc.jobs.ops_settings import HealthSettings, MetricsSettings, RetentionSettings
 from hpgc.net.settings import OutboundSettings
 from hpgc.packages.workers import DeploySettings
 
@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     )
     health: HealthSettings = Field(
         default_factory=HealthSettings, description="The checks of /health/ready (docs/operations.md)."
+    )
+    retention: RetentionSettings = Field(
+        default_factory=RetentionSettings, description="How long ended jobs and their files are kept."
     )
     deploy: DeploySettings = Field(
         default_factory=DeploySettings,

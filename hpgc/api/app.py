@@ -23,6 +23,7 @@ from hpgc.config import Settings
 from hpgc.datadir import secure_data_dir
 from hpgc.jobs.callbacks.notifier import Notifier
 from hpgc.jobs.monitor import Monitor
+from hpgc.jobs.retention import RetentionSweeper
 from hpgc.jobs.service import JobService
 from hpgc.net import GuardedClient
 from hpgc.packages.registry import ProcessRegistry
@@ -95,7 +96,10 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
         await service.recover()
         for monitor in monitors.values():
             monitor.start()
+        retention = RetentionSweeper(service, settings.retention)
+        retention.start()
         yield
+        await retention.stop()
         for monitor in monitors.values():
             await monitor.stop()
         await notifier.stop()

@@ -33,6 +33,10 @@ IMAGE_PULLS = Counter("hpgc_image_pulls", "Container image pulls into a backend'
                       "result (ok, failed).", ["backend", "result"])
 IMAGE_PULL_SECONDS = Histogram("hpgc_image_pull_seconds", "Duration of one image pull, by backend.", ["backend"],
                                buckets=SLOW)
+RETENTION_PURGED = Counter("hpgc_retention_purged", "Ended jobs whose files retention deleted (now tombstones), "
+                           "by backend.", ["backend"])
+RETENTION_FAILURES = Counter("hpgc_retention_failures", "Expired jobs whose files could not be deleted (tried again "
+                             "at the next sweep), by backend.", ["backend"])
 
 JobCounts = list[tuple[str, str, str, str, int]]
 

@@ -1,5 +1,5 @@
-"""Settings of what the operations team runs against: /metrics and the health checks
-(`[metrics]`, `[health]`; docs/operations.md)."""
+"""Settings of what the operations team runs against: /metrics, the health checks and retention
+(`[metrics]`, `[health]`, `[retention]`; docs/operations.md)."""
 
 from __future__ import annotations
 
@@ -27,3 +27,16 @@ class HealthSettings(BaseModel):
         default=300.0, gt=0,
         description="/health/ready fails when a callback's next delivery attempt is overdue by longer than this "
         "(the dispatcher is not getting through the outbox).")
+
+
+class RetentionSettings(BaseModel):
+    job_days: float = Field(
+        default=0, ge=0,
+        description="Days after it ended (successful or failed) that a job's files are deleted (on the cluster "
+        "or locally, through its backend) and its row becomes a tombstone: status dismissed, an event saying why, "
+        "still listed. 0: jobs are kept forever (until their users dismiss them).")
+    interval_s: float = Field(default=3600.0, gt=0, description="Seconds between two retention sweeps.")
+    batch: int = Field(
+        default=100, ge=1,
+        description="Jobs deleted at once in a sweep (their removals run together over the pooled connections); "
+        "a sweep goes on batch after batch until nothing has expired.")

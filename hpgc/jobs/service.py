@@ -10,8 +10,9 @@ from hpgc.jobs.catalog import Catalog
 from hpgc.jobs.lifecycle import Lifecycle
 from hpgc.jobs.operations import Operations
 from hpgc.jobs.results import Results
+from hpgc.jobs.retention import RetentionPart
 from hpgc.jobs.submission import Submission
 
 
-class JobService(Submission, Lifecycle, Results, Catalog, Operations):
+class JobService(Submission, Lifecycle, Results, Catalog, Operations, RetentionPart):
     """The whole service; see each part for what it does."""

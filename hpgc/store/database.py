@@ -20,13 +20,14 @@ import sqlite_utils
 from hpgc.store.jobs import JobTable
 from hpgc.store.outbox import OutboxTable
 from hpgc.store.processes import ProcessTable
+from hpgc.store.retention import RetentionTable
 from hpgc.store.schema import MIGRATIONS, SCHEMA_VERSION
 from hpgc.store.stats import StatsTable
 
 T = TypeVar("T")
 
 
-class Store(ProcessTable, JobTable, OutboxTable, StatsTable):
+class Store(ProcessTable, JobTable, OutboxTable, StatsTable, RetentionTable):
     def __init__(self, path: Path | str) -> None:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)

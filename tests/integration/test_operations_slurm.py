@@ -11,7 +11,9 @@ import time
 import pytest
 from aiohttp.test_utils import TestClient
 
+from hpgc.api.keys import JOBS
 from tests.api.test_operations import sample
+from tests.integration.conftest import ssh_run_async
 from tests.integration.test_api_slurm import succeeded
 
 pytestmark = pytest.mark.slurm
@@ -74,3 +76,30 @@ async def test_ready_turns_unready_when_sshd_stops_and_ready_when_it_is_back(api
         await asyncio.sleep(0.5)
     print(f"ready again {time.monotonic() - started:.2f} s after the stop")
     assert (await back.json())["checks"]["cluster:test"] == "ok"
+
+
+async def test_retention_deletes_exactly_the_expired_jobs_on_the_cluster(api: TestClient, cluster: dict) -> None:
+    old, recent = await asyncio.gather(*(succeeded(api, "echo", {"inputs": {"stringInput": s}}) for s in ("o", "r")))
+    resp = await api.post("/processes/sleep/execution", json={"inputs": {"seconds": 60}},
+                          headers={"Prefer": "respond-async"})
+    running = (await resp.json())["jobID"]
+    service = api.app[JOBS]
+    store = service.store
+    deadline = time.monotonic() + 60
+    while not (store.get_job(running) or {}).get("external_id"):  # its directory exists once it is in Slurm
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.5)
+    store.db.execute("UPDATE jobs SET finished = ? WHERE id = ?", [time.time() - 10 * 86400, old])
+    root = f"{cluster['work_root']}/alice"
+
+    async def exists(job_id: str) -> bool:
+        return (await ssh_run_async(cluster, f"test -d {root}/{job_id}")).exit_status == 0
+
+    assert [await exists(j) for j in (old, recent, running)] == [True, True, True]
+    assert await service.sweep(7, batch=10) == 1
+    assert [await exists(j) for j in (old, recent, running)] == [False, True, True]
+    assert store.get_job(old)["status"] == "dismissed"
+    assert store.get_job(recent)["status"] == "successful"
+    assert store.get_job(running)["status"] in ("accepted", "running")
+    assert await service.sweep(7, batch=10) == 0
+    assert (await api.delete(f"/jobs/{running}")).status == 200
