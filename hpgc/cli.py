@@ -146,6 +146,33 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return asyncio.run(_purge(settings, days, args.dry_run))
 
 
+async def _ready(settings: Settings) -> int:
+    """The checks of /health/ready, from here: the database, each cluster, the callback outbox."""
+    from hpgc.api.app import default_backends
+    from hpgc.datadir import secure_data_dir
+    from hpgc.jobs.service import JobService
+    from hpgc.net import GuardedClient
+    from hpgc.packages.registry import ProcessRegistry
+    from hpgc.store import Store
+
+    _private_umask()
+    store = Store(secure_data_dir(settings.data_dir))
+    outbound = GuardedClient(settings.outbound)
+    backends = default_backends(settings, outbound)
+    service = JobService(store, ProcessRegistry(store), backends, settings.default_backend)
+    try:
+        checks = await service.readiness(settings.health.timeout_s, settings.health.outbox_stuck_s)
+    finally:
+        for backend in backends.values():
+            await backend.close()
+        await outbound.close()
+        service.close()
+        store.close()
+    for name, ok in sorted(checks.items()):
+        print(f"{name}: {'ok' if ok else 'FAILED'}")
+    return 0 if all(checks.values()) else 1
+
+
 async def _purge(settings: Settings, days: float, dry_run: bool) -> int:
     from hpgc.api.app import default_backends
     from hpgc.datadir import secure_data_dir
@@ -187,6 +214,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from hpgc.backends.slurm.check import check_cluster
 
     settings = load_settings(args.config, data_dir=args.data_dir)
+    if args.ready:
+        return asyncio.run(_ready(settings))
     if not settings.clusters:
         print("hpgc: no Slurm cluster is configured ([clusters.NAME])", file=sys.stderr)
         return 2
@@ -252,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(check)
     check.add_argument("cluster", nargs="?", help="cluster name (default: all configured)")
     check.add_argument("--user", help="check as this mapped unix user (its key from user_keys)")
+    check.add_argument("--ready", action="store_true", help="run the checks of /health/ready instead (database, "
+                       "each cluster's SSH, the callback outbox); exit 1 when one fails")
     check.set_defaults(func=cmd_check)
     from hpgc.client.parsers import add_client_commands  # the client: login, run, jobs, … (docs/clients.md)
 

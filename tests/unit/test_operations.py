@@ -7,9 +7,13 @@ import asyncio
 import io
 import json
 import logging
+import socket
 import time
 from pathlib import Path
 
+import pytest
+
+from hpgc.cli import main
 from hpgc.jobs.service import JobService
 from hpgc.logs import ContextFilter, JsonFormatter, bind, current, set_fields
 from hpgc.packages.registry import ProcessRegistry
@@ -78,3 +82,17 @@ async def test_fields_set_in_a_task_stay_in_it() -> None:
     with bind(request_id="r2"):
         assert await asyncio.create_task(job()) == {"request_id": "r2", "job_id": "j2", "slurm_id": "42"}
         assert current() == {"request_id": "r2"}
+
+
+def test_hpgc_check_ready_runs_the_same_checks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`hpgc check --ready` is /health/ready from the command line: a cluster nobody listens for fails it."""
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    config = tmp_path / "hpgc.toml"
+    config.write_text(f'[clusters.alpha]\nhost = "127.0.0.1"\nport = {port}\nknown_hosts = "{known}"\n'
+                      f'user = "hpgc"\nwork_root = "/scratch"\n[health]\ntimeout_s = 5\n')
+    assert main(["check", "--ready", "--config", str(config), "--data-dir", str(tmp_path / "data")]) == 1
+    assert capsys.readouterr().out.splitlines() == ["callbacks: ok", "cluster:alpha: FAILED", "database: ok"]
