@@ -4,6 +4,8 @@ store, the built-in processes, the fault-injecting fake backend of tests/api. Ex
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -517,14 +519,15 @@ async def test_monitor_interval_grows_while_quiet_and_resets_on_change(
             raise step
         return step
 
-    async def wait_for(aw: Any, timeout: float) -> None:
-        aw.close()
-        waits.append(timeout)
-        raise TimeoutError
+    @contextlib.asynccontextmanager
+    async def timeout(seconds: float) -> AsyncIterator[None]:
+        waits.append(seconds)
+        raise TimeoutError  # the interval passed without a wake
+        yield
 
     monitor.poll_once = poll_once  # type: ignore[method-assign]
     monkeypatch.setattr(monitor_module, "asyncio", SimpleNamespace(
-        wait_for=wait_for, sleep=None, CancelledError=asyncio.CancelledError))
+        timeout=timeout, sleep=None, CancelledError=asyncio.CancelledError))
     with pytest.raises(asyncio.CancelledError):
         await monitor._run()
     assert waits == [1.5, 2.25, 3.0, 3.0, 1.0, 1.5, 2.25]
@@ -545,17 +548,18 @@ async def test_a_woken_monitor_polls_at_most_once_per_min_interval(monkeypatch: 
         clock.now += took
         return changed
 
-    async def wait_for(aw: Any, timeout: float) -> None:
-        aw.close()
-        waits.append(timeout)
+    @contextlib.asynccontextmanager
+    async def timeout(seconds: float) -> AsyncIterator[None]:
+        waits.append(seconds)
         monitor.wake()  # a submission arrived while waiting
+        yield
 
     async def sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
     monitor.poll_once = poll_once  # type: ignore[method-assign]
     monkeypatch.setattr(monitor_module, "asyncio", SimpleNamespace(
-        wait_for=wait_for, sleep=sleep, CancelledError=asyncio.CancelledError))
+        timeout=timeout, sleep=sleep, CancelledError=asyncio.CancelledError))
     monkeypatch.setattr(monitor_module, "time", clock)
     with pytest.raises(asyncio.CancelledError):
         await monitor._run()
@@ -573,6 +577,31 @@ async def test_monitor_start_wake_and_stop(svc: JobService) -> None:
     await monitor.stop()
     assert monitor._task is not None and monitor._task.cancelled()
     await Monitor(svc, fake, 0.01, 0.02).stop()  # never started: nothing to stop
+
+
+async def test_stop_right_after_a_wake_stops_the_monitor() -> None:
+    """A submission at shutdown wakes the monitor as it is stopped: the stop must still end it (on Python 3.11,
+    asyncio.wait_for returned the set event and lost that cancel: the loop ran on and stop() waited forever)."""
+    monitor = Monitor(SimpleNamespace(), SimpleNamespace(name="x"), 3600.0, 3600.0)  # type: ignore[arg-type]
+    polled = asyncio.Event()
+
+    async def poll_once() -> int:
+        polled.set()
+        return 0
+
+    monitor.poll_once = poll_once  # type: ignore[method-assign]
+    monitor.start()
+    await asyncio.wait_for(polled.wait(), 10)  # it has polled and now waits for a wake or its interval
+    monitor.wake()
+    stopping = asyncio.ensure_future(monitor.stop())
+    # not wait_for(stop(), ...): its cancel at the deadline would end the monitor and hide the hang
+    done, _ = await asyncio.wait({stopping}, timeout=10)
+    assert monitor._task is not None
+    if not done:
+        monitor._task.cancel()
+        await stopping
+    assert stopping in done, "stop() hung: the monitor lost the cancel"
+    assert monitor._task.cancelled()
 
 
 async def test_files_that_cannot_be_removed_are_logged(svc: JobService, caplog: pytest.LogCaptureFixture) -> None:
