@@ -329,6 +329,21 @@ async def test_recover_resubmits_only_what_never_reached_a_backend(svc: JobServi
     assert (await svc.db(svc.store.get_job, "sent"))["status"] == "running"  # type: ignore[index]
 
 
+async def test_a_resubmitted_command_job_keeps_its_requested_outputs(svc: JobService) -> None:
+    """The run spec of a job recovered after a restart is rebuilt from the stored request, outputs included:
+    the requested media type names the output file on the command line (BandMath: `-out <file> <type>`)."""
+    fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
+    assert svc.registry.load_builtins(REPO / "appkgs", ["BandMath", "echo"]) == ["BandMath", "echo"]
+    request = {"inputs": {"il": [{"href": "https://example.org/a.tif"}], "out": "uint8", "exp": "im1b1"},
+               "outputs": {"out": {"format": {"mediaType": "image/png"}, "transmissionMode": "reference"}}}
+    await insert(svc, job_id="png", process_id="BandMath", status="accepted", external_id=None, request=request)
+    await svc.recover()
+    spec = await _submitted(svc, "png")
+    assert fake.submissions == ["png"] and spec.outputs == {"out": "outputs/out.png"}
+    assert spec.argv == ["/opt/otbtf/bin/otbcli_BandMath", "-il", "inputs/il_0.tif", "-ram", "128", "-exp", "im1b1",
+                         "-out", "outputs/out.png", "uint8"]
+
+
 # read, dismiss, results -----------------------------------------------------------------------------------------
 async def test_other_users_jobs_do_not_exist_for_them(svc: JobService) -> None:
     await insert(svc)
