@@ -27,6 +27,7 @@ from hpgc.errors import (
     ResultNotReady,
 )
 from hpgc.jobs import monitor as monitor_module
+from hpgc.jobs import service as service_module
 from hpgc.jobs.limits import LimitSettings
 from hpgc.jobs.monitor import Monitor
 from hpgc.jobs.service import (
@@ -333,7 +334,7 @@ async def test_a_resubmitted_command_job_keeps_its_requested_outputs(svc: JobSer
     """The run spec of a job recovered after a restart is rebuilt from the stored request, outputs included:
     the requested media type names the output file on the command line (BandMath: `-out <file> <type>`)."""
     fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
-    assert svc.registry.load_builtins(REPO / "appkgs", ["BandMath", "echo"]) == ["BandMath", "echo"]
+    assert svc.registry.get("BandMath").kind == "command"  # appkgs/BandMath, loaded by the fixture
     request = {"inputs": {"il": [{"href": "https://example.org/a.tif"}], "out": "uint8", "exp": "im1b1"},
                "outputs": {"out": {"format": {"mediaType": "image/png"}, "transmissionMode": "reference"}}}
     await insert(svc, job_id="png", process_id="BandMath", status="accepted", external_id=None, request=request)
@@ -342,6 +343,48 @@ async def test_a_resubmitted_command_job_keeps_its_requested_outputs(svc: JobSer
     assert fake.submissions == ["png"] and spec.outputs == {"out": "outputs/out.png"}
     assert spec.argv == ["/opt/otbtf/bin/otbcli_BandMath", "-il", "inputs/il_0.tif", "-ram", "128", "-exp", "im1b1",
                          "-out", "outputs/out.png", "uint8"]
+
+
+class _Asyncio:
+    """hpgc.jobs.service's asyncio, with the bounds given to wait_for recorded."""
+
+    def __init__(self) -> None:
+        self.bounds: list[float] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    async def wait_for(self, aw: Any, timeout: float) -> Any:
+        self.bounds.append(timeout)
+        return await asyncio.wait_for(aw, timeout)
+
+
+async def test_a_deploy_waits_two_seconds_at_most_for_its_image(
+        svc: JobService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/architecture.md: the deploy answers within two seconds; the pull goes on after that."""
+    fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
+    recorder = _Asyncio()
+    monkeypatch.setattr(service_module, "asyncio", recorder)
+    await svc.prepare("BandMath")
+    assert recorder.bounds == [2.0]
+    assert fake.pulled == ["otbtf_4.1.0-cpu-41faafe128236ad4.sif"]
+    assert svc.registry.get("BandMath").status == "ready"
+    assert svc.store.get_process("BandMath")["status"] == "ready"  # type: ignore[index]  # as stored
+    assert svc._tasks == set()  # the finished pull is not kept
+
+
+async def test_a_failed_pull_names_the_image_and_why(svc: JobService) -> None:
+    svc.fake.pull_error = "manifest unknown"  # type: ignore[attr-defined]
+    await svc.prepare("BandMath")
+    assert svc.registry.get("BandMath").status == (
+        "failed: the image docker://otbtf/4.1.0-cpu could not be pulled: manifest unknown")
+
+
+async def test_a_backend_that_pulls_no_images_leaves_a_command_process_ready(svc: JobService) -> None:
+    svc.backends["local"] = SimpleNamespace(name="local")  # type: ignore[assignment]  # no ensure_image
+    await svc.prepare("BandMath")
+    assert svc.registry.get("BandMath").status == "ready"
+    assert svc.fake.pulled == []  # type: ignore[attr-defined]
 
 
 # read, dismiss, results -----------------------------------------------------------------------------------------
@@ -654,12 +697,14 @@ class _Callbacks:
 
     def __init__(self) -> None:
         self.changes: list[tuple[str, str]] = []
+        self.afters: list[dict[str, Any]] = []
 
     async def check(self, subscriber: dict[str, str]) -> None:
         return None
 
     async def rows(self, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
         self.changes.append((before["status"], after["status"]))
+        self.afters.append(after)
         return [{"job_id": after["id"], "event": after["status"], "url": "http://cb/x", "host": "cb",
                  "payload": "{}", "attempts": 0, "created": 1.0, "next_attempt": 1.0}]
 
@@ -676,6 +721,20 @@ async def test_changes_carry_their_callbacks_in_the_same_write(svc: JobService) 
     assert callbacks.changes == [("running", "running"), ("running", "dismissed")]
     assert [r["event"] for r in await svc.db(svc.store.job_outbox, "j1")] == ["running", "dismissed"]
     assert await svc.db(svc.store.job_outbox, "quiet") == []
+
+
+async def test_the_callback_of_a_dismiss_sees_the_job_as_stored(
+        svc: JobService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The notification of a dismiss is built from the job as the dismiss leaves it: finished and updated now."""
+    callbacks = _Callbacks()
+    svc.callbacks = callbacks
+    await insert(svc, subscriber={"failedUri": "http://cb/x"})  # running since 101.0, updated 101.0
+    monkeypatch.setattr(service_module.time, "time", lambda: 5000.0)
+    new = await svc.dismiss(ALICE, "j1")
+    (after,) = callbacks.afters
+    assert (after["status"], after["message"], after["finished"], after["updated"]) == (
+        "dismissed", "dismissed by the user", 5000.0, 5000.0)
+    assert (new["finished"], new["updated"]) == (5000.0, 5000.0)
 
 
 class _Outbound:
