@@ -737,6 +737,33 @@ async def test_the_callback_of_a_dismiss_sees_the_job_as_stored(
     assert (new["finished"], new["updated"]) == (5000.0, 5000.0)
 
 
+async def test_the_callbacks_of_changes_see_the_job_as_stored(
+        svc: JobService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each notification is built from the job as the change leaves it: started, updated, finished now."""
+    callbacks = _Callbacks()
+    svc.callbacks = callbacks
+    await insert(svc, status="accepted", started=None, subscriber={"successUri": "http://cb/x"})
+    monkeypatch.setattr(service_module.time, "time", lambda: 5000.0)
+    await svc.apply("j1", BackendStatus(status=S.running, progress=10))
+    monkeypatch.setattr(service_module.time, "time", lambda: 6000.0)
+    svc.fake.manifest = {"out": "v"}  # type: ignore[attr-defined]
+    await svc.apply("j1", BackendStatus(status=S.successful, exit_code=0))
+    running, done = callbacks.afters
+    assert (running["status"], running["started"], running["updated"], running["finished"]) == (
+        "running", 5000.0, 5000.0, None)
+    assert (done["status"], done["started"], done["updated"], done["finished"], done["progress"]) == (
+        "successful", 5000.0, 6000.0, 6000.0, 100)
+    stored = await svc.db(svc.store.get_job, "j1")
+    assert (stored["started"], stored["updated"], stored["finished"]) == (5000.0, 6000.0, 6000.0)  # type: ignore[index]
+    # a job that ends without having been seen running starts and ends at once
+    await insert(svc, job_id="j2", status="accepted", started=None, subscriber={"failedUri": "http://cb/x"})
+    await svc.apply("j2", BackendStatus(status=S.failed, exit_code=2, message="boom"))
+    failed = callbacks.afters[-1]
+    assert (failed["status"], failed["started"], failed["updated"], failed["finished"], failed["exit_code"]) == (
+        "failed", 6000.0, 6000.0, 6000.0, 2)
+    assert failed["error"] == {"type": "job-failed", "title": "Job failed", "detail": "boom"}
+
+
 class _Outbound:
     def __init__(self) -> None:
         self.checked: list[tuple[str, str]] = []

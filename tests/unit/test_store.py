@@ -265,8 +265,22 @@ def test_batch_reads_and_writes(store: Store) -> None:
 
 def test_get_jobs_reads_more_than_one_chunk(store: Store) -> None:
     store.bulk_insert_jobs(_job(i) for i in range(1203))
-    got = store.get_jobs([f"job-{i:05d}" for i in range(1203)])
+    sent: list[list[Any]] = []
+    execute = store.db.execute
+
+    def record(sql: str, args: Any = None) -> Any:
+        sent.append(list(args or []))
+        return execute(sql, args) if args is not None else execute(sql)
+
+    store.db.execute = record  # type: ignore[method-assign]
+    try:
+        got = store.get_jobs([f"job-{i:05d}" for i in range(1203)])
+    finally:
+        del store.db.execute
     assert len(got) == 1203 and got["job-01202"]["created"] == 2202.0 and got["job-00000"]["id"] == "job-00000"
+    # one query per 500 ids, each id asked once
+    assert [len(args) for args in sent] == [500, 500, 203]
+    assert (sent[0][0], sent[1][0], sent[2][0], sent[2][-1]) == ("job-00000", "job-00500", "job-01000", "job-01202")
 
 
 def test_processes(store: Store) -> None:
