@@ -313,6 +313,42 @@ async def test_submission_failures_fail_the_job(svc: JobService) -> None:
         assert done["error"] == {"type": "job-failed", "title": "Job failed", "detail": message}
 
 
+async def test_a_submission_that_fails_unexpectedly_is_logged_with_its_job(
+        svc: JobService, caplog: pytest.LogCaptureFixture) -> None:
+    svc.fake.fail_submit = ValueError("bug")  # type: ignore[attr-defined]
+    job = await svc.create(ADMIN, svc.registry.get("echo"), Execute(inputs={"stringInput": "a"}))
+    await svc.wait(job["id"], 10)
+    (record,) = [r for r in caplog.records if r.name == "hpgc.jobs.service"]
+    assert (record.levelname, record.getMessage()) == ("ERROR", f"submission of job {job['id']} failed")
+    assert record.exc_info is not None and record.exc_info[0] is ValueError  # with the traceback
+
+
+async def test_a_job_dismissed_during_its_submission_is_cancelled_and_removed_by_its_backend_id(
+        svc: JobService) -> None:
+    fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
+    fake.clusters = {"c1": object()}  # type: ignore[attr-defined]
+    fake.submit_gate = gate = asyncio.Event()
+    asked: list[tuple[str, JobRef]] = []
+    cancel, remove = fake.cancel, fake.remove
+
+    async def cancelled(job: JobRef) -> None:
+        asked.append(("cancel", job))
+        await cancel(job)
+
+    async def removed(job: JobRef) -> None:
+        asked.append(("remove", job))
+        await remove(job)
+
+    fake.cancel, fake.remove = cancelled, removed  # type: ignore[method-assign]
+    job = await svc.create(ALICE, svc.registry.get("sleep"), Execute(inputs={}), cluster="c1")
+    await fake.until(lambda: job["id"] in fake.submissions, "the submission begun")
+    await svc.dismiss(ALICE, job["id"])
+    gate.set()
+    await fake.until(lambda: job["id"] in fake.removed, "the late submission cancelled and removed")
+    ref = JobRef(job_id=job["id"], external_id=f"fake-{job['id']}", cluster="c1", unix_user="alice")
+    assert asked == [("cancel", ref), ("remove", ref)]
+
+
 async def test_recover_resubmits_only_what_never_reached_a_backend(svc: JobService) -> None:
     fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
     request = {"inputs": {"stringInput": "again"}}
