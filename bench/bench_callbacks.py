@@ -31,9 +31,10 @@ sys.path.insert(0, str(REPO))
 
 from hpgc.api.app import create_app  # noqa: E402
 from hpgc.api.keys import JOBS  # noqa: E402
-from hpgc.auth import ANONYMOUS, AuthSettings  # noqa: E402
+from hpgc.auth.principal import ANONYMOUS  # noqa: E402
+from hpgc.auth.settings import AuthSettings  # noqa: E402
 from hpgc.config import Settings  # noqa: E402
-from hpgc.jobs.notifier import CallbackSettings  # noqa: E402
+from hpgc.jobs.callbacks.settings import CallbackSettings  # noqa: E402
 from hpgc.models.ogc import Execute  # noqa: E402
 from hpgc.net import OutboundSettings  # noqa: E402
 from tests.api.fake_backend import GateBackend  # noqa: E402

@@ -4,7 +4,7 @@
    Slurm id) and through SlurmBackend.submit (job dir, files, script, sbatch; concurrent up to the
    channel limit) vs raw `sbatch --wrap` over one asyncssh connection with the same concurrency, in the
    same run. Every job is submitted held (--hold) so 2 cores are not swamped; all are cancelled at the end.
-   Concurrent submits share SSH commands (hpgc/backends/slurm/submit.py), so the backend can beat raw.
+   Concurrent submits share SSH commands (hpgc/backends/slurm/batcher.py), so the backend can beat raw.
 2. Polling: one SlurmBackend.poll cycle over 1,000 real (held) Slurm jobs: wall time and SSH round trips.
 
     .venv/bin/python bench/bench_slurm.py [--jobs 200] [--poll-jobs 1000]
@@ -144,7 +144,7 @@ async def main() -> None:
     tag = uuid.uuid4().hex[:6]
     s = settings(c, args.channels)
     concurrency = args.channels - 1  # the backend keeps one channel for SFTP: same number of sbatch at once
-    backend = SlurmBackend({"test": s}, REPO / ".bench-data")
+    backend = SlurmBackend({"test": s})
     all_ids: list[str] = []
     async with asyncssh.connect(c["host"], c["port"], username="alice", client_keys=[c["users"]["alice"]],
                                 known_hosts=c["known_hosts"], agent_path=None, config=None) as conn:

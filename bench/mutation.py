@@ -6,10 +6,10 @@ on "survived". The score of a module is killed / (mutants - those judged equival
 as killed (the tests noticed: the mutant hung them) and "suspicious" (slow, unsure) and "no tests" do not.
 
     .venv/bin/python bench/mutation.py                      # every core module (slow: tens of minutes)
-    .venv/bin/python bench/mutation.py hpgc/auth.py 'hpgc/net/*'   # just these (globs as in only_mutate)
+    .venv/bin/python bench/mutation.py 'hpgc/auth/*' 'hpgc/net/*'   # just these (globs as in only_mutate)
     .venv/bin/python bench/mutation.py --report             # the table from the last run(s), nothing run
-    .venv/bin/python bench/mutation.py --rerun-survivors hpgc/auth.py   # after changing tests: re-test survivors
-    .venv/bin/python bench/mutation.py --survivors hpgc/auth.py  # list survivors (then: mutmut show NAME)
+    .venv/bin/python bench/mutation.py --rerun-survivors 'hpgc/auth/*'   # after changing tests: re-test survivors
+    .venv/bin/python bench/mutation.py --survivors 'hpgc/auth/*'  # list survivors (then: mutmut show NAME)
 
 It runs from the checkout's root: mutmut copies the tree into mutants/ (git-ignored) and keeps each mutant's
 result there, so a second run only tests what changed; --fresh starts over. The committed [tool.mutmut] in
@@ -37,20 +37,29 @@ EQUIVALENT = REPO / "tests" / "mutation-equivalent.txt"
 
 # The core: logic whose silent change a user would see (issue 21). Paths as mutmut's only_mutate globs.
 CORE = [
-    "hpgc/backends/slurm/sacct.py",
-    "hpgc/backends/slurm/remote.py",
+    "hpgc/backends/slurm/jobid.py",
+    "hpgc/backends/slurm/states.py",
+    "hpgc/backends/slurm/commands/*.py",
+    "hpgc/backends/slurm/poller.py",
     "hpgc/backends/slurm/script.py",
     "hpgc/packages/command.py",
     "hpgc/packages/inputs.py",
-    "hpgc/jobs/service.py",
+    "hpgc/jobs/submission.py",
+    "hpgc/jobs/lifecycle.py",
+    "hpgc/jobs/results.py",
+    "hpgc/jobs/catalog.py",
+    "hpgc/jobs/batching.py",
     "hpgc/jobs/documents.py",
     "hpgc/jobs/monitor.py",
-    "hpgc/jobs/dispatcher.py",
-    "hpgc/jobs/notifier.py",
-    "hpgc/auth.py",
-    "hpgc/oidc.py",
+    "hpgc/jobs/callbacks/dispatcher.py",
+    "hpgc/jobs/callbacks/notifier.py",
+    "hpgc/auth/settings.py",
+    "hpgc/auth/identity.py",
+    "hpgc/auth/principal.py",
+    "hpgc/auth/issuer.py",
+    "hpgc/auth/verifier.py",
     "hpgc/net/guard.py",
-    "hpgc/store.py",
+    "hpgc/store/*.py",
     "hpgc/api/results.py",
     "hpgc/models/names.py",
 ]
@@ -188,7 +197,7 @@ def run_mutmut(modules: list[str], names: list[str], max_children: int) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("modules", nargs="*", help="source paths or globs (hpgc/auth.py, 'hpgc/net/*'); "
+    ap.add_argument("modules", nargs="*", help="source paths or globs ('hpgc/auth/*', 'hpgc/net/*'); "
                     "default: the core modules")
     ap.add_argument("--report", action="store_true", help="print the table from the results in mutants/; run nothing")
     ap.add_argument("--fresh", action="store_true", help="delete mutants/ first (forget every earlier result)")

@@ -38,7 +38,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from hpgc.dev_issuer import cli_token
+    from hpgc.auth.dev_issuer import cli_token
 
     settings = load_settings(args.config, data_dir=args.data_dir)
     _private_umask()
@@ -50,12 +50,23 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_dev_issuer(args: argparse.Namespace) -> int:
-    from hpgc.api.auth import run_dev_issuer
+    from hpgc.auth.dev_issuer import run_dev_issuer
 
     settings = load_settings(args.config, data_dir=args.data_dir)
     _private_umask()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return run_dev_issuer(settings, args.host, args.port)
+
+
+def cmd_device_approve(args: argparse.Namespace) -> int:
+    from hpgc.auth.dev_issuer import DevIssuer
+    from hpgc.auth.device import cli_approve
+
+    settings = load_settings(args.config, data_dir=args.data_dir)
+    _private_umask()
+    code, text = cli_approve(DevIssuer(settings.data_dir).dir, args.code, args.user, args.scope, args.deny, args.list)
+    print(text if code == 0 else f"hpgc: {text}", file=sys.stdout if code == 0 else sys.stderr)
+    return code
 
 
 def _describe_model(model: type, prefix: str, lines: list[str]) -> None:
@@ -85,7 +96,7 @@ def cmd_config_docs(args: argparse.Namespace) -> int:
 
     lines += ["", "## `[clusters.NAME]`: one Slurm cluster", "", "| setting | default | meaning |", "|---|---|---|"]
     _describe_model(ClusterSettings, "", lines)
-    from hpgc.auth import IssuerSettings
+    from hpgc.auth.settings import IssuerSettings
 
     lines += ["", "## `[[auth.issuers]]`: one trusted OpenID Connect issuer (see docs/auth.md)", "",
               "| setting | default | meaning |", "|---|---|---|"]
@@ -147,12 +158,23 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--host", default="127.0.0.1", help="address to listen on")
     dev.add_argument("--port", type=int, default=0, help="port (0: a free one, printed)")
     dev.set_defaults(func=cmd_dev_issuer)
+    approve = sub.add_parser("device-approve", help="approve a device login (hpgc login) at the development issuer")
+    _common(approve)
+    approve.add_argument("code", nargs="?", help="the code the user was shown, e.g. WDJB-MJHT")
+    approve.add_argument("--user", help="subject and user name of the token")
+    approve.add_argument("--scope", help="scopes of the token (default: those asked for)")
+    approve.add_argument("--deny", action="store_true", help="refuse the login")
+    approve.add_argument("--list", action="store_true", help="list the logins waiting")
+    approve.set_defaults(func=cmd_device_approve)
     check = sub.add_parser("check", help="check that hpgc can use its Slurm cluster(s): SSH, host key, Slurm, "
                            "accounting, work root, container runtime, image cache")
     _common(check)
     check.add_argument("cluster", nargs="?", help="cluster name (default: all configured)")
     check.add_argument("--user", help="check as this mapped unix user (its key from user_keys)")
     check.set_defaults(func=cmd_check)
+    from hpgc.client.parsers import add_client_commands  # the client: login, run, jobs, … (docs/clients.md)
+
+    add_client_commands(sub, parser)
     return parser
 
 

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -18,10 +18,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from hpgc.auth import AuthSettings
+from hpgc.auth.settings import AuthSettings
+from hpgc.backends.local.settings import LocalBackendSettings
 from hpgc.backends.slurm.config import ClusterSettings
+from hpgc.jobs.callbacks.settings import CallbackSettings
 from hpgc.jobs.limits import LimitSettings
-from hpgc.jobs.notifier import CallbackSettings
 from hpgc.net.settings import OutboundSettings
 from hpgc.packages.workers import DeploySettings
 
@@ -31,38 +32,6 @@ REPO_APPKGS = Path(__file__).resolve().parent.parent / "appkgs"
 
 class ConfigError(Exception):
     """The configuration is invalid; the message says which field and why."""
-
-
-class LocalBackendSettings(BaseModel):
-    max_jobs: int = Field(default=4, ge=1, description="Jobs run at once on this machine; others wait.")
-    cwltool: str = Field(default="cwltool", description="cwltool command used for CWL packages.")
-    container_runtime: str | None = Field(
-        default=None,
-        description="Run container packages with this runtime (apptainer/singularity); "
-        "None: containers are refused and CWL runs with --no-container.",
-    )
-    image_cache: Path | None = Field(default=None, description="Folder of .sif images for container runs.")
-    allow_user_deploy: bool = Field(
-        default=False,
-        description="Let users who are not administrators deploy or replace processes that run on the local "
-        "backend. A deployed package runs as the server's own account and can read what it can (the database, "
-        "the issuer's keys): leave false unless every user with the deploy scope is trusted like an admin.",
-    )
-    pass_env: list[str] = Field(
-        default_factory=list,
-        description="Variables of the server's environment passed on to local jobs, besides the minimal set "
-        "(PATH, HOME, USER, LOGNAME, LANG, LC_*, TZ); names or shell patterns (e.g. 'APPTAINER_*', 'https_proxy'). "
-        "HPGC_* variables are never passed on.",
-    )
-
-    @field_validator("pass_env")
-    @classmethod
-    def _no_hpgc_vars(cls, names: list[str]) -> list[str]:
-        # hpgc's own settings hold its secrets (callback key, client secrets): a job must never see them
-        bad = [n for n in names if n.upper().startswith("HPGC")]
-        if bad:
-            raise ValueError(f"HPGC_* variables are never passed on to jobs: {', '.join(bad)}")
-        return names
 
 
 class Settings(BaseSettings):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from hpgc.models.ogc import OGC_EXC
 
@@ -101,6 +101,20 @@ class LimitReached(HpgcError):
         super().__init__(detail)
         self.headers = {"Retry-After": str(retry_after_s)}
         self.extra = {"limit": limit, "setting": f"limits.{limit}", "value": value}
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], raw: Any, error: type[HpgcError], what: str, prefix: str = "") -> M:
+    """A user's JSON object as `model`, or `error` (a 4xx) naming WHAT and the first problem's place."""
+    if not isinstance(raw, dict):
+        raise error(f"{what} must be a JSON object")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        where, msg = first_error(exc)
+        raise error(f"invalid {what} at '{prefix}{where or 'body'}': {msg}") from None
 
 
 def first_error(exc: ValidationError) -> tuple[str, str]:

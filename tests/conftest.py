@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestServer
 
-from hpgc.auth import AuthSettings
+from hpgc.auth.settings import AuthSettings
 from hpgc.config import Settings
 from hpgc.packages.workers import DeploySettings
 from tests.fake_issuer import FakeIssuer

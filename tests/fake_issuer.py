@@ -15,7 +15,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from hpgc.jose import JsonWebKey, JsonWebToken, Key
+from hpgc.auth.jose import JsonWebKey, JsonWebToken, Key
 
 CLIENT = ("hpgc-rs", "s3cret")
 

@@ -9,18 +9,18 @@ from collections.abc import AsyncIterator
 import jinja2
 from aiohttp import web
 
-from hpgc.api import callbacks, deploy, jobs, landing, processes
-from hpgc.api.auth import auth_middleware, setup_auth
+from hpgc.api import callbacks, deploy, job_inputs, jobs, landing, processes
+from hpgc.api.bearer import auth_middleware, setup_auth
 from hpgc.api.hosts import host_middleware
 from hpgc.api.keys import DEPLOY_WORKERS, JOBS, OUTBOUND, REGISTRY, SETTINGS, STORE, TEMPLATES
 from hpgc.api.openapi import OPENAPI_EXTENSIONS
 from hpgc.api.problems import body_limit_middleware, problem_middleware
 from hpgc.backends.base import Backend
-from hpgc.backends.local import LocalBackend
+from hpgc.backends.local.backend import LocalBackend
 from hpgc.config import Settings
 from hpgc.datadir import secure_data_dir
+from hpgc.jobs.callbacks.notifier import Notifier
 from hpgc.jobs.monitor import Monitor
-from hpgc.jobs.notifier import Notifier
 from hpgc.jobs.service import JobService
 from hpgc.net import GuardedClient
 from hpgc.packages.registry import ProcessRegistry
@@ -32,11 +32,12 @@ MONITORS: web.AppKey[dict[str, Monitor]] = web.AppKey("monitors")
 
 
 def default_backends(settings: Settings, outbound: GuardedClient | None = None) -> dict[str, Backend]:
-    backends: dict[str, Backend] = {"local": LocalBackend(settings.local, settings.data_dir / "jobs", outbound)}
+    backends: dict[str, Backend] = {"local": LocalBackend(settings.local, settings.data_dir / "jobs", outbound,
+                                                          poll_max_s=settings.poll_interval_s)}
     if settings.clusters:
         from hpgc.backends.slurm.backend import SlurmBackend
 
-        backends["slurm"] = SlurmBackend(settings.clusters, settings.data_dir, outbound)
+        backends["slurm"] = SlurmBackend(settings.clusters, outbound)
     return backends
 
 
@@ -55,8 +56,9 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
     app.add_routes(jobs.routes)
     app.add_routes(callbacks.routes)
     app.add_routes(deploy.routes)
+    app.add_routes(job_inputs.routes)
     app[landing.EXTRA_CONFORMANCE] = [*deploy.CONFORMANCE_PART2]
-    app.setdefault(OPENAPI_EXTENSIONS, []).append(deploy.openapi_paths)
+    app.setdefault(OPENAPI_EXTENSIONS, []).extend([deploy.openapi_paths, job_inputs.openapi_paths])
     setup_auth(app, settings)
 
     async def services(app: web.Application) -> AsyncIterator[None]:
@@ -75,7 +77,7 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
         service.outbound = outbound
         monitors: dict[str, Monitor] = {}
         for name, backend in chosen.items():
-            lo, hi = getattr(backend, "poll_intervals", (0.2, settings.poll_interval_s))
+            lo, hi = backend.poll_intervals
             monitors[name] = Monitor(service, backend, lo, hi)
             await backend.start(monitors[name].wake)
         service.on_submitted = lambda name: monitors[name].wake()

@@ -45,8 +45,7 @@ def callback_document(row: dict[str, Any]) -> dict[str, Any]:
 async def job_callbacks(request: web.Request) -> web.Response:
     jobs = request.app[JOBS]
     job_id = request.match_info["job_id"]
-    await jobs.get(principal(request), job_id)  # another user's job does not exist for you
-    rows = await jobs.db(jobs.store.job_outbox, job_id)
+    rows = await jobs.callbacks_of(principal(request), job_id)
     job_url = f"{base_url(request)}/jobs/{job_id}"
     links = [Link(href=f"{job_url}/callbacks", rel="self", type=JSON, title="this job's callbacks"),
              Link(href=job_url, rel="up", type=JSON, title="the job")]

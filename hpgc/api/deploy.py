@@ -6,12 +6,12 @@ import json
 
 from aiohttp import web
 
-from hpgc.api.keys import DEPLOY_WORKERS, JOBS, OUTBOUND, REGISTRY
+from hpgc.api.keys import DEPLOY_WORKERS, JOBS, OUTBOUND
 from hpgc.api.openapi import too_many
 from hpgc.api.principal import principal
 from hpgc.api.processes import process_links
 from hpgc.api.render import base_url
-from hpgc.auth import require_deploy
+from hpgc.auth.principal import require_deploy
 from hpgc.errors import HpgcError, InvalidPackage
 from hpgc.net import GuardedClient, OutboundError
 from hpgc.packages.deploy import MAX_CWL_FETCH, Deployable, from_request
@@ -62,11 +62,7 @@ async def deploy(request: web.Request) -> web.Response:
     require_deploy(who)
     request.app[JOBS].check_deploy(who)  # before reading the body: a refused deployer costs nothing
     deployable = await _read(request)
-    jobs = request.app[JOBS]
-    registry = request.app[REGISTRY]
-    process = await jobs.db(registry.deploy, who, _row(deployable))
-    await jobs.prepare(process.id)
-    process = await jobs.db(registry.get, process.id)
+    process = await request.app[JOBS].deploy(who, _row(deployable))
     summary = process.description.summary().model_copy(update={"links": process_links(request, process)})
     body = summary.wire()
     if process.status != "ready":
@@ -80,13 +76,11 @@ async def replace(request: web.Request) -> web.Response:
     require_deploy(who)
     process_id = request.match_info["process_id"]
     jobs = request.app[JOBS]
-    await jobs.db(request.app[REGISTRY].check_owner, who, process_id)  # 404/403 before reading the body
-    jobs.check_deploy(who)
+    await jobs.check_replace(who, process_id)  # 404/403 before reading the body
     deployable = await _read(request)
     if deployable.description.id != process_id:
         deployable.description = deployable.description.model_copy(update={"id": process_id})
-    await jobs.db(request.app[REGISTRY].replace, who, process_id, _row(deployable))
-    await jobs.prepare(process_id)
+    await jobs.replace(who, process_id, _row(deployable))
     return web.Response(status=204)
 
 
@@ -94,14 +88,13 @@ async def replace(request: web.Request) -> web.Response:
 async def undeploy(request: web.Request) -> web.Response:
     who = principal(request)
     require_deploy(who)
-    await request.app[JOBS].db(request.app[REGISTRY].undeploy, who, request.match_info["process_id"])
+    await request.app[JOBS].undeploy(who, request.match_info["process_id"])
     return web.Response(status=204)
 
 
 @routes.get("/processes/{process_id}/package")
 async def package(request: web.Request) -> web.Response:
-    process = await request.app[JOBS].db(request.app[REGISTRY].get_for, principal(request),
-                                         request.match_info["process_id"])
+    process = await request.app[JOBS].process_for(principal(request), request.match_info["process_id"])
     if process.source_type.endswith("json"):
         try:
             return web.json_response(json.loads(process.source), content_type=process.source_type)

@@ -9,13 +9,13 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from hpgc.api.keys import JOBS
+from hpgc.api.params import int_param, number_param
 from hpgc.api.principal import principal
-from hpgc.api.processes import int_param
 from hpgc.api.render import JSON, base_url, respond, self_links, status_info
 from hpgc.api.results import results_document, stream_output
 from hpgc.errors import InvalidParameterValue
+from hpgc.models.joblist import JobQuery
 from hpgc.models.ogc import Execute, JobList, Link, StatusCode
-from hpgc.store import JobQuery
 
 routes = web.RouteTableDef()
 FILTERS = ("type", "processID", "status", "datetime", "minDuration", "maxDuration", "limit")
@@ -36,19 +36,6 @@ def _interval(text: str) -> tuple[float | None, float | None]:
     lo = None if start in ("", "..") else _instant(start, "datetime")
     hi = None if end in ("", "..") else _instant(end, "datetime")
     return lo, hi
-
-
-def _number(request: web.Request, name: str) -> float | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidParameterValue(f"parameter '{name}' must be a number of seconds, got '{raw}'") from None
-    if value < 0:
-        raise InvalidParameterValue(f"parameter '{name}' must not be negative")
-    return value
 
 
 def _cursor(token: str) -> tuple[float, str]:
@@ -78,8 +65,8 @@ async def list_jobs(request: web.Request) -> web.Response:
         raise InvalidParameterValue(f"parameter 'status': unknown status '{bad[0]}'")
     if "datetime" in request.query:
         q.created_min, q.created_max = _interval(request.query["datetime"])
-    q.min_duration = _number(request, "minDuration")
-    q.max_duration = _number(request, "maxDuration")
+    q.min_duration = number_param(request, "minDuration", float, None, 0.0, unit=" of seconds")
+    q.max_duration = number_param(request, "maxDuration", float, None, 0.0, unit=" of seconds")
     if "next" in request.query:
         q.after = _cursor(request.query["next"])
     elif "prev" in request.query:

@@ -229,4 +229,19 @@ def openapi_document(app: web.Application, server_url: str) -> dict[str, Any]:
     }
     for extend in app.get(OPENAPI_EXTENSIONS, []):
         extend(app, doc)
+    _negotiated_and_checked(doc)
     return doc
+
+
+def _negotiated_and_checked(doc: dict[str, Any]) -> None:
+    """What every operation answers besides its own documents: HTML where `f` (or Accept) asks for it, and a
+    400 problem for a query parameter it cannot take (an unknown `f`, a number out of range...)."""
+    for item in doc["paths"].values():
+        for method, op in item.items():
+            if method not in ("get", "post", "put", "delete", "patch"):
+                continue
+            query = [p for p in op.get("parameters", []) if p.get("in") == "query"]
+            if any(p["name"] == "f" for p in query):
+                op["responses"]["200"].setdefault("content", {}).setdefault("text/html", {"schema": {"type": "string"}})
+            if query:
+                op["responses"].setdefault("400", _problem("a query parameter is not valid"))

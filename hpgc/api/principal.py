@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hpgc.auth import ANONYMOUS, Principal
+from hpgc.auth.principal import ANONYMOUS, Principal
 
 PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
 

@@ -6,31 +6,19 @@ import re
 from typing import Any
 
 from aiohttp import web
-from pydantic import ValidationError
 
-from hpgc.api.keys import JOBS, REGISTRY, SETTINGS
+from hpgc.api.keys import JOBS, SETTINGS
+from hpgc.api.params import int_param
 from hpgc.api.principal import principal
 from hpgc.api.problems import read_json
 from hpgc.api.render import HTML, JSON, base_url, respond, self_links, status_info
 from hpgc.api.results import results_response
-from hpgc.errors import InvalidParameterValue, InvalidRequest, first_error
-from hpgc.models.ogc import REL_OGC, Execute, JobControlOption, Link, ProcessList, StatusCode
+from hpgc.errors import InvalidRequest, validated
+from hpgc.jobs.submission import runs_async
+from hpgc.models.ogc import REL_OGC, Execute, Link, ProcessList, StatusCode
 from hpgc.packages.registry import Process
 
 routes = web.RouteTableDef()
-
-
-def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidParameterValue(f"parameter '{name}' must be an integer, got '{raw}'") from None
-    if not lo <= value <= hi:
-        raise InvalidParameterValue(f"parameter '{name}' must be between {lo} and {hi}, got {value}")
-    return value
 
 
 def process_links(request: web.Request, p: Process) -> list[Link]:
@@ -48,8 +36,7 @@ def process_links(request: web.Request, p: Process) -> list[Link]:
 async def list_processes(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 100, 1, 10000)
     offset = int_param(request, "offset", 0, 0, 10**9)
-    registry = request.app[REGISTRY]
-    everything = await request.app[JOBS].db(registry.all_for, principal(request))
+    everything = await request.app[JOBS].processes_for(principal(request))
     page = everything[offset: offset + limit]
     summaries = [p.description.summary().model_copy(update={"links": process_links(request, p)}) for p in page]
     base = base_url(request)
@@ -64,8 +51,7 @@ async def list_processes(request: web.Request) -> web.Response:
 
 @routes.get("/processes/{process_id}")
 async def describe_process(request: web.Request) -> web.Response:
-    jobs = request.app[JOBS]
-    process = await jobs.db(request.app[REGISTRY].get_for, principal(request), request.match_info["process_id"])
+    process = await request.app[JOBS].process_for(principal(request), request.match_info["process_id"])
     doc = process.description.model_copy(update={"links": process_links(request, process)}).wire()
     if process.status != "ready":
         doc["hpgc:status"] = process.status  # deploying (image pull under way) or why it failed
@@ -92,19 +78,10 @@ def parse_prefer(headers: list[str]) -> tuple[bool, int | None]:
 @routes.post("/processes/{process_id}/execution")
 async def execute(request: web.Request) -> web.StreamResponse:
     jobs = request.app[JOBS]
-    process = await jobs.db(request.app[REGISTRY].get_for, principal(request), request.match_info["process_id"])
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise InvalidRequest("the execute request must be a JSON object")
-    try:
-        req = Execute.model_validate(body)
-    except ValidationError as exc:
-        where, msg = first_error(exc)
-        raise InvalidRequest(f"invalid execute request at '{where or 'body'}': {msg}") from None
+    process = await jobs.process_for(principal(request), request.match_info["process_id"])
+    req = validated(Execute, await read_json(request), InvalidRequest, "execute request")
     want_async, wait = parse_prefer(request.headers.getall("Prefer", []))
-    options = process.description.jobControlOptions
-    can_sync = JobControlOption.sync in options
-    run_async = (want_async and JobControlOption.async_ in options) or not can_sync
+    run_async = runs_async(process.description.jobControlOptions, want_async)
     row = await jobs.create(principal(request), process, req, base_url=base_url(request),
                             cluster=request.query.get("cluster"))
     applied: list[str] = []

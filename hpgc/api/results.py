@@ -16,15 +16,15 @@ from hpgc.api.render import base_url
 from hpgc.backends.base import BackendError
 from hpgc.errors import NoSuchOutput
 from hpgc.jobs.documents import INLINE_LIMIT, build_results_document
-from hpgc.jobs.service import OutputFile, OutputValue
+from hpgc.jobs.results import OutputValue, ResultFile
 from hpgc.models.ogc import Execute, ResponseType
 
 
 async def _file_bytes(request: web.Request, job_id: str, oid: str) -> bytes:
-    ref, backend, item = await request.app[JOBS].output(principal(request), job_id, oid)
-    assert isinstance(item, OutputFile)
+    result = await request.app[JOBS].output(principal(request), job_id, oid)
+    assert isinstance(result, ResultFile)
     try:
-        return b"".join([chunk async for chunk in backend.read_file(ref, item.path, 0, INLINE_LIMIT + 1)])
+        return b"".join([chunk async for chunk in result.read(0, INLINE_LIMIT + 1)])
     except BackendError as exc:  # gone, or not served (a link out of the job directory...)
         raise NoSuchOutput(f"output '{oid}' is not available: {exc}") from None
 
@@ -113,11 +113,11 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 async def stream_output(request: web.Request) -> web.StreamResponse:
     job_id, oid = request.match_info["job_id"], request.match_info["output_id"]
-    ref, backend, item = await request.app[JOBS].output(principal(request), job_id, oid)
-    if isinstance(item, OutputValue):
-        return web.json_response(item.value)
+    result = await request.app[JOBS].output(principal(request), job_id, oid)
+    if isinstance(result, OutputValue):
+        return web.json_response(result.value)
     try:
-        size = await backend.file_size(ref, item.path)
+        size = await result.size()
     except BackendError as exc:
         raise NoSuchOutput(f"output '{oid}' is no longer available: {exc}") from None
     ranges = request.headers.getall("Range", [])
@@ -129,7 +129,7 @@ async def stream_output(request: web.Request) -> web.StreamResponse:
                        f"{size}-byte file (one range only, e.g. bytes=0-1023 or bytes=-1024)",
                        headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"})
     resp = web.StreamResponse(status=206 if rng else 200)
-    resp.content_type = item.media_type
+    resp.content_type = result.item.media_type
     resp.headers["Accept-Ranges"] = "bytes"
     offset, length = rng if rng else (0, size)
     resp.content_length = length
@@ -137,7 +137,7 @@ async def stream_output(request: web.Request) -> web.StreamResponse:
         resp.headers["Content-Range"] = f"bytes {offset}-{offset + length - 1}/{size}"
     await resp.prepare(request)
     if request.method != "HEAD":
-        async for chunk in backend.read_file(ref, item.path, offset, length):
+        async for chunk in result.read(offset, length):
             await resp.write(chunk)
     await resp.write_eof()
     return resp

@@ -1,53 +1,106 @@
-"""The interface every backend implements. It knows nothing about HTTP or the job store."""
+"""The contract every backend fulfils (Parsl's providers: one base class, every hook declared here).
+
+A backend knows nothing about HTTP or the job store: it gets a RunSpec to submit and JobRefs to find
+jobs again (also after a restart), and answers in BackendStatus, Logs and bytes. The job service calls
+only what is declared here; a hook a backend has no use for keeps its default.
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from hpgc.models.run import BackendStatus, JobRef, Logs, RunSpec
+from hpgc.models.run import BackendStatus, Container, JobRef, Logs, RunSpec
 
 
 class BackendError(Exception):
     """A backend could not do what was asked; the message is meant for the user."""
 
 
-@runtime_checkable
-class Backend(Protocol):
-    name: str
+@dataclass(frozen=True)
+class Capabilities:
+    resumable: bool  # a job still running when the server died can be followed after a restart
+    runs_as_server: bool  # jobs run as the server's own account (docs/security.md: deploying there is an admin's)
 
+
+class Backend(ABC):
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+
+    # life ------------------------------------------------------------------------------------------
+    @abstractmethod
     async def start(self, on_change: Callable[[], None]) -> None:
         """Open connections. `on_change` may be called when the backend knows a job changed state, so the
         monitor polls at once instead of at its next tick."""
 
+    @abstractmethod
     async def close(self) -> None: ...
 
+    # where jobs run --------------------------------------------------------------------------------
+    @property
+    def cluster_names(self) -> list[str]:
+        """The clusters a process or request may name (the first is the default); [] when there are none."""
+        return []
+
+    @property
+    @abstractmethod
+    def poll_intervals(self) -> tuple[float, float]:
+        """(least, most) seconds between two polls of the monitor: short after a change, growing when quiet."""
+
+    @property
+    def deploy_needs_admin(self) -> bool:
+        """Whether deploying a process that runs here needs an administrator (jobs run as the server)."""
+        return self.capabilities.runs_as_server
+
+    def stages_in_on_server(self, cluster: str | None) -> bool:
+        """Whether the server downloads `href` inputs (through its guarded client) rather than the job."""
+        return True
+
+    async def ensure_image(self, container: Container, cluster: str | None) -> None:
+        """Make the image available on `cluster` (None: the default) before a process using it runs; raise
+        BackendError saying why when it cannot be."""
+        raise BackendError(f"the {self.name} backend does not run containers")
+
+    # jobs ------------------------------------------------------------------------------------------
+    @abstractmethod
     async def submit(self, spec: RunSpec) -> str:
         """Stage inputs and start the job; return the backend's id for it (stored as JobRef.external_id).
         Idempotent per spec.job_id: a second call for a job already submitted returns the same id."""
 
+    @abstractmethod
     async def poll(self, jobs: list[JobRef]) -> dict[str, BackendStatus]:
         """Status of each job, keyed by job id; jobs it cannot tell about yet are left out. Must cost a
         bounded number of round trips whatever len(jobs) is."""
 
+    @abstractmethod
     async def cancel(self, job: JobRef) -> None: ...
 
+    @abstractmethod
+    async def remove(self, job: JobRef) -> None:
+        """Delete what the job left (its directory) once it is dismissed."""
+
+    # what a job left -------------------------------------------------------------------------------
+    @abstractmethod
     async def outputs(self, job: JobRef) -> dict[str, Any]:
         """The job's outputs.json (CWL output-object form) once it succeeded."""
 
-    def read_file(
-        self, job: JobRef, path: str, offset: int = 0, length: int | None = None
-    ) -> AsyncIterator[bytes]:
+    @abstractmethod
+    def read_file(self, job: JobRef, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         """Stream a file of the job directory (path relative to it, or absolute inside it; anything
         outside the job directory raises BackendError)."""
 
+    @abstractmethod
     async def file_size(self, job: JobRef, path: str) -> int: ...
 
+    @abstractmethod
     async def logs(self, job: JobRef, tail: int | None = None) -> Logs: ...
 
     async def script(self, job: JobRef) -> str | None:
         """The script that was submitted, if the backend has one."""
+        return None
 
-    @property
-    def resumable(self) -> bool:
-        """Whether a job still running when the server died can be followed after a restart."""
+    def public_url(self, job: JobRef, path: str) -> str | None:
+        """Where the site serves a result file itself (links in results documents); None: through hpgc."""
+        return None

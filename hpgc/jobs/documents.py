@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from hpgc.jobs.service import Output, OutputValue
+from hpgc.jobs.results import Output, OutputValue
 from hpgc.models.ogc import Execute, Link, StatusCode, StatusInfo, TransmissionMode
 
 JSON = "application/json"

@@ -8,7 +8,8 @@ import logging
 import time
 
 from hpgc.backends.base import Backend
-from hpgc.jobs.service import POLL_COLUMNS, JobService, changes_of, job_ref
+from hpgc.jobs.lifecycle import POLL_COLUMNS, changes_of, job_ref
+from hpgc.jobs.service import JobService
 
 log = logging.getLogger(__name__)
 

@@ -3,17 +3,14 @@ decision unless the administrator opted in (docs/security.md)."""
 
 from __future__ import annotations
 
-from typing import Any
+from hpgc.auth.principal import InsufficientScope, Principal
+from hpgc.backends.base import Backend
 
-from hpgc.auth import InsufficientScope, Principal
 
-
-def check_deploy_target(principal: Principal, backend_name: str, backend: Any) -> None:
+def check_deploy_target(principal: Principal, backend_name: str, backend: Backend | None) -> None:
     """Refuse (403) a non-admin deploy or replace of a package that would run on `backend` when its jobs
     run as the server's account (the local backend) and the administrator has not opted in."""
-    if principal.is_admin or not getattr(backend, "runs_as_server", False):
-        return
-    if getattr(backend, "user_deploy_allowed", False):
+    if principal.is_admin or backend is None or not backend.deploy_needs_admin:
         return
     raise InsufficientScope(
         f"deployed processes run on the '{backend_name}' backend here, as the server's own account (they could "

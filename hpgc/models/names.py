@@ -3,7 +3,7 @@ rule each, here, shared by every layer that checks them.
 
 A process id becomes a URL path segment, a `Location` header and a comment in a Slurm script; an image
 reference becomes a file name in a cache shared by every user. A Unix user name is decided once, when a token
-is mapped to an account (hpgc/auth.py), and used much later by the Slurm backend in SSH logins, job directory
+is mapped to an account (hpgc/auth/identity.py), and used much later by the Slurm backend in SSH logins, job directory
 paths and #SBATCH lines: both check it with the rule here, so a name accepted at request time is never refused
 when the job is submitted.
 """

@@ -11,6 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+OGCAPPPKG = "application/ogcapppkg+json"  # an application package (a command in a container)
+CWL_MEDIA_TYPE = "application/cwl+json"  # a packed CWL document, as hpgc stores and runs it
+
 
 class ExecutionUnit(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)

@@ -20,7 +20,6 @@ class StagedFile(BaseModel):
     path: str = Field(description="Generated path relative to the job directory, e.g. 'inputs/il_0.tif'.")
     content: bytes | None = Field(default=None, description="Literal content (decoded base64 or text).")
     href: str | None = Field(default=None, description="URL to download the content from.")
-    executable: bool = False
 
 
 class Resources(BaseModel):

@@ -184,12 +184,3 @@ def media_type_of(fmt: str) -> str:
     if fmt.startswith(prefix):
         return fmt[len(prefix):]
     return fmt
-
-
-def is_file_input(tool: dict[str, Any], input_id: str) -> bool:
-    for inp in tool.get("inputs", []):
-        if short_id(inp["id"]) == input_id:
-            t = inp["type"]
-            members = t if isinstance(t, list) else [t]
-            return any(m == "File" or (isinstance(m, dict) and m.get("items") == "File") for m in members)
-    return False

@@ -12,21 +12,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
-from hpgc.errors import InvalidPackage, UnsupportedMediaType, WorkflowNotFound, first_error
+from hpgc.errors import InvalidPackage, UnsupportedMediaType, WorkflowNotFound, validated
 from hpgc.models.names import process_id_problem, shown
 from hpgc.models.ogc import ProcessDescription
-from hpgc.models.package import AppPackage, param, to_object_form
+from hpgc.models.package import CWL_MEDIA_TYPE, OGCAPPPKG, AppPackage, param, to_object_form
 from hpgc.models.parsing import load_json, load_yaml
 from hpgc.packages import cwl
 from hpgc.packages.command import check_patterns, command_unit, split_entry_point
 from hpgc.packages.cwl_refs import refuse_external_references
-from hpgc.packages.registry import CWL_MEDIA_TYPE
 
-OGCAPPPKG = "application/ogcapppkg+json"
 CWL_TYPES = ("application/cwl", "application/cwl+json", "application/cwl+yaml")
-COMMAND_MEDIA_TYPE = OGCAPPPKG
 MAX_CWL_FETCH = 4 * 1024 * 1024
 
 
@@ -127,13 +122,7 @@ async def _from_request(body: bytes, content_type: str, w: str | None, fetch: An
 def from_package_text(text: str, w: str | None) -> Deployable | FetchNeeded:
     """An application package (JSON) → what to store, or the URL of its CWL document to fetch first."""
     raw = load_json(text, "the body", InvalidPackage)
-    if not isinstance(raw, dict):
-        raise InvalidPackage("the application package must be a JSON object")
-    try:
-        pkg = AppPackage.model_validate(raw)
-    except ValidationError as exc:
-        where, msg = first_error(exc)
-        raise InvalidPackage(f"{where}: {msg}") from None
+    pkg = validated(AppPackage, raw, InvalidPackage, "application package")
     cwl_unit = next((u for u in pkg.units() if _is_cwl_unit(u.model_dump(exclude_none=True))), None)
     if cwl_unit is None:
         return command_package(pkg, raw, w, text)
@@ -169,11 +158,8 @@ def from_cwl_unit_text(text: str, w: str | None, given: dict[str, Any], source: 
                   **{k: v for k, v in given.items() if k not in ("inputs", "outputs")}}
         if merged.get("additionalParameters") is not None:
             merged["additionalParameters"] = to_object_form(merged["additionalParameters"])
-        try:
-            deployable.description = ProcessDescription.model_validate(merged)
-        except ValidationError as exc:
-            where, msg = first_error(exc)
-            raise InvalidPackage(f"processDescription.{where}: {msg}") from None
+        deployable.description = validated(ProcessDescription, merged, InvalidPackage, "application package",
+                                           "processDescription.")
     deployable.source, deployable.source_type = source, OGCAPPPKG
     return deployable
 
@@ -199,11 +185,7 @@ def command_package(pkg: AppPackage, raw: dict[str, Any], w: str | None, source:
             if isinstance(item, dict) and "additionalParameters" in item:
                 item["additionalParameters"] = to_object_form(item["additionalParameters"])
         desc[section] = items
-    try:
-        description = ProcessDescription.model_validate(desc)
-    except ValidationError as exc:
-        where, msg = first_error(exc)
-        raise InvalidPackage(f"processDescription.{where}: {msg}") from None
+    description = validated(ProcessDescription, desc, InvalidPackage, "application package", "processDescription.")
     check_patterns(description, pkg)
     entry = param(description.additionalParameters, "entry-point")
     if entry:

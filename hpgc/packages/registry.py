@@ -14,16 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpgc.auth import Principal
+from hpgc.auth.principal import Principal
 from hpgc.errors import DuplicatedProcess, ImmutableProcess, InvalidPackage, LimitReached, NoSuchProcess, NotAllowed
 from hpgc.models.names import process_id_problem
 from hpgc.models.ogc import ProcessDescription
+from hpgc.models.package import CWL_MEDIA_TYPE, OGCAPPPKG
 from hpgc.packages import cwl
 from hpgc.store import Store
 
 log = logging.getLogger(__name__)
 
-CWL_MEDIA_TYPE = "application/cwl+json"
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def load_builtin(folder: Path) -> dict[str, Any]:
     """One appkgs/ folder → a process row. A folder holds a .cwl file, or a package.json
     (application/ogcapppkg+json); an optional process.json overrides description fields."""
     from hpgc.models.package import AppPackage
-    from hpgc.packages.deploy import OGCAPPPKG, command_package
+    from hpgc.packages.deploy import command_package
 
     extra_file = folder / "process.json"
     extra = json.loads(extra_file.read_text()) if extra_file.is_file() else {}

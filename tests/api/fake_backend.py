@@ -12,12 +12,12 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from hpgc.backends.base import BackendError
+from hpgc.backends.base import Backend, BackendError, Capabilities
 from hpgc.models.ogc import StatusCode
 from hpgc.models.run import BackendStatus, Container, JobRef, Logs, RunSpec
 
 
-class FakeBackend:
+class FakeBackend(Backend):
     """echo: succeeds with its inputs mirrored; sleep: runs until cancelled; stringInput 'fail' → exit 3.
 
     Faults (None / empty: none):
@@ -35,6 +35,10 @@ class FakeBackend:
     """
 
     name = "local"
+    capabilities = Capabilities(resumable=True, runs_as_server=False)
+    cluster_names: list[str] = []  # type: ignore[assignment]  # tests set the clusters it offers
+    deploy_needs_admin = False  # type: ignore[assignment]  # tests set it: a backend whose jobs run as the server
+    poll_intervals = (0.2, 0.2)  # type: ignore[assignment]  # the app's tests poll as often as the local backend
     LOST = "the fake backend lost this job when the server stopped"
 
     def __init__(self, resumed: FakeBackend | None = None, resumable: bool = True) -> None:
@@ -175,7 +179,7 @@ class FakeBackend:
         self.removed.append(job.job_id)
         await self._signal()
 
-    async def ensure_image(self, container: Container) -> None:
+    async def ensure_image(self, container: Container, cluster: str | None = None) -> None:
         if self.pull_gate is not None:
             await self.pull_gate.wait()
         if self.pull_error:

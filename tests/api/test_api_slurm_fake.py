@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestClient
 
 from hpgc.api.app import create_app
 from hpgc.api.keys import JOBS
-from hpgc.auth import AuthSettings
+from hpgc.auth.settings import AuthSettings
 from hpgc.backends.slurm.backend import SlurmBackend
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.config import Settings
@@ -109,7 +109,7 @@ async def site(tmp_path: Path, aiohttp_client: Callable[..., Awaitable[TestClien
                               cwltool=str(Path(sys.executable).parent / "cwltool"))
     settings = Settings(data_dir=tmp_path / "data", appkgs_dir=REPO / "appkgs", auth=AuthSettings(enabled=False),
                         default_backend="slurm", deploy=DeploySettings(start_with_server=False))
-    backend = SlurmBackend({"fake": cluster}, tmp_path / "data")
+    backend = SlurmBackend({"fake": cluster})
     s = Site(await aiohttp_client(create_app(settings, backends={"slurm": backend})), state, work)
     s.hold(True)
     try:

@@ -15,12 +15,13 @@ from aiohttp.test_utils import TestClient
 from openapi_spec_validator import validate as validate_openapi
 
 from hpgc.api.app import create_app
-from hpgc.api.auth import DEV_ISSUER
+from hpgc.api.bearer import DEV_ISSUER
 from hpgc.api.keys import JOBS, SETTINGS
 from hpgc.api.principal import principal
-from hpgc.auth import AuthSettings, IssuerSettings, require_deploy
+from hpgc.auth.dev_issuer import dev_issuer_url
+from hpgc.auth.principal import require_deploy
+from hpgc.auth.settings import AuthSettings, IssuerSettings
 from hpgc.config import Settings
-from hpgc.dev_issuer import dev_issuer_url
 from tests.api.fake_backend import FakeBackend
 from tests.fake_issuer import forge
 

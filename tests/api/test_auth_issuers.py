@@ -16,10 +16,10 @@ from aiohttp.test_utils import TestClient
 from openapi_spec_validator import validate as validate_openapi
 
 from hpgc.api.app import create_app
-from hpgc.api.auth import DEV_ISSUER
-from hpgc.auth import AuthSettings, IssuerSettings
+from hpgc.api.bearer import DEV_ISSUER
+from hpgc.auth.dev_issuer import DevIssuer
+from hpgc.auth.settings import AuthSettings, IssuerSettings
 from hpgc.config import Settings
-from hpgc.dev_issuer import DevIssuer
 from tests.api.fake_backend import FakeBackend
 from tests.conftest import REPO
 from tests.fake_issuer import CLIENT, FakeIssuer

@@ -16,12 +16,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from hpgc.api.app import create_app
-from hpgc.api.auth import DEV_ISSUER
+from hpgc.api.bearer import DEV_ISSUER
 from hpgc.api.keys import JOBS, SETTINGS
-from hpgc.auth import AuthSettings
+from hpgc.auth.dev_issuer import dev_issuer_url
+from hpgc.auth.settings import AuthSettings
 from hpgc.config import Settings
-from hpgc.dev_issuer import dev_issuer_url
-from hpgc.jobs.notifier import CallbackSettings
+from hpgc.jobs.callbacks.settings import CallbackSettings
 from hpgc.models.ogc import StatusCode
 from hpgc.models.run import BackendStatus, RunSpec, StagedFile
 from hpgc.net import OutboundSettings

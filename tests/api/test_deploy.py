@@ -192,7 +192,7 @@ async def test_slow_image_pull_does_not_block_deploy(client: TestClient, fake_ba
     pulls: list[asyncio.Task] = []
     pull = fake_backend.ensure_image
 
-    async def slow_pull(container: object) -> None:
+    async def slow_pull(container: object, cluster: str | None) -> None:
         pulls.append(asyncio.current_task())  # type: ignore[arg-type]
         await gate.wait()
         await pull(container)  # type: ignore[arg-type]
@@ -223,7 +223,7 @@ async def test_failed_pull_is_the_process_status(client: TestClient, fake_backen
 
 
 async def test_a_package_names_its_cluster(client: TestClient, fake_backend: FakeBackend) -> None:
-    fake_backend.clusters = {"small": object(), "gpu": object()}
+    fake_backend.cluster_names = ["small", "gpu"]
     pkg = json.loads(BANDMATH)
     pkg["processDescription"]["additionalParameters"].append({"name": "cluster", "value": "gpu"})
     assert (await client.post("/processes", data=json.dumps(pkg), headers=PKG)).status == 201

@@ -43,7 +43,7 @@ async def test_builtins_are_immutable_even_for_admins(client: TestClient) -> Non
 
 async def test_owner_only_visibility(aiohttp_client, settings, fake_backend) -> None:
     from hpgc.api.app import create_app
-    from hpgc.auth import AuthSettings
+    from hpgc.auth.settings import AuthSettings
 
     app = create_app(settings.model_copy(update={"auth": AuthSettings(deployed_process_visibility="owner")}),
                      backends={"local": fake_backend})

@@ -17,7 +17,7 @@ DEPLOY = "hpgc:execute hpgc:deploy"
 
 async def test_a_deployer_needs_admin_on_the_server_account(client: TestClient,  # noqa: F811
                                                              fake_backend: FakeBackend) -> None:
-    fake_backend.runs_as_server = True  # type: ignore[attr-defined]
+    fake_backend.deploy_needs_admin = True
     alice = bearer(client, "alice", DEPLOY)
     resp = await client.post("/processes", data=BANDMATH, headers={**PKG, **alice})
     assert resp.status == 403, await resp.text()
@@ -29,10 +29,10 @@ async def test_a_deployer_needs_admin_on_the_server_account(client: TestClient, 
     assert (await client.post("/processes", data=BANDMATH, headers={**PKG, **admin})).status == 201
     resp = await client.put("/processes/BandMath", data=BANDMATH, headers={**PKG, **alice})
     assert resp.status == 403  # not hers anyway; an owner who is no admin is refused the same way below
-    fake_backend.user_deploy_allowed = True  # type: ignore[attr-defined]  (the administrator's opt-in)
+    fake_backend.deploy_needs_admin = False  # the administrator's opt-in
     assert (await client.post("/processes", data=BANDMATH.replace('"BandMath"', '"Mine"'),
                               headers={**PKG, **alice})).status == 201
-    fake_backend.user_deploy_allowed = False  # type: ignore[attr-defined]
+    fake_backend.deploy_needs_admin = True
     resp = await client.put("/processes/Mine", data=BANDMATH, headers={**PKG, **alice})
     assert resp.status == 403 and "local.allow_user_deploy" in (await resp.json())["detail"]
     assert (await client.delete("/processes/Mine", headers=alice)).status == 204  # undeploy stays hers

@@ -13,11 +13,11 @@ from aiohttp.test_utils import TestClient
 from pydantic import ValidationError
 
 from hpgc.api.app import create_app
-from hpgc.api.auth import DEV_ISSUER
+from hpgc.api.bearer import DEV_ISSUER
 from hpgc.api.keys import SETTINGS
-from hpgc.auth import AuthSettings, IssuerSettings
+from hpgc.auth.dev_issuer import dev_issuer_url
+from hpgc.auth.settings import AuthSettings, IssuerSettings
 from hpgc.config import Settings
-from hpgc.dev_issuer import dev_issuer_url
 from hpgc.models.run import JobRef
 from tests.api.fake_backend import FakeBackend
 from tests.fake_issuer import CLIENT, FakeIssuer

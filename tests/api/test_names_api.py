@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from hpgc.api.app import create_app
-from hpgc.auth import AuthSettings
+from hpgc.auth.settings import AuthSettings
 from hpgc.config import Settings
 from hpgc.jobs.limits import LimitSettings
 from hpgc.packages.registry import ProcessRegistry

@@ -342,7 +342,7 @@ async def test_swagger_init_uses_relative_urls_and_client_id(client: TestClient)
 async def test_request_or_package_chooses_the_cluster(client: TestClient, fake_backend: FakeBackend) -> None:
     from tests.api.fake_backend import submitted
 
-    fake_backend.clusters = {"small": object(), "big": object()}
+    fake_backend.cluster_names = ["small", "big"]
     resp = await client.post("/processes/echo/execution?cluster=big", json=ECHO, headers={"Prefer": "respond-async"})
     assert resp.status == 201
     assert (await submitted(fake_backend, (await resp.json())["jobID"])).cluster == "big"

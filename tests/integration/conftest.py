@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import asyncssh
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from hpgc.api.app import create_app
+from hpgc.auth.settings import AuthSettings
+from hpgc.backends.slurm.config import ClusterSettings
+from hpgc.config import Settings
+from hpgc.jobs.callbacks.settings import CallbackSettings
+from hpgc.net import OutboundSettings
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_DIR = REPO / "slurm-test-cluster"
@@ -75,3 +86,35 @@ def ssh_connect(cluster):
         return connect(cluster, user, **kwargs)
 
     return make
+
+
+@pytest.fixture
+async def api(cluster: dict, tmp_path: Path, aiohttp_client: Callable[..., Awaitable[TestClient]]) -> TestClient:
+    test_cluster = ClusterSettings(
+        host=cluster["host"], port=cluster["port"], known_hosts=cluster["known_hosts"], user="alice",
+        key_file=cluster["users"]["alice"], work_root=cluster["work_root"], image_cache=cluster["image_cache"],
+        container_runtime=cluster.get("container_runtime", "apptainer"), partition=cluster.get("partition"),
+        account=cluster.get("account"), poll_min_s=0.5, poll_max_s=2,
+    )
+    settings = Settings(data_dir=tmp_path / "data", auth=AuthSettings(enabled=False), default_backend="slurm",
+                        clusters={"test": test_cluster},
+                        callbacks=CallbackSettings(secret="s3cret"),
+                        outbound=OutboundSettings(allowed_networks=["127.0.0.0/8"]))
+    return await aiohttp_client(create_app(settings))
+
+
+@contextlib.asynccontextmanager
+async def files_served(files: dict[str, bytes], content_type: str = "image/tiff") -> AsyncIterator[str]:
+    """An HTTP server on 127.0.0.1 serving `files` (path → bytes); yields its base URL."""
+    async def serve(request: web.Request) -> web.Response:
+        return web.Response(body=files[request.path], content_type=content_type)
+
+    app = web.Application()
+    for path in files:
+        app.router.add_get(path, serve)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        await server.close()

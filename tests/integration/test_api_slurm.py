@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 
-from hpgc.api.app import create_app
-from hpgc.auth import AuthSettings
-from hpgc.backends.slurm.config import ClusterSettings
-from hpgc.config import Settings
-from hpgc.jobs.notifier import CallbackSettings
-from hpgc.net import OutboundSettings
-from tests.integration.conftest import ssh_run_async
+from tests.integration.conftest import files_served, ssh_run_async
 
 pytestmark = pytest.mark.slurm
 REPO = Path(__file__).resolve().parents[2]
@@ -48,31 +42,8 @@ FILES = {"/image.tif": geotiff(IMAGE), "/pre.tif": geotiff(PRE), "/post.tif": ge
 
 @pytest.fixture
 async def files_url() -> AsyncIterator[str]:
-    async def serve(request: web.Request) -> web.Response:
-        return web.Response(body=FILES[request.path], content_type="image/tiff")
-
-    app = web.Application()
-    for path in FILES:
-        app.router.add_get(path, serve)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    yield f"http://127.0.0.1:{server.port}"
-    await server.close()
-
-
-@pytest.fixture
-async def api(cluster: dict, tmp_path: Path, aiohttp_client: Callable[..., Awaitable[TestClient]]) -> TestClient:
-    test_cluster = ClusterSettings(
-        host=cluster["host"], port=cluster["port"], known_hosts=cluster["known_hosts"], user="alice",
-        key_file=cluster["users"]["alice"], work_root=cluster["work_root"], image_cache=cluster["image_cache"],
-        container_runtime=cluster.get("container_runtime", "apptainer"), partition=cluster.get("partition"),
-        account=cluster.get("account"), poll_min_s=0.5, poll_max_s=2,
-    )
-    settings = Settings(data_dir=tmp_path / "data", auth=AuthSettings(enabled=False), default_backend="slurm",
-                        clusters={"test": test_cluster},
-                        callbacks=CallbackSettings(secret="s3cret"),
-                        outbound=OutboundSettings(allowed_networks=["127.0.0.0/8"]))
-    return await aiohttp_client(create_app(settings))
+    async with files_served(FILES) as url:
+        yield url
 
 
 async def succeeded(api: TestClient, process: str, body: dict, timeout: float = 240) -> str:

@@ -21,7 +21,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient
 
 from hpgc.api.app import create_app
-from hpgc.auth import AuthSettings
+from hpgc.auth.settings import AuthSettings
 from hpgc.backends.base import BackendError
 from hpgc.backends.slurm.backend import SlurmBackend
 from hpgc.backends.slurm.config import ClusterSettings
@@ -61,7 +61,7 @@ async def root(cluster: dict) -> str:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def backend(cluster: dict, root: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SlurmBackend]:
-    b = SlurmBackend({"test": settings_for(cluster, root)}, tmp_path_factory.mktemp("data"))
+    b = SlurmBackend({"test": settings_for(cluster, root)})
     await b.start(lambda: None)
     yield b
     await b.close()
@@ -119,7 +119,7 @@ async def test_another_user_cannot_take_a_users_folder_first(backend: SlurmBacke
     other_root = f"{cluster['work_root']}/sec-{RUN}-squat"
     await sh(cluster, f"mkdir -m 1777 {other_root} && chmod 1777 {other_root} && "
                       f"mkdir -m 777 {other_root}/bob && chmod 777 {other_root}/bob")
-    squatted = SlurmBackend({"test": settings_for(cluster, other_root)}, backend.data_dir)
+    squatted = SlurmBackend({"test": settings_for(cluster, other_root)})
     try:
         spec = RunSpec(job_id=f"sec-{RUN}-squat", process_id="attack", kind="command", argv=["true"],
                        unix_user="bob")

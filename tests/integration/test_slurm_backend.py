@@ -62,7 +62,7 @@ def ctl(cluster: dict, *args: str) -> None:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def backend(cluster: dict) -> AsyncIterator[SlurmBackend]:
-    b = SlurmBackend({"test": settings_for(cluster)}, REPO / ".pytest-data")
+    b = SlurmBackend({"test": settings_for(cluster)})
     await b.start(lambda: None)
     yield b
     await b.close()
@@ -183,7 +183,7 @@ from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.models.run import RunSpec
 settings = ClusterSettings.model_validate_json(sys.argv[1])
 async def main():
-    b = SlurmBackend({"test": settings}, None)
+    b = SlurmBackend({"test": settings})
     async def one(spec):
         ext = await b.submit(spec)
         print(json.dumps({"job_id": spec.job_id, "external_id": ext}), flush=True)
@@ -213,7 +213,7 @@ async def test_kill_9_with_20_jobs_in_flight(backend: SlurmBackend, cluster: dic
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     # restart: jobs without a stored id are submitted again (the service does this), then followed
-    fresh = SlurmBackend({"test": settings_for(cluster)}, REPO / ".pytest-data")
+    fresh = SlurmBackend({"test": settings_for(cluster)})
     refs = []
     for spec in specs:
         ext = await fresh.submit(spec)
@@ -270,8 +270,7 @@ async def test_timeout(backend: SlurmBackend, slow: dict[str, JobRef]) -> None:
 
 async def test_node_kill(backend: SlurmBackend, cluster: dict) -> None:
     """Last: it takes a compute node away for a while."""
-    pinned = SlurmBackend({"test": settings_for(cluster, sbatch_options=["--nodelist=node2"])},
-                          REPO / ".pytest-data")
+    pinned = SlurmBackend({"test": settings_for(cluster, sbatch_options=["--nodelist=node2"])})
     spec = cmd("node", ["sleep", "300"])
     ref = JobRef(job_id=spec.job_id, external_id=await pinned.submit(spec))
     try:

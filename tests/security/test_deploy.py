@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hpgc.dev_issuer import KEYS_FILE
+from hpgc.auth.dev_issuer import KEYS_FILE
 from tests.hostile_documents import alias_bomb_tool, echo_tool
 from tests.security.conftest import Attacked, InternalService, attacked_server
 

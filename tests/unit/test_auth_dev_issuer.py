@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from hpgc.auth import AuthSettings, InvalidToken, IssuerSettings
-from hpgc.dev_issuer import DevIssuer, cli_token, dev_issuer_url
-from hpgc.oidc import Issuer, TokenVerifier, split_jwt
+from hpgc.auth.dev_issuer import DevIssuer, cli_token, dev_issuer_url
+from hpgc.auth.issuer import Issuer
+from hpgc.auth.principal import InvalidToken
+from hpgc.auth.settings import AuthSettings, IssuerSettings
+from hpgc.auth.verifier import TokenVerifier, split_jwt
 from tests.conftest import REPO
 
 URL = "http://127.0.0.1:8000/auth"
@@ -113,7 +115,7 @@ def test_dev_issuer_listens_before_it_prints_its_url(tmp_path: Path, monkeypatch
     (it was only bound, and a connection in that moment was refused: the first request of a test failed)."""
     import socket
 
-    from hpgc.api import auth as api_auth
+    from hpgc.auth import dev_issuer as api_auth
     from hpgc.config import Settings
 
     seen: list[str] = []

@@ -1,9 +1,8 @@
-"""hpgc/oidc.py without HTTP: when an issuer's keys are fetched again (max age, unknown kid, rate limit, back-off
-after a failure), which JWKs are kept, the introspection cache, and the checks of an introspection answer.
-
-The clock is a fake one (hpgc.oidc's time.monotonic and time.time replaced), and the JWKS comes from a
-callable that counts its calls: every expectation is a number of fetches at a given instant, never a
-measured duration."""
+"""hpgc/auth/issuer.py and verifier.py without HTTP: when an issuer's keys are fetched again (max age, unknown kid,
+rate limit, back-off after a failure), which JWKs are kept, the introspection cache, and the checks of an
+introspection answer. The clock is a fake one (hpgc.auth.verifier's time.monotonic and time.time replaced), and
+the JWKS comes from a callable that counts its calls: every expectation is a number of fetches at a given
+instant, never a measured duration."""
 
 from __future__ import annotations
 
@@ -13,10 +12,12 @@ from typing import Any
 
 import pytest
 
-from hpgc import oidc
-from hpgc.auth import AuthSettings, AuthUnavailable, InvalidToken, IssuerSettings
-from hpgc.jose import JsonWebKey
-from hpgc.oidc import FAILURE_BACKOFF_S, Issuer, TokenVerifier, check_introspection, split_jwt
+from hpgc.auth import issuer as oidc
+from hpgc.auth.issuer import FAILURE_BACKOFF_S, Issuer
+from hpgc.auth.jose import JsonWebKey
+from hpgc.auth.principal import AuthUnavailable, InvalidToken
+from hpgc.auth.settings import AuthSettings, IssuerSettings
+from hpgc.auth.verifier import TokenVerifier, check_introspection, split_jwt
 from tests.fake_issuer import FakeIssuer, b64json, ec_key, rsa_key
 
 ISS = "https://issuer.example/realms/test"
@@ -141,7 +142,7 @@ async def test_a_failed_refresh_keeps_the_keys_it_had(clock: Clock, caplog: pyte
     await iss.key(key.kid)
     jwks.down = True
     clock.advance(101)
-    with caplog.at_level(logging.WARNING, logger="hpgc.oidc"):
+    with caplog.at_level(logging.WARNING, logger="hpgc.auth"):
         assert (await iss.key(key.kid)).kid == key.kid, "the issuer is down: the keys fetched before still serve"
     assert jwks.fetches == 2
     assert "unreachable: test; keeping the keys fetched before" in caplog.text
@@ -161,7 +162,7 @@ async def test_warm_up_fetches_keys_and_survives_an_issuer_that_is_down(clock: C
     b = Issuer(IssuerSettings(issuer="https://other.example", subject_prefix="o:"), session=lambda: None,  # type: ignore
                local_jwks=down)
     verifier = TokenVerifier(AuthSettings(issuers=[a.settings, b.settings]), [a, b])
-    with caplog.at_level(logging.WARNING, logger="hpgc.oidc"):
+    with caplog.at_level(logging.WARNING, logger="hpgc.auth"):
         await verifier.warm_up()
     assert (up.fetches, down.fetches) == (1, 1)
     assert "the JWKS of issuer X is unreachable: test (retried on the first request that needs it)" in caplog.text
@@ -185,7 +186,7 @@ async def test_only_usable_signing_keys_are_kept(clock: Clock, caplog: pytest.Lo
         "not a key", no_use, no_kid,
     ]
     iss = issuer(jwks)
-    with caplog.at_level(logging.WARNING, logger="hpgc.oidc"):
+    with caplog.at_level(logging.WARNING, logger="hpgc.auth"):
         await iss.refresh_keys(stale_ok=False)
     assert sorted(iss._keys) == sorted(["", good_ec.kid, good_rsa.kid, "ed", "no-use"])
     assert f"issuer {ISS}: ignoring key broken: " in caplog.text
@@ -384,18 +385,18 @@ class Stream:
     ([], 10, b""),
 ])
 async def test_read_capped(chunks: list[bytes], limit: int, expected: bytes) -> None:
-    from hpgc.oidc import _read_capped
+    from hpgc.auth.issuer import _read_capped
 
     assert await _read_capped(Stream(*chunks), limit) == expected  # type: ignore[arg-type]
 
 
 def messages(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "hpgc.oidc"]
+    return [r.getMessage() for r in caplog.records if r.name.startswith("hpgc.auth.")]
 
 
 async def test_fetched_keys_are_logged(clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
     one, two = ec_key(), ec_key()
-    with caplog.at_level(logging.INFO, logger="hpgc.oidc"):
+    with caplog.at_level(logging.INFO, logger="hpgc.auth"):
         await issuer(Jwks(one, two)).refresh_keys(stale_ok=False)
         await issuer(Jwks()).refresh_keys(stale_ok=False)
     assert messages(caplog) == [f"issuer {ISS}: 2 signing key(s): {one.kid}, {two.kid}",
@@ -410,7 +411,7 @@ async def test_an_unknown_kid_while_the_issuer_is_down_is_401_with_the_old_keys(
     await iss.key(key.kid)
     jwks.down = True
     clock.advance(10)
-    with caplog.at_level(logging.WARNING, logger="hpgc.oidc"), pytest.raises(InvalidToken):
+    with caplog.at_level(logging.WARNING, logger="hpgc.auth"), pytest.raises(InvalidToken):
         await iss.key("rotated?")  # the refetch fails: the token is judged on the keys at hand
     assert messages(caplog) == ["the JWKS of issuer X is unreachable: test; keeping the keys fetched before"]
     assert (await iss.key(key.kid)).kid == key.kid and jwks.fetches == 2
@@ -425,7 +426,7 @@ async def test_log_lines_name_the_issuer_and_key(clock: Clock, caplog: pytest.Lo
     a = issuer(jwks)
     b = Issuer(IssuerSettings(issuer="https://other.example", subject_prefix="o:"), session=lambda: None,  # type: ignore
                local_jwks=down)
-    with caplog.at_level(logging.WARNING, logger="hpgc.oidc"):
+    with caplog.at_level(logging.WARNING, logger="hpgc.auth"):
         await a.refresh_keys(stale_ok=False)
         await TokenVerifier(AuthSettings(issuers=[a.settings, b.settings]), [b]).warm_up()
     got = messages(caplog)

@@ -7,21 +7,17 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from hpgc.auth import (
+from hpgc.auth.identity import map_unix_user, principal_from_claims
+from hpgc.auth.principal import (
     ANONYMOUS,
-    AuthSettings,
-    IdentitySettings,
     InsufficientScope,
     InvalidToken,
-    IssuerSettings,
     Principal,
-    RegexRule,
     UnmappedUser,
-    map_unix_user,
-    principal_from_claims,
     require_admin,
     require_deploy,
 )
+from hpgc.auth.settings import AuthSettings, IdentitySettings, IssuerSettings, RegexRule
 
 ISS = "https://id.example.org/realms/hpc"
 
@@ -110,7 +106,7 @@ def test_owners_of_different_issuers_never_meet() -> None:
 def test_one_unix_name_rule_for_auth_and_the_slurm_script(name: str, accepted: bool) -> None:
     from hpgc.backends.base import BackendError
     from hpgc.backends.slurm.config import ClusterSettings
-    from hpgc.backends.slurm.script import job_dir
+    from hpgc.backends.slurm.jobdir import job_dir
 
     ident = IdentitySettings(template="{preferred_username}")
     cluster = ClusterSettings(host="login", known_hosts="/k", user="svc", work_root="/w")

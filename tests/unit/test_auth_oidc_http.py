@@ -1,5 +1,6 @@
-"""hpgc/oidc.py against issuers that answer badly over real HTTP on 127.0.0.1: what the verifier asks for
-(discovery URL, headers, redirects), and the exact 503 or 401 reason for each bad answer or token."""
+"""hpgc/auth/issuer.py and verifier.py against issuers that answer badly over real HTTP on 127.0.0.1: what the
+verifier asks for (discovery URL, headers, redirects), and the exact 503 or 401 reason for each bad answer or
+token."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from hpgc.auth import AuthSettings, AuthUnavailable, InvalidToken, IssuerSettings
-from hpgc.oidc import Issuer, TokenVerifier
+from hpgc.auth.issuer import Issuer
+from hpgc.auth.principal import AuthUnavailable, InvalidToken
+from hpgc.auth.settings import AuthSettings, IssuerSettings
+from hpgc.auth.verifier import TokenVerifier
 from tests.fake_issuer import CLIENT, FakeIssuer, ec_key, rs256_raw
 
 Server = Callable[..., Awaitable[TestServer]]
@@ -72,9 +75,10 @@ async def unavailable(verifier: TokenVerifier, token: str) -> str:
 @pytest.mark.parametrize("answer, reason", [
     ((500, b"{}"), "the discovery document of issuer {iss} answered HTTP 500"),
     ((302, b""), "the discovery document of issuer {iss} answered HTTP 302"),  # redirects are not followed
-    ((200, b"[1, 2]"), "the discovery document of issuer {iss} is not a JSON object"),
-    ((200, b"<html>login</html>"), "the discovery document of issuer {iss} is not a JSON object"),
-    ((200, b'{"a": "' + b"x" * (1024 * 1024) + b'"}'), "the discovery document of issuer {iss} is not a JSON object"),
+    ((200, b"[1, 2]"), "the discovery document of issuer {iss}: the answer is not a JSON object"),
+    ((200, b"<html>login</html>"), "the discovery document of issuer {iss}: the answer is not a JSON object"),
+    ((200, b'{"a": "' + b"x" * (1024 * 1024) + b'"}'),
+     "the discovery document of issuer {iss}: the answer is not a JSON object"),
 ])
 async def test_bad_discovery_answers_are_503(odd: Odd, session: aiohttp.ClientSession, answer: tuple[int, bytes],
                                              reason: str) -> None:
@@ -104,7 +108,7 @@ async def test_a_document_of_exactly_the_size_limit_is_read(odd: Odd, session: a
     ({"jwks_uri": None}, None, "issuer {url}/r publishes no jwks_uri"),
     ({"jwks_uri": 5}, None, "issuer {url}/r publishes no jwks_uri"),
     ({}, (503, b"{}"), "the JWKS of issuer {url}/r answered HTTP 503"),
-    ({}, (200, b"null"), "the JWKS of issuer {url}/r is not a JSON object"),
+    ({}, (200, b"null"), "the JWKS of issuer {url}/r: the answer is not a JSON object"),
 ])
 async def test_bad_discovery_documents_and_jwks_are_503(odd: Odd, session: aiohttp.ClientSession,
                                                         doc: dict[str, Any], jwks: tuple[int, bytes] | None,
@@ -166,12 +170,12 @@ async def test_introspection_request_and_bad_answers(odd: Odd, session: aiohttp.
     assert headers["Authorization"] == "Basic aHBnYy1yczpzM2NyZXQ="  # hpgc-rs:s3cret
     assert headers["Accept"] == "application/json"
     for answer, reason in [
-        ((500, b"{}"), f"introspection at issuer {url} answered HTTP 500"),
-        ((302, b""), f"introspection at issuer {url} answered HTTP 302"),
-        ((200, b"not json"), f"introspection at issuer {url} did not answer a JSON object"),
-        ((200, b"[true]"), f"introspection at issuer {url} did not answer a JSON object"),
+        ((500, b"{}"), f"the introspection endpoint of issuer {url} answered HTTP 500"),
+        ((302, b""), f"the introspection endpoint of issuer {url} answered HTTP 302"),
+        ((200, b"not json"), f"the introspection endpoint of issuer {url}: the answer is not a JSON object"),
+        ((200, b"[true]"), f"the introspection endpoint of issuer {url}: the answer is not a JSON object"),
         ((200, json.dumps(good).encode()[:-1] + b" " * (1024 * 1024 - len(json.dumps(good))) + b"} "),
-         f"introspection at issuer {url} did not answer a JSON object"),  # 1 MiB + 1 byte: too long
+         f"the introspection endpoint of issuer {url}: the answer is not a JSON object"),  # 1 MiB + 1 byte: too long
     ]:
         odd.answers["/r/i"] = answer
         assert await unavailable(verifier, "opaque-1") == reason
@@ -194,7 +198,7 @@ async def test_unreachable_introspection_is_503(session: aiohttp.ClientSession) 
     verifier = verifier_for(session, issuer=url, client_id="c", client_secret="s",
                             introspection_endpoint=url + "/i", timeout_s=2)
     detail = await unavailable(verifier, "opaque")
-    assert detail.startswith(f"introspection at issuer {url} failed: ")
+    assert detail.startswith(f"the introspection endpoint of issuer {url} is unreachable: ")
 
 
 # JWT checks with exact reasons -------------------------------------------------------------------------
@@ -293,7 +297,7 @@ async def test_plain_http_urls_in_an_issuers_documents_are_503(odd: Odd, session
     assert detail.startswith(f"the JWKS of issuer {url} is unreachable: "), detail
     detail = await unavailable(verifier_for(session, issuer=url, client_id="c", client_secret="s", allow_http=True),
                                "opaque")
-    assert detail.startswith(f"introspection at issuer {url} failed: "), detail
+    assert detail.startswith(f"the introspection endpoint of issuer {url} is unreachable: "), detail
 
 
 async def test_an_issuer_that_never_answers_is_503_after_timeout_s(aiohttp_server: Server,
@@ -316,7 +320,7 @@ async def test_an_issuer_that_never_answers_is_503_after_timeout_s(aiohttp_serve
             f"the discovery document of issuer {url} is unreachable: TimeoutError")
         assert await unavailable(verifier_for(session, issuer=url, client_id="c", client_secret="s", timeout_s=0.2,
                                               introspection_endpoint=url + "/i"), "opaque") == (
-            f"introspection at issuer {url} failed: TimeoutError")
+            f"the introspection endpoint of issuer {url} is unreachable: TimeoutError")
     finally:
         hold.set()
 
@@ -338,7 +342,7 @@ async def test_documents_over_1_mib_are_refused_even_when_valid(odd: Odd, sessio
     doc = discovery(odd)
     odd.answers["/r/.well-known/openid-configuration"] = (200, doc + b" " * (1024 * 1024 + 1 - len(doc)))
     assert await unavailable(verifier_for(session, issuer=fake.url), fake.token()) == (
-        f"the discovery document of issuer {fake.url} is not a JSON object")
+        f"the discovery document of issuer {fake.url}: the answer is not a JSON object")
 
 
 async def test_discovery_url_keeps_the_issuer_path(odd: Odd, session: aiohttp.ClientSession) -> None:

@@ -1,5 +1,5 @@
-"""hpgc/auth.py rule by rule, with every expected value written out: URL checks for issuers, the settings'
-defaults and limits, claims lookup, scope matching, identity mapping messages, owners across issuers."""
+"""hpgc/auth/ (settings, identity) rule by rule, with every expected value written out: URL checks for issuers, the
+settings' defaults and limits, claims lookup, scope matching, identity mapping messages, owners across issuers."""
 
 from __future__ import annotations
 
@@ -8,24 +8,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from hpgc.auth import (
-    ANONYMOUS,
-    AuthSettings,
-    AuthUnavailable,
-    DevIssuerSettings,
-    IdentitySettings,
-    InsufficientScope,
-    InvalidToken,
-    IssuerSettings,
-    RegexRule,
-    UnmappedUser,
-    check_url,
-    claim,
-    claim_values,
-    map_unix_user,
-    owner_of,
-    principal_from_claims,
-)
+from hpgc.auth.identity import claim, claim_values, map_unix_user, owner_of, principal_from_claims
+from hpgc.auth.principal import ANONYMOUS, AuthUnavailable, InsufficientScope, InvalidToken, UnmappedUser
+from hpgc.auth.settings import AuthSettings, DevIssuerSettings, IdentitySettings, IssuerSettings, RegexRule, check_url
 
 ISS = "https://id.example.org/realms/hpc"
 
@@ -329,7 +314,7 @@ def test_identity_refusals(identity: IdentitySettings, claims: dict[str, Any], m
 
 
 def test_require_deploy_and_admin_say_what_is_missing() -> None:
-    from hpgc.auth import Principal, require_admin, require_deploy
+    from hpgc.auth.principal import Principal, require_admin, require_deploy
 
     user = Principal(subject="a", can_deploy=False, is_admin=False)
     with pytest.raises(InsufficientScope) as err:

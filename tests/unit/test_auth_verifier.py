@@ -12,8 +12,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from hpgc.auth import AuthSettings, AuthUnavailable, InvalidToken, IssuerSettings
-from hpgc.oidc import Issuer, TokenVerifier
+from hpgc.auth.issuer import Issuer
+from hpgc.auth.principal import AuthUnavailable, InvalidToken
+from hpgc.auth.settings import AuthSettings, IssuerSettings
+from hpgc.auth.verifier import TokenVerifier
 from tests.fake_issuer import CLIENT, FakeIssuer, b64json, ec_key, forge, hs256_with_public_key, rs256_raw
 
 Make = Callable[..., TokenVerifier]
@@ -192,9 +194,9 @@ class CountingSession:
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self.session, self.gets = session, 0
 
-    def get(self, *args: Any, **kwargs: Any) -> Any:
+    def request(self, *args: Any, **kwargs: Any) -> Any:
         self.gets += 1
-        return self.session.get(*args, **kwargs)
+        return self.session.request(*args, **kwargs)
 
 
 async def test_issuer_down_is_503_not_401() -> None:

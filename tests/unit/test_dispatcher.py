@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from hpgc.jobs import dispatcher as dispatcher_module
-from hpgc.jobs.dispatcher import Dispatcher, backoff
-from hpgc.jobs.notifier import CallbackSettings
+from hpgc.jobs.callbacks import dispatcher as dispatcher_module
+from hpgc.jobs.callbacks.dispatcher import Dispatcher, backoff
+from hpgc.jobs.callbacks.settings import CallbackSettings
 from hpgc.net import OutboundError
 from hpgc.store import Store
 
@@ -23,7 +23,7 @@ NOW = 1_000_000.0
 
 
 class Clock:
-    """Stands for the `time` module in hpgc.jobs.dispatcher: the test says what time it is."""
+    """Stands for the `time` module in hpgc.jobs.callbacks.dispatcher: the test says what time it is."""
 
     def __init__(self) -> None:
         self.now = NOW
@@ -234,10 +234,10 @@ async def test_without_a_secret_nothing_is_signed(store: Store, clock: Clock) ->
 async def test_a_retry_is_logged_as_info_and_giving_up_as_a_warning(
         store: Store, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
     dispatcher = Dispatcher(Service(store), _settings(), Receiver(500, 410, 200))  # type: ignore[arg-type]
-    caplog.set_level(logging.INFO, logger="hpgc.jobs.dispatcher")
+    caplog.set_level(logging.INFO, logger="hpgc.jobs.callbacks.dispatcher")
     for job_id in ("j1", "j2", "j3"):
         await dispatcher._deliver(_add(store, job_id))
-    assert [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "hpgc.jobs.dispatcher"] == [
+    assert [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "hpgc.jobs.callbacks.dispatcher"] == [
         (logging.INFO, "callback d-j1 (success, job j1) to http://a.test/hook: HTTP 500"),
         (logging.WARNING, "callback d-j2 (success, job j2) to http://a.test/hook: "
                           "the receiver answered 410 Gone: no more attempts; given up"),
@@ -260,7 +260,7 @@ async def test_attempts_finished_together_are_written_in_one_transaction(store: 
     assert writes == [3]
     assert [(_state(store, f"j{i}")["last_status"], _state(store, f"j{i}")["attempts"]) for i in range(3)] == [
         (200, 1), (500, 1), (410, 1)]
-    assert dispatcher._writer is None and dispatcher._records == []
+    assert dispatcher._records.writer is None and dispatcher._records._pending == []
 
 
 async def test_an_attempt_that_cannot_be_recorded_stays_pending(
@@ -278,7 +278,7 @@ async def test_an_attempt_that_cannot_be_recorded_stays_pending(
     dispatcher = Dispatcher(Service(store), _settings(), Receiver())  # type: ignore[arg-type]
     with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
         await dispatcher._deliver(row)
-    assert [r.getMessage() for r in caplog.records if r.name == "hpgc.jobs.dispatcher"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "hpgc.jobs.callbacks.dispatcher"] == [
         "callback attempts could not be recorded; they will be sent again"]
     state = _state(store)
     assert (state["attempts"], state["delivered"], state["history"]) == (0, None, [])
@@ -353,7 +353,7 @@ async def test_tasks_are_named_for_whoever_reads_a_task_dump(store: Store, clock
         assert [t.get_name() for t in dispatcher._inflight.values()] == ["callback-1"]
         receiver.gate.set()
         await asyncio.sleep(0)
-        assert dispatcher._writer is not None and dispatcher._writer.get_name() == "callback-records"
+        assert dispatcher._records.writer is not None and dispatcher._records.writer.get_name() == "callback-records"
     finally:
         await dispatcher.stop()
 
@@ -466,7 +466,7 @@ async def test_a_failed_look_at_the_outbox_is_tried_again(
         dispatcher.wake()
         await asyncio.wait_for(dispatcher.wait_idle(), 10)
         assert _state(store)["delivered"] == NOW
-        assert [r.getMessage() for r in caplog.records if r.name == "hpgc.jobs.dispatcher"] == [
+        assert [r.getMessage() for r in caplog.records if r.name == "hpgc.jobs.callbacks.dispatcher"] == [
             "callback dispatcher: looking at the outbox failed; trying again"]
     finally:
         await dispatcher.stop()

@@ -1,10 +1,12 @@
-"""The job state machine (hpgc/jobs/service.py) and the monitor (hpgc/jobs/monitor.py) without HTTP: a real
-store, the built-in processes, the fault-injecting fake backend of tests/api. Expected values are written out."""
+"""The job service (hpgc/jobs/: submission, lifecycle, results, catalog) and the monitor (hpgc/jobs/monitor.py)
+without HTTP: a real store, the built-in processes, the fault-injecting fake backend of tests/api. Expected
+values are written out."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from hpgc.auth import Principal
+from hpgc.auth.principal import Principal
 from hpgc.backends.base import BackendError
 from hpgc.errors import (
     BackendUnavailable,
@@ -26,23 +28,18 @@ from hpgc.errors import (
     ProcessNotReady,
     ResultNotReady,
 )
+from hpgc.jobs import catalog as catalog_module
 from hpgc.jobs import monitor as monitor_module
-from hpgc.jobs import service as service_module
+from hpgc.jobs.lifecycle import POLL_COLUMNS, changes_of, coarse_progress, job_ref
 from hpgc.jobs.limits import LimitSettings
 from hpgc.jobs.monitor import Monitor
-from hpgc.jobs.service import (
-    POLL_COLUMNS,
-    JobService,
-    OutputFile,
-    OutputValue,
-    changes_of,
-    coarse_progress,
-    job_ref,
-)
+from hpgc.jobs.results import OutputFile, OutputValue, ResultFile
+from hpgc.jobs.service import JobService
+from hpgc.models.joblist import JobQuery
 from hpgc.models.ogc import Execute, StatusCode
 from hpgc.models.run import BackendStatus, JobRef
 from hpgc.packages.registry import ProcessRegistry
-from hpgc.store import JobQuery, Store
+from hpgc.store import Store
 from tests.api.fake_backend import FakeBackend
 
 REPO = Path(__file__).resolve().parents[2]
@@ -120,11 +117,11 @@ def test_a_running_job_that_reports_nothing_keeps_its_progress() -> None:
     assert changes_of({"status": "running", "progress": 30, "message": "m"}, BackendStatus(status=S.running)) == {}
 
 
-def test_job_ref_takes_the_cluster_from_the_backend_id() -> None:
+def test_job_ref_leaves_the_backend_id_to_the_backend() -> None:
+    """What an external id means is the backend's to say (the Slurm backend reads its cluster from it)."""
     assert job_ref(row(external_id="big:123", cluster="small")) == JobRef(
-        job_id="j1", external_id="big:123", cluster="big", unix_user="alice")
-    assert job_ref(row(external_id="123", cluster="small")).cluster == "small"
-    assert job_ref(row(external_id="a:b:c")).cluster == "a"
+        job_id="j1", external_id="big:123", cluster="small", unix_user="alice")
+    assert job_ref(row(external_id="a:b:c")).cluster is None
     assert job_ref({"id": "j2"}) == JobRef(job_id="j2", external_id=None, cluster=None, unix_user=None)
 
 
@@ -248,7 +245,7 @@ async def test_create_checks_before_storing(svc: JobService) -> None:
         await svc.create(ALICE, echo, Execute(inputs={"stringInput": "a"}), cluster="big")
     assert bad_cluster.value.detail == ("unknown cluster 'big'; clusters: none: this backend runs jobs on the "
                                         "server itself")
-    svc.fake.clusters = {"small": 1, "big": 2}  # type: ignore[attr-defined]
+    svc.fake.cluster_names = ["small", "big"]
     with pytest.raises(InvalidParameterValue, match=r"^unknown cluster 'huge'; clusters: small, big$"):
         await svc.create(ALICE, echo, Execute(inputs={"stringInput": "a"}), cluster="huge")
     svc.backends.clear()
@@ -326,7 +323,7 @@ async def test_a_submission_that_fails_unexpectedly_is_logged_with_its_job(
 async def test_a_job_dismissed_during_its_submission_is_cancelled_and_removed_by_its_backend_id(
         svc: JobService) -> None:
     fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
-    fake.clusters = {"c1": object()}  # type: ignore[attr-defined]
+    fake.cluster_names = ["c1"]
     fake.submit_gate = gate = asyncio.Event()
     asked: list[tuple[str, JobRef]] = []
     cancel, remove = fake.cancel, fake.remove
@@ -382,7 +379,7 @@ async def test_a_resubmitted_command_job_keeps_its_requested_outputs(svc: JobSer
 
 
 class _Asyncio:
-    """hpgc.jobs.service's asyncio, with the bounds given to wait_for recorded."""
+    """hpgc.jobs.catalog's asyncio (where prepare runs), with the bounds given to wait_for recorded."""
 
     def __init__(self) -> None:
         self.bounds: list[float] = []
@@ -400,7 +397,7 @@ async def test_a_deploy_waits_two_seconds_at_most_for_its_image(
     """docs/architecture.md: the deploy answers within two seconds; the pull goes on after that."""
     fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
     recorder = _Asyncio()
-    monkeypatch.setattr(service_module, "asyncio", recorder)
+    monkeypatch.setattr(catalog_module, "asyncio", recorder)
     await svc.prepare("BandMath")
     assert recorder.bounds == [2.0]
     assert fake.pulled == ["otbtf_4.1.0-cpu-41faafe128236ad4.sif"]
@@ -416,8 +413,8 @@ async def test_a_failed_pull_names_the_image_and_why(svc: JobService) -> None:
         "failed: the image docker://otbtf/4.1.0-cpu could not be pulled: manifest unknown")
 
 
-async def test_a_backend_that_pulls_no_images_leaves_a_command_process_ready(svc: JobService) -> None:
-    svc.backends["local"] = SimpleNamespace(name="local")  # type: ignore[assignment]  # no ensure_image
+async def test_a_process_whose_backend_is_not_configured_is_left_as_it_is(svc: JobService) -> None:
+    svc.backends.pop("local")  # the default backend, which BandMath names none instead of
     await svc.prepare("BandMath")
     assert svc.registry.get("BandMath").status == "ready"
     assert svc.fake.pulled == []  # type: ignore[attr-defined]
@@ -496,8 +493,9 @@ async def test_results_values_and_files(svc: JobService) -> None:
         "obj": OutputValue({"class": "Directory", "path": "/j/d"}),
         "bare": OutputFile(path="", media_type="application/octet-stream"),  # a File naming nothing
     }
-    ref, backend, item = await svc.output(ALICE, "j1", "tif")
-    assert ref.external_id == "fake-j1" and backend is svc.fake and item.path == "/j/out.tif"  # type: ignore[attr-defined,union-attr]
+    result = await svc.output(ALICE, "j1", "tif")
+    assert isinstance(result, ResultFile)
+    assert result.ref.external_id == "fake-j1" and result.backend is svc.fake and result.item.path == "/j/out.tif"  # type: ignore[attr-defined]
     with pytest.raises(NoSuchOutput, match=r"^job 'j1' has no output 'none'$"):
         await svc.output(ALICE, "j1", "none")
 
@@ -537,9 +535,8 @@ async def test_logs_and_script(svc: JobService) -> None:
     assert svc.fake.logs_asked[-1] == ("j1", 64)  # type: ignore[attr-defined]
     assert [e["status"] for e in logs["events"]] == ["running"]
     assert await svc.script(ALICE, "j1") == "#!/bin/sh\necho fake j1\n"
-    assert [e["status"] for e in await svc.events(ALICE, "j1")] == ["running"]
-    with pytest.raises(NoSuchJob):
-        await svc.events(BOB, "j1")
+    with pytest.raises(NoSuchJob):  # the events come with the logs: another user's job does not exist for you
+        await svc.logs(BOB, "j1", None)
     await insert(svc, job_id="j2", external_id=None)
     assert (await svc.logs(ALICE, "j2", 10))["stdout"] == "" and await svc.script(ALICE, "j2") is None
 
@@ -765,7 +762,7 @@ async def test_the_callback_of_a_dismiss_sees_the_job_as_stored(
     callbacks = _Callbacks()
     svc.callbacks = callbacks
     await insert(svc, subscriber={"failedUri": "http://cb/x"})  # running since 101.0, updated 101.0
-    monkeypatch.setattr(service_module.time, "time", lambda: 5000.0)
+    monkeypatch.setattr(time, "time", lambda: 5000.0)
     new = await svc.dismiss(ALICE, "j1")
     (after,) = callbacks.afters
     assert (after["status"], after["message"], after["finished"], after["updated"]) == (
@@ -779,9 +776,9 @@ async def test_the_callbacks_of_changes_see_the_job_as_stored(
     callbacks = _Callbacks()
     svc.callbacks = callbacks
     await insert(svc, status="accepted", started=None, subscriber={"successUri": "http://cb/x"})
-    monkeypatch.setattr(service_module.time, "time", lambda: 5000.0)
+    monkeypatch.setattr(time, "time", lambda: 5000.0)
     await svc.apply("j1", BackendStatus(status=S.running, progress=10))
-    monkeypatch.setattr(service_module.time, "time", lambda: 6000.0)
+    monkeypatch.setattr(time, "time", lambda: 6000.0)
     svc.fake.manifest = {"out": "v"}  # type: ignore[attr-defined]
     await svc.apply("j1", BackendStatus(status=S.successful, exit_code=0))
     running, done = callbacks.afters
@@ -832,7 +829,7 @@ async def test_hrefs_are_checked_at_submission_when_the_server_downloads_them(sv
         return cluster == "here"
 
     svc.fake.stages_in_on_server = on_server  # type: ignore[attr-defined]
-    svc.fake.clusters = {"here": 1, "there": 2}  # type: ignore[attr-defined]
+    svc.fake.cluster_names = ["here", "there"]
     outbound.checked.clear()
     await svc.create(ADMIN, process, body, cluster="there")  # the cluster's job downloads: not checked here
     assert outbound.checked == [] and asked == ["there"]

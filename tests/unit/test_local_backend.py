@@ -8,8 +8,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from hpgc.backends.local import LocalBackend
-from hpgc.config import LocalBackendSettings
+from hpgc.backends.local.backend import LocalBackend
+from hpgc.backends.local.settings import LocalBackendSettings
 from hpgc.models.ogc import StatusCode
 from hpgc.models.run import BackendStatus, JobRef, RunSpec, StagedFile
 from hpgc.packages import cwl
@@ -169,11 +169,11 @@ async def test_image_pulled_once_with_the_runtime(tmp_path: Path) -> None:
     backend = LocalBackend(LocalBackendSettings(container_runtime=str(runtime), image_cache=tmp_path / "cache"),
                            tmp_path / "jobs")
     image = Container(image="tool_1.0.sif", source="docker://example/tool:1.0")
-    await backend.ensure_image(image)
-    await backend.ensure_image(image)
+    await backend.ensure_image(image, None)
+    await backend.ensure_image(image, None)
     assert calls.read_text().splitlines() == [f"pull {tmp_path}/cache/tool_1.0.sif docker://example/tool:1.0"]
     try:
-        await backend.ensure_image(Container(image="../../escape.sif", source="docker://x/y"))
+        await backend.ensure_image(Container(image="../../escape.sif", source="docker://x/y"), None)
     except Exception as exc:
         assert "outside" in str(exc)
     else:

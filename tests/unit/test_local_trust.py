@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from hpgc.auth import InsufficientScope, Principal
+from hpgc.auth.principal import InsufficientScope, Principal
 from hpgc.backends.base import BackendError
 from hpgc.backends.jobfiles import UnsafeFile, named_inside, read_inside, size_inside, write_inside
-from hpgc.backends.local import LocalBackend, job_environment
-from hpgc.config import ConfigError, LocalBackendSettings, load_settings
+from hpgc.backends.local.backend import LocalBackend
+from hpgc.backends.local.environment import job_environment
+from hpgc.backends.local.settings import LocalBackendSettings
+from hpgc.config import ConfigError, load_settings
 from hpgc.datadir import secure_data_dir
 from hpgc.jobs.trust import check_deploy_target
 from hpgc.models.ogc import StatusCode
@@ -189,12 +191,11 @@ def _principal(admin: bool = False) -> Principal:
 
 
 class _Local:
-    runs_as_server = True
-    user_deploy_allowed = False
+    deploy_needs_admin = True
 
 
 class _Slurm:
-    clusters = {"hpc": object()}
+    deploy_needs_admin = False
 
 
 def test_deploy_to_the_server_account_needs_an_admin_or_the_opt_in() -> None:
@@ -204,7 +205,7 @@ def test_deploy_to_the_server_account_needs_an_admin_or_the_opt_in() -> None:
     check_deploy_target(_principal(admin=True), "local", _Local())
     check_deploy_target(_principal(), "slurm", _Slurm())
     opted_in = _Local()
-    opted_in.user_deploy_allowed = True
+    opted_in.deploy_needs_admin = False
     check_deploy_target(_principal(), "local", opted_in)
     real = LocalBackend(LocalBackendSettings(), Path("/nonexistent"))
     with pytest.raises(InsufficientScope):

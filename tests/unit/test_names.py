@@ -10,10 +10,10 @@ from types import SimpleNamespace
 import pytest
 
 from hpgc.backends.base import BackendError
-from hpgc.backends.local import LocalBackend
+from hpgc.backends.local.backend import LocalBackend
+from hpgc.backends.local.settings import LocalBackendSettings
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.backends.slurm.script import render
-from hpgc.config import LocalBackendSettings
 from hpgc.errors import InvalidPackage
 from hpgc.models.names import ImageNameError, image_cache_name, is_process_id, normalise_reference, process_id_problem
 from hpgc.models.run import Container, RunSpec
@@ -131,12 +131,12 @@ async def test_slurm_pull_never_replaces_a_cached_image(tmp_path: Path, monkeypa
     # `apptainer -s pull --force PARTIAL SOURCE`: writes the source's name into the partial file
     _fake_apptainer(tmp_path, monkeypatch, f'echo "$@" >> {calls}; echo "$5" > "$4"')
     backend = SlurmBackend({"c": ClusterSettings(host="h", known_hosts=Path("/dev/null"), user="u", work_root="/w",
-                                                 container_runtime="apptainer", image_cache=str(cache))}, tmp_path)
+                                                 container_runtime="apptainer", image_cache=str(cache))})
     backend.pool = _LocalShell()  # type: ignore[assignment]
     image = container_of(None, "docker://a/b_c")
     assert image is not None
-    await backend.ensure_image(image)
-    await backend.ensure_image(image)
+    await backend.ensure_image(image, None)
+    await backend.ensure_image(image, None)
     assert len(calls.read_text().splitlines()) == 1
     assert (cache / image.image).read_text() == "docker://a/b_c\n"
     assert not list(cache.glob(".*partial"))
@@ -144,14 +144,14 @@ async def test_slurm_pull_never_replaces_a_cached_image(tmp_path: Path, monkeypa
     other = container_of(None, "docker://a_b/c")
     assert other is not None
     (cache / other.image).write_text("first\n")
-    await backend.ensure_image(other)
+    await backend.ensure_image(other, None)
     assert (cache / other.image).read_text() == "first\n"
     # a site image: only looked for, never pulled
     with pytest.raises(BackendError):
-        await backend.ensure_image(Container(image="missing.sif"))
+        await backend.ensure_image(Container(image="missing.sif"), None)
     site = Container(image="t-0123456789abcdef.sif", source="docker://t", site_image="site.sif")
     (cache / "site.sif").write_text("site\n")
-    await backend.ensure_image(site)
+    await backend.ensure_image(site, None)
     assert not (cache / site.image).exists() and len(calls.read_text().splitlines()) == 1
 
 
@@ -162,9 +162,9 @@ async def test_local_backend_prefers_the_site_image(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     backend = LocalBackend(LocalBackendSettings(container_runtime=str(runtime), image_cache=cache), tmp_path / "j")
     with pytest.raises(BackendError, match="not in the image cache"):
-        await backend.ensure_image(Container(image="site.sif"))
+        await backend.ensure_image(Container(image="site.sif"), None)
     site = Container(image="t-0123456789abcdef.sif", source="docker://t", site_image="site.sif")
-    await backend.ensure_image(site)
+    await backend.ensure_image(site, None)
     assert (cache / site.image).read_text() == "pulled\n"
     assert backend._argv(_spec(site), tmp_path)[2] == str(cache / site.image)
     (cache / "site.sif").write_text("site\n")

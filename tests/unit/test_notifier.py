@@ -12,14 +12,16 @@ from typing import Any
 import pytest
 import sqlite_utils
 
-from hpgc.jobs.dispatcher import backoff, sign
-from hpgc.jobs.notifier import FAILED, IN_PROGRESS, SUCCESS, CallbackSettings, _event
-from hpgc.jobs.service import RUNNING_PROGRESS, coarse_progress
+from hpgc.jobs.callbacks.dispatcher import backoff, sign
+from hpgc.jobs.callbacks.notifier import FAILED, IN_PROGRESS, SUCCESS, _event
+from hpgc.jobs.callbacks.settings import CallbackSettings
+from hpgc.jobs.lifecycle import RUNNING_PROGRESS, coarse_progress
 from hpgc.models.ogc import StatusCode
 from hpgc.net.client import GuardedClient
 from hpgc.net.guard import UrlGuard, UrlRefused, check_syntax
 from hpgc.net.settings import OutboundSettings
-from hpgc.store import MIGRATIONS, SCHEMA_VERSION, Store
+from hpgc.store import Store
+from hpgc.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 
 def _job(job_id: str = "j1", status: str = "running", **kw: Any) -> dict[str, Any]:
@@ -186,7 +188,7 @@ async def test_dispatcher_slots_global_and_per_host(tmp_path: Path) -> None:
     import asyncio
     import time
 
-    from hpgc.jobs.dispatcher import Dispatcher
+    from hpgc.jobs.callbacks.dispatcher import Dispatcher
 
     store = Store(tmp_path / "db.sqlite")
     now = time.time()
@@ -219,7 +221,7 @@ EXC = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0"
 
 
 class _Clock:
-    """Stands for the `time` module in hpgc.jobs.notifier."""
+    """Stands for the `time` module in hpgc.jobs.callbacks.notifier."""
 
     def __init__(self) -> None:
         self.now = NOW
@@ -263,7 +265,7 @@ class _NotifierService:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
-    from hpgc.jobs import notifier as notifier_module
+    from hpgc.jobs.callbacks import notifier as notifier_module
 
     c = _Clock()
     monkeypatch.setattr(notifier_module, "time", c)
@@ -272,7 +274,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
 
 def _notifier(tmp_path: Path, base_url: str | None = "http://hpgc.test/", interval: float = 10.0,
               **service: Any) -> Any:
-    from hpgc.jobs.notifier import Notifier
+    from hpgc.jobs.callbacks.notifier import Notifier
 
     svc = _NotifierService(Store(tmp_path / "db.sqlite"), **service)
     return Notifier(svc, CallbackSettings(progress_interval_s=interval), base_url)  # type: ignore[arg-type]
@@ -352,7 +354,7 @@ async def test_the_end_of_a_job_forgets_its_interval(tmp_path: Path, clock: _Clo
 
 
 async def test_failure_payloads_name_the_error(tmp_path: Path, clock: _Clock) -> None:
-    from hpgc.jobs.notifier import FAILED
+    from hpgc.jobs.callbacks.notifier import FAILED
 
     notifier = _notifier(tmp_path)
 
@@ -375,7 +377,7 @@ async def test_failure_payloads_name_the_error(tmp_path: Path, clock: _Clock) ->
 
 
 async def test_links_use_the_configured_base_or_the_jobs_own(tmp_path: Path, clock: _Clock) -> None:
-    from hpgc.jobs.notifier import IN_PROGRESS
+    from hpgc.jobs.callbacks.notifier import IN_PROGRESS
 
     row = _running(base_url="http://seen.test/X/")
     configured = await _notifier(tmp_path, base_url="http://hpgc.test/X/").payload(IN_PROGRESS, row)
@@ -388,8 +390,8 @@ async def test_links_use_the_configured_base_or_the_jobs_own(tmp_path: Path, clo
 
 async def test_success_sends_the_results_document_reading_files_asked_by_value(
         tmp_path: Path, clock: _Clock) -> None:
-    from hpgc.jobs.notifier import SUCCESS
-    from hpgc.jobs.service import OutputFile, OutputValue
+    from hpgc.jobs.callbacks.notifier import SUCCESS
+    from hpgc.jobs.results import OutputFile, OutputValue
 
     files = _Files({"/jobs/j1/out.txt": b"abcde"})
     outputs = {"s": OutputValue("hi"), "f": OutputFile("/jobs/j1/out.txt", "text/plain", size=5)}
@@ -409,8 +411,8 @@ async def test_success_sends_the_results_document_reading_files_asked_by_value(
 async def test_an_unreadable_file_sends_every_output_by_reference(
         tmp_path: Path, clock: _Clock, caplog: pytest.LogCaptureFixture, backend: Any) -> None:
     from hpgc.backends.base import BackendError
-    from hpgc.jobs.notifier import SUCCESS
-    from hpgc.jobs.service import OutputFile, OutputValue
+    from hpgc.jobs.callbacks.notifier import SUCCESS
+    from hpgc.jobs.results import OutputFile, OutputValue
 
     kind = backend if backend in (None, "backend-error") else "oserror"
     if backend == "backend-error":
@@ -422,13 +424,13 @@ async def test_an_unreadable_file_sends_every_output_by_reference(
         "s": "hi", "f": {"href": "http://hpgc.test/jobs/j1/results/f", "type": "text/plain",
                          "rel": "http://www.opengis.net/def/rel/iana/1.0/enclosure"}}
     why = {None: "output f cannot be read", "backend-error": "no such file"}.get(kind, "gone")
-    assert [r.getMessage() for r in caplog.records if r.name == "hpgc.jobs.notifier"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "hpgc.jobs.callbacks.notifier"] == [
         f"callback for job j1: outputs by reference ({why})"]
 
 
 async def test_a_value_output_is_never_read_as_a_file(tmp_path: Path, clock: _Clock) -> None:
-    from hpgc.jobs.notifier import SUCCESS
-    from hpgc.jobs.service import OutputValue
+    from hpgc.jobs.callbacks.notifier import SUCCESS
+    from hpgc.jobs.results import OutputValue
 
     files = _Files({})
     notifier = _notifier(tmp_path, outputs={"s": OutputValue("hi")}, backend=files)

@@ -4,7 +4,7 @@ word, not a fact."""
 from __future__ import annotations
 
 from hpgc.jobs.documents import INLINE_LIMIT, build_results_document
-from hpgc.jobs.service import OutputFile
+from hpgc.jobs.results import OutputFile
 from hpgc.models.ogc import Execute
 
 BY_VALUE = Execute.model_validate({"outputs": {"out": {"transmissionMode": "value"}}})
@@ -87,7 +87,7 @@ def test_iso() -> None:
 
 # results document ----------------------------------------------------------------------------------------------
 async def test_results_document_modes_and_selection() -> None:
-    from hpgc.jobs.service import OutputValue
+    from hpgc.jobs.results import OutputValue
 
     reads: list[str] = []
 
@@ -125,7 +125,7 @@ async def test_results_document_modes_and_selection() -> None:
 
 
 async def test_results_document_without_outputs_asked_gives_all_with_files_by_reference() -> None:
-    from hpgc.jobs.service import OutputValue
+    from hpgc.jobs.results import OutputValue
 
     async def read(oid: str) -> bytes:
         raise AssertionError("nothing is asked for by value")

@@ -15,9 +15,9 @@ from typing import TypeVar
 import pytest
 
 from hpgc.backends.base import BackendError
-from hpgc.backends.slurm import backend as backend_module
-from hpgc.backends.slurm import remote
+from hpgc.backends.slurm import poller as backend_module
 from hpgc.backends.slurm.backend import SlurmBackend
+from hpgc.backends.slurm.commands.submit import parse_submit, submit_command, tar_files
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.models.ogc import StatusCode
 from hpgc.models.run import BackendStatus, JobRef, Resources, RunSpec, StagedFile
@@ -44,7 +44,7 @@ class Env:
 
     def new_backend(self, **kw: object) -> SlurmBackend:
         # the http_file server is on loopback: allowed here, as an administrator would allow an in-house one
-        return SlurmBackend({"fake": self.settings.model_copy(update=kw)}, self.work.parent / "data",
+        return SlurmBackend({"fake": self.settings.model_copy(update=kw)},
                             GuardedClient(OutboundSettings(allowed_networks=["127.0.0.1/32"])))
 
 
@@ -61,7 +61,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
                                key_file=server.client_key_file, work_root=str(work), poll_min_s=0.1,
                                command_timeout_s=10, connect_timeout_s=5, unreachable_timeout_s=30,
                                squeue_grace_s=30)
-    backend = SlurmBackend({"fake": settings}, tmp_path / "data")
+    backend = SlurmBackend({"fake": settings})
     await backend.start(lambda: None)
     try:
         yield Env(server, state, work, settings, backend)
@@ -188,9 +188,9 @@ async def test_slurm_refusing_jobs_stops_the_batch_and_fails_them_clearly(env: E
     env.knob("sbatch_busy", 0.3)
     files = {f"alice/b{i}/job.sbatch": (b"#!/bin/bash\ntrue\n", 0o644) for i in range(3)}
     jobs = [(f"alice/b{i}", f"hpgc-b{i}") for i in range(3)]
-    result = await env.backend.pool.client("fake").run(remote.submit_command(str(env.work), jobs),
-                                                       input=remote.tar_files(files))
-    answers = remote.parse_submit(result.stdout)
+    result = await env.backend.pool.client("fake").run(submit_command(str(env.work), jobs),
+                                                       input=tar_files(files))
+    answers = parse_submit(result.stdout)
     assert [answers[rel][0] for rel, _ in jobs] == ["busy"] * 3
     assert all("Slurm is not accepting jobs" in answers[rel][1] for rel, _ in jobs)
     # one sbatch gave up after its retries: the rest of the batch was not tried (each would sleep as long)
@@ -215,12 +215,13 @@ async def test_an_sbatch_outliving_its_command_is_never_repeated(env: Env) -> No
     await backend.close()
 
 
-async def test_federated_sbatch_answer_keeps_the_id_only(env: Env) -> None:
+async def test_federated_sbatch_answer_gives_the_id_only(env: Env) -> None:
     env.knob("sbatch_federated", 1)
     ext = await env.backend.submit(_spec("j8c", ["true"]))
     slurm_id = ext.split(":")[1]
     assert slurm_id.isdigit()
-    assert (env.work / "alice" / "j8c" / "slurm_job_id").read_text() == slurm_id + "\n"
+    # the file keeps what sbatch printed (`ID;CLUSTER`): only jobid.py reads what that means
+    assert (env.work / "alice" / "j8c" / "slurm_job_id").read_text() == slurm_id + ";fed1\n"
     assert await env.backend.submit(_spec("j8c", ["true"])) == ext  # read back from the file: not resubmitted
 
 

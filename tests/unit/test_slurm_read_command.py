@@ -1,4 +1,4 @@
-"""remote.read_command and private_dir_command, run by the local /bin/sh on a scratch job directory."""
+"""read_command and private_dir_command, run by the local /bin/sh on a scratch job directory."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hpgc.backends.slurm import remote
+from hpgc.backends.slurm.commands.private_dir import private_dir_command
+from hpgc.backends.slurm.commands.read_file import FILE_MISSING, read_command
 
 
 def sh(command: str) -> subprocess.CompletedProcess[bytes]:
@@ -25,7 +26,7 @@ def root(tmp_path: Path) -> Path:
 
 
 def read(root: Path, rel: str, **kw: object) -> subprocess.CompletedProcess[bytes]:
-    return sh(remote.read_command(str(root), ["alice", "job1", *rel.split("/")], **kw))  # type: ignore[arg-type]
+    return sh(read_command(str(root), ["alice", "job1", *rel.split("/")], **kw))  # type: ignore[arg-type]
 
 
 def test_regular_file_whole_range_tail_and_size(root: Path) -> None:
@@ -38,8 +39,8 @@ def test_regular_file_whole_range_tail_and_size(root: Path) -> None:
 
 
 def test_missing_is_exit_2(root: Path) -> None:
-    assert read(root, "out/none").returncode == remote.FILE_MISSING
-    assert read(root, "nodir/none").returncode == remote.FILE_MISSING
+    assert read(root, "out/none").returncode == FILE_MISSING
+    assert read(root, "nodir/none").returncode == FILE_MISSING
 
 
 @pytest.mark.parametrize("kind", ["symlink", "hardlink", "fifo", "dir-symlink", "dir"])
@@ -65,18 +66,18 @@ def test_refused(root: Path, kind: str) -> None:
 def test_job_dir_swapped_for_a_symlink_is_refused(root: Path) -> None:
     (root / "bob").mkdir()
     (root / "bob" / "job1").symlink_to(root / "alice" / "job1")
-    done = sh(remote.read_command(str(root), ["bob", "job1", "out", "a.txt"]))
+    done = sh(read_command(str(root), ["bob", "job1", "out", "a.txt"]))
     assert done.returncode == 3 and done.stdout == b""
 
 
 def test_private_dir_is_made_0700_and_a_foreign_or_symlinked_one_refused(tmp_path: Path) -> None:
-    assert sh(remote.private_dir_command(str(tmp_path), "alice")).returncode == 0
+    assert sh(private_dir_command(str(tmp_path), "alice")).returncode == 0
     assert (tmp_path / "alice").stat().st_mode & 0o777 == 0o700
     (tmp_path / "bob").chmod(0o755) if (tmp_path / "bob").exists() else (tmp_path / "bob").mkdir(0o755)
-    assert sh(remote.private_dir_command(str(tmp_path), "bob")).returncode == 0
+    assert sh(private_dir_command(str(tmp_path), "bob")).returncode == 0
     assert (tmp_path / "bob").stat().st_mode & 0o777 == 0o700
     (tmp_path / "carol").symlink_to(tmp_path / "alice")
-    done = sh(remote.private_dir_command(str(tmp_path), "carol"))
+    done = sh(private_dir_command(str(tmp_path), "carol"))
     assert done.returncode == 3 and b"not a folder owned by this account" in done.stderr
 
 
@@ -91,8 +92,8 @@ def test_reads_leave_stderr_empty_and_refuse_bad_components(root: Path) -> None:
     assert (over.returncode, over.stdout, over.stderr) == (3, b"", b"hpgc: a.txt is larger than 9 bytes\n")
     for bad in ["", ".", "..", "a/b", "a\0b"]:
         with pytest.raises(ValueError, match=r"^bad path component"):
-            remote.read_command(str(root), ["alice", bad, "x"])
+            read_command(str(root), ["alice", bad, "x"])
         with pytest.raises(ValueError, match=r"^bad path component"):
-            remote.read_command(str(root), ["alice", "job1", bad])
-    missing_root = sh(remote.read_command(str(root / "nope"), ["alice", "job1", "out", "a.txt"]))
-    assert (missing_root.returncode, missing_root.stderr) == (remote.FILE_MISSING, b"hpgc: the work root is missing\n")
+            read_command(str(root), ["alice", "job1", bad])
+    missing_root = sh(read_command(str(root / "nope"), ["alice", "job1", "out", "a.txt"]))
+    assert (missing_root.returncode, missing_root.stderr) == (FILE_MISSING, b"hpgc: the work root is missing\n")

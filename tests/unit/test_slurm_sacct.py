@@ -1,21 +1,14 @@
-"""Slurm command lines and their parsers; Slurm state → OGC status."""
+"""Slurm's output parsed (sacct, squeue and sbatch lines, job ids); Slurm state → OGC status."""
 
 from __future__ import annotations
 
 import pytest
 
-from hpgc.backends.slurm import remote
-from hpgc.backends.slurm.sacct import (
-    TERMINAL,
-    Sacct,
-    Sbatch,
-    Scancel,
-    Squeue,
-    _rss_kb,
-    check_ids,
-    exit_code,
-    to_status,
-)
+from hpgc.backends.slurm.commands import MARK
+from hpgc.backends.slurm.commands.cancel import cancel_command, cancelled
+from hpgc.backends.slurm.commands.poll import FIELDS, _rss_kb, exit_code, parse_poll, parse_sacct, parse_squeue
+from hpgc.backends.slurm.jobid import SlurmJobId
+from hpgc.backends.slurm.states import ended_badly, to_status
 from hpgc.models.ogc import StatusCode
 
 SACCT = """\
@@ -33,20 +26,19 @@ garbage line
 """
 
 
-def test_sacct_command_and_ids_checked() -> None:
-    cmd = Sacct(["1", "22"]).command()
-    assert cmd.startswith("sacct --parsable2 --noheader -j 1,22 --format=JobID,JobName,State,ExitCode")
-    for bad in ["1;rm", "x", "", "1 2"]:
-        with pytest.raises(ValueError):
-            Sacct([bad]).command()
-    with pytest.raises(ValueError):
-        Scancel("1; rm -rf /").command()
-    assert Scancel("7").command() == "scancel 7"
-    assert Squeue(["5"]).command() == "squeue --noheader -j 5 --format='%i|%T|%r|%j'"
+def test_ids_are_checked_before_a_command_line() -> None:
+    assert str(SlurmJobId.parse("1;rm")) == "1"  # a federation suffix never reaches a command line
+    for bad in ["x", "", "1 2", "1; rm -rf /", "-1", "1.batch", "1_", "1+", "1_[", "$(id)"]:
+        with pytest.raises(ValueError, match="not a Slurm job id"):
+            SlurmJobId.parse(bad)
+    assert cancel_command(SlurmJobId.parse("7"), "hpgc-x") == "scancel 7"
+    assert cancel_command(None, "hpgc-a b") == "scancel --name='hpgc-a b'"
+    assert cancelled(0, "") and cancelled(1, "scancel: error: Job/step already completing or completed")
+    assert not cancelled(1, "scancel: error: Invalid job id specified")
 
 
 def test_sacct_parse() -> None:
-    recs = Sacct.parse(SACCT)
+    recs = parse_sacct(SACCT)
     assert set(recs) == {"101", "102", "103", "104", "105", "106"}
     assert recs["101"].state == "COMPLETED" and recs["101"].exit_code == 0 and recs["101"].name == "hpgc-a"
     assert recs["101"].accounting == {"NodeList": "node1", "Elapsed": "00:00:02", "TotalCPU": "00:00.031",
@@ -58,16 +50,15 @@ def test_sacct_parse() -> None:
     assert recs["105"].accounting["MaxRSS"] == f"{1024**2}K"
 
 
-def test_sbatch_parse() -> None:
-    assert Sbatch.parse("123\n") == "123"
-    assert Sbatch.parse("sbatch: warning: x\n456;cluster\n") == "456"
-    with pytest.raises(ValueError):
-        Sbatch.parse("sbatch: error: Batch job submission failed")
-    assert Sbatch("/d/j/job.sbatch").command() == "sbatch --parsable /d/j/job.sbatch"
+def test_sbatch_output_gives_its_id() -> None:
+    assert SlurmJobId.find("123\n") == SlurmJobId("123")
+    assert SlurmJobId.find("sbatch: warning: x\n456;cluster\n") == SlurmJobId("456", cluster="cluster")
+    assert str(SlurmJobId.find("456;cluster")) == "456"
+    assert SlurmJobId.find("sbatch: error: Batch job submission failed") is None
 
 
 def test_squeue_parse() -> None:
-    assert Squeue.parse("7|PENDING|Priority|hpgc-a\n8|RUNNING|None|x|y\n9|RUNNING\nbad\nx1|RUNNING|None|n\n") == {
+    assert parse_squeue("7|PENDING|Priority|hpgc-a\n8|RUNNING|None|x|y\n9|RUNNING\nbad\nx1|RUNNING|None|n\n") == {
         "7": ("PENDING", "Priority", "hpgc-a"), "8": ("RUNNING", "None", "x|y"), "9": ("RUNNING", "", "")}
 
 
@@ -92,18 +83,18 @@ def test_rss_kb(text: str, kb: int) -> None:
 def test_sacct_parse_edge_cases() -> None:
     text = "\n".join([
         "998.batch|batch|RUNNING|0:0||n1|00:00:01|00:00:00|5M|x|y",  # a step of a job not in the answer
-        "200_1|hpgc-v|RUNNING|0:0|None|n1|00:00:01|00:00:00||x|y",  # an array task: not an hpgc job id
+        "200_1|hpgc-v|RUNNING|0:0|None|n1|00:00:01|00:00:00||x|y",  # an array task
         "201|hpgc-x|RUNNING|0:0|None|Unknown|00:00:01|00:00:00||None assigned|Unknown",
         "201.batch|batch|RUNNING|0:0||n1|00:00:01|00:00:00|10K|x|y",
         "201.0|step|RUNNING|0:0||n1|00:00:01|00:00:00|3M|x|y",
         "201.1|step|RUNNING|0:0||n1|00:00:01|00:00:00||x|y",
         "999.batch|batch|RUNNING|0:0||n1|00:00:01|00:00:00|5M|x|y",  # a step of a job not in the answer
-        "202_1|hpgc-y|RUNNING|0:0|None|n1|00:00:01|00:00:00||x|y",  # an array task: not an hpgc job id
+        "202_1|hpgc-y|RUNNING|0:0|None|n1|00:00:01|00:00:00||x|y",  # an array task
         "203|hpgc-z|PENDING|0:0|Priority|None assigned|00:00:00|00:00:00||Unknown",  # one field short
         "204|hpgc-w|PENDING|0:0|Priority|n1|00:00:00|00:00:00||x|y|extra",  # one field too many
     ])
-    recs = Sacct.parse(text)
-    assert set(recs) == {"201"}
+    recs = parse_sacct(text)
+    assert set(recs) == {"200_1", "201", "202_1"}  # array tasks are jobs too (jobid.py)
     assert recs["201"].accounting == {"Elapsed": "00:00:01", "TotalCPU": "00:00:00", "MaxRSS": "3072K"}
     r = recs["201"]
     assert (r.job_id, r.reason, r.name, r.signal) == ("201", "None", "hpgc-x", 0)
@@ -159,10 +150,12 @@ def test_state_mapping(state: str, code: int, sig: int, status: StatusCode, mess
         assert st.exit_code is None
 
 
-def test_terminal_states() -> None:
-    expected = {"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL",
-                "DEADLINE", "PREEMPTED", "REVOKED", "SPECIAL_EXIT"}
-    assert sorted(TERMINAL) == sorted(expected)
+def test_which_ends_are_worth_their_stderr() -> None:
+    bad = {"FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE", "PREEMPTED", "REVOKED",
+           "SPECIAL_EXIT"}
+    for state in [*bad, "COMPLETED", "CANCELLED", "RUNNING", "PENDING", "WEIRD"]:
+        assert ended_badly(state, 0) == (state in bad), state
+    assert ended_badly("COMPLETED", 1) and not ended_badly("COMPLETED", None)
 
 
 def test_completed_with_unknown_exit_code_is_successful() -> None:
@@ -201,32 +194,54 @@ def test_failed_messages_say_why() -> None:
 
 def test_parse_poll_sections() -> None:
     out = "\n".join([
-        f"{remote.MARK} sacct", "101|hpgc-a|RUNNING|0:0||node1|0|0||x|Unknown",
-        f"{remote.MARK} files", f"{remote.MARK} progress 101 42 tiling", f"{remote.MARK} stderr 102 line one",
-        f"{remote.MARK} stderr 102 line two", f"{remote.MARK} squeue", "103|PENDING|None",
+        f"{MARK} sacct", "101|hpgc-a|RUNNING|0:0||node1|0|0||x|Unknown",
+        f"{MARK} files", f"{MARK} progress 101 42 tiling", f"{MARK} squeue", "103|PENDING|None",
     ])
-    p = remote.parse_poll(out)
+    p = parse_poll(out)
     assert p.sacct.startswith("101|") and not p.sacct_failed
     assert p.progress == {"101": "42 tiling"}
-    assert p.stderr == {"102": ["line one", "line two"]}
     assert p.squeue == "103|PENDING|None"
-    p = remote.parse_poll(f"{remote.MARK} sacct\n{remote.MARK} sacct-err\nsacct: error: x\n{remote.MARK} files\n")
+    assert p.queued() == {"103": ("PENDING", "None", "")}
+    p = parse_poll(f"{MARK} sacct\n{MARK} sacct-err\nsacct: error: x\n{MARK} files\n")
     assert p.sacct_failed and p.squeue is None
 
 
-def test_sacct_fields_and_full_command() -> None:
-    assert Sacct(["7"]).command() == ("sacct --parsable2 --noheader -j 7 --format=JobID,JobName,State,ExitCode,"
-                                      "Reason,NodeList,Elapsed,TotalCPU,MaxRSS,Start,End")
-    assert Sbatch("/d/my job/job.sbatch").command() == "sbatch --parsable '/d/my job/job.sbatch'"
-    assert Sbatch.parse("  123  \n\n") == "123"
-    assert Sbatch.parse("warn\n124 ; c\n") == "124"
-    for bad in ("", "   \n", "12a", "-1", "x;123"):
-        with pytest.raises(ValueError, match="sbatch printed no job id"):
-            Sbatch.parse(bad)
+def test_sacct_fields_and_job_ids() -> None:
+    assert ",".join(FIELDS) == "JobID,JobName,State,ExitCode,Reason,NodeList,Elapsed,TotalCPU,MaxRSS,Start,End"
+    assert SlurmJobId.find("  123  \n\n") == SlurmJobId("123")
+    assert SlurmJobId.find("warn\n124;c\n") == SlurmJobId("124", cluster="c")
+    for bad in ("", "   \n", "12a", "-1", "x;123", "124 ; c"):
+        assert SlurmJobId.find(bad) is None, bad
     with pytest.raises(ValueError) as err:
-        Sbatch.parse("x" * 300)
-    assert str(err.value) == f"sbatch printed no job id: {'x' * 200!r}"
-    assert Squeue(["5", "6"]).command() == "squeue --noheader -j 5,6 --format='%i|%T|%r|%j'"
-    assert check_ids(["1", "23"]) == ["1", "23"]
-    with pytest.raises(ValueError, match="not a Slurm job id: '1 '"):
-        check_ids(["1", "1 "])
+        SlurmJobId.parse("x" * 300)
+    assert str(err.value) == f"not a Slurm job id: {'x' * 100!r}"
+    with pytest.raises(ValueError, match="not a Slurm job id: '1 2'"):
+        SlurmJobId.parse(" 1 2 ")
+
+
+# Every form of id Slurm prints, and what commands get of it: the one module that knows them is jobid.py.
+@pytest.mark.parametrize(("text", "job", "task", "het", "cluster", "as_text"), [
+    ("123", "123", None, None, None, "123"),
+    ("123_4", "123", "4", None, None, "123_4"),
+    ("123_[0-9]", "123", "[0-9]", None, None, "123_[0-9]"),
+    ("123_[1,3-5%2]", "123", "[1,3-5%2]", None, None, "123_[1,3-5%2]"),
+    ("123+0", "123", None, "0", None, "123+0"),
+    ("123;fed2", "123", None, None, "fed2", "123"),
+    (" 77\n", "77", None, None, None, "77"),
+])
+def test_slurm_job_ids(text: str, job: str, task: str | None, het: str | None, cluster: str | None,
+                       as_text: str) -> None:
+    sid = SlurmJobId.parse(text)
+    assert (sid.job, sid.task, sid.het, sid.cluster, str(sid)) == (job, task, het, cluster, as_text)
+    assert sid.is_array == (task is not None and task.startswith("["))
+
+
+def test_external_ids() -> None:
+    from hpgc.backends.slurm.jobid import external_id, parse_external_id, split_step
+
+    assert external_id("c1", SlurmJobId.parse("5_2;x")) == "c1:5_2"
+    assert parse_external_id("c1:5_2") == ("c1", SlurmJobId("5", "2"))
+    assert parse_external_id("a:b:7") == ("a:b", SlurmJobId("7"))
+    assert parse_external_id("c1:junk") == ("c1", None)
+    assert parse_external_id(None) == (None, None) and parse_external_id("") == (None, None)
+    assert split_step("123_4.batch") == ("123_4", "batch") and split_step("9") == ("9", "")

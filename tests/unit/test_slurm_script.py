@@ -12,7 +12,8 @@ from pydantic import ValidationError
 
 from hpgc.backends.base import BackendError
 from hpgc.backends.slurm.config import ClusterSettings
-from hpgc.backends.slurm.script import SbatchOptions, job_dir, render, slurm_time
+from hpgc.backends.slurm.jobdir import job_dir
+from hpgc.backends.slurm.script import SbatchOptions, render, slurm_time
 from hpgc.models.run import Container, Resources, RunSpec, StagedFile
 
 EVIL = ["$(touch pwned1)", "`touch pwned2`", "'; touch pwned3; '", '"; touch pwned4; "', "a\nb", "*", "~",
@@ -194,7 +195,6 @@ curl -fsSL --proto =http,https --proto-redir =http,https --max-redirs 5 --retry 
 https://x.org/a.tif || { echo 'hpgc: could not download input inputs/il_0.tif' >&2; exit 1; }
 curl -fsSL --proto =http,https --proto-redir =http,https --max-redirs 5 --retry 3 --create-dirs -o bin/tool \
 https://x.org/tool || { echo 'hpgc: could not download input bin/tool' >&2; exit 1; }
-chmod +x bin/tool
 
 # --- command
 mkdir -p outputs outputs/logs
@@ -252,7 +252,7 @@ def test_whole_command_script() -> None:
                  container=Container(image="otbtf-0123456789abcdef.sif", source="docker://otbtf/4.1.0-cpu",
                                      site_image="otbtf_4.1.0-cpu.sif"),
                  files=[StagedFile(path="inputs/il_0.tif", href="https://x.org/a.tif"),
-                        StagedFile(path="bin/tool", href="https://x.org/tool", executable=True),
+                        StagedFile(path="bin/tool", href="https://x.org/tool"),
                         StagedFile(path="inputs/b.txt", content=b"x")],
                  outputs={"out": "outputs/out.tif", "log": "outputs/logs/run.log", "top": "top.txt"},
                  env={"OTB_MAX_RAM_HINT": "256"}, resources=Resources(cpus=4, memory_mb=2048, time_limit_s=3600))
@@ -307,7 +307,7 @@ def test_environment_names_and_job_download_rules() -> None:
         with pytest.raises(BackendError, match="environment variable name"):
             render(_spec(env={bad: "x"}), _cluster(), "/d/j")
     # files with content are uploaded by hpgc, never downloaded by the job
-    text = render(_spec(files=[StagedFile(path="a.txt", content=b"x", executable=True)]), _cluster(stage_in="job"),
+    text = render(_spec(files=[StagedFile(path="a.txt", content=b"x")]), _cluster(stage_in="job"),
                   "/d/j")
     assert "curl" not in text and "chmod" not in text and "# --- stage-in" not in text
     both = _spec(files=[StagedFile(path="a.txt", content=b"x", href="https://x.org/a.txt")])

@@ -10,11 +10,13 @@ from types import SimpleNamespace
 import pytest
 
 from hpgc.backends.base import BackendError
-from hpgc.backends.slurm import remote, submit
+from hpgc.backends.slurm import batcher as submit
+from hpgc.backends.slurm.batcher import SlurmBusy, SubmitBatcher
+from hpgc.backends.slurm.commands import MARK
+from hpgc.backends.slurm.commands.submit import submit_command
 from hpgc.backends.slurm.ssh import Result, SSHError
-from hpgc.backends.slurm.submit import SlurmBusy, SubmitBatcher
 
-M = remote.MARK
+M = MARK
 
 
 class Client:
@@ -67,7 +69,7 @@ async def test_one_submit_is_one_command_with_its_files() -> None:
     assert await b.submit("alice/j1", "hpgc-j1", _files(2)) == ("submitted", "100")
     assert b.batches == 1 and len(client.commands) == 1
     command, data = client.commands[0]
-    assert command == remote.submit_command("/w", [("alice/j1", "hpgc-j1")])
+    assert command == submit_command("/w", [("alice/j1", "hpgc-j1")])
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         assert sorted(tar.getnames()) == ["alice/j1/inputs/f0", "alice/j1/job.sbatch"]
 

@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-from hpgc.store import SCHEMA_VERSION, JobQuery, Store
+from hpgc.models.joblist import JobQuery
+from hpgc.store import Store
+from hpgc.store.schema import SCHEMA_VERSION
 
 
 def _job(i: int, **kw: object) -> dict:
@@ -28,7 +30,7 @@ def store(tmp_path: Path) -> Any:
 
 def test_schema_version_and_wal(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite")
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     store.close()
 
@@ -40,7 +42,7 @@ def test_reopening_migrates_nothing_and_keeps_data(tmp_path: Path) -> None:
                        "description": {"id": "tool"}})
     store.close()
     again = Store(tmp_path / "db.sqlite")
-    assert again.db.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert again.db.execute("PRAGMA user_version").fetchone()[0] == 5
     job = again.get_job("job-00001")
     assert job is not None and job["status"] == "running" and job["request"] == {"inputs": {"n": 1}}
     assert [e["message"] for e in again.job_events("job-00001")] == ["job created"]
@@ -50,9 +52,9 @@ def test_reopening_migrates_nothing_and_keeps_data(tmp_path: Path) -> None:
 
 def test_a_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "db.sqlite")
-    conn.execute("PRAGMA user_version=5")
+    conn.execute("PRAGMA user_version=6")
     conn.close()
-    with pytest.raises(RuntimeError, match=r"database schema 5 is newer than this hpgc \(4\)"):
+    with pytest.raises(RuntimeError, match=r"database schema 6 is newer than this hpgc \(5\)"):
         Store(tmp_path / "db.sqlite")
 
 
@@ -344,3 +346,24 @@ def test_outbox_order_busy_rows_and_hosts(store: Store) -> None:
         (1, 1, [200]), (2, 3, [None]), (4, 0, [])]
     assert history[1]["history"][0]["error"] == "refused" and history[1]["given_up"] == 12.0
     assert store.job_outbox("nope") == []
+
+
+def test_an_older_database_is_migrated_with_its_jobs(tmp_path: Path) -> None:
+    """A version 4 database (jobs with the never-written run_spec column) opens as version 5, jobs kept."""
+    import sqlite3
+
+    import sqlite_utils
+
+    from hpgc.store.schema import MIGRATIONS
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite_utils.Database(sqlite3.connect(str(path), isolation_level=None))
+    for version in (1, 2, 3, 4):
+        MIGRATIONS[version](db)
+    db.execute("PRAGMA user_version=4")
+    db.execute("INSERT INTO jobs (id, owner, status, created, run_spec) VALUES ('old', 'alice', 'running', 1, NULL)")
+    db.conn.close()
+    store = Store(path)
+    assert "run_spec" not in store.db["jobs"].columns_dict
+    assert store.get_job("old")["status"] == "running"  # type: ignore[index]
+    store.close()

@@ -1,4 +1,4 @@
-"""RunSpec → sbatch script: a small template plus typed options.
+"""RunSpec → sbatch script: #SBATCH lines from typed options (dask-jobqueue's way), then the sections below.
 
 The text is shown to the job's owner (`GET /jobs/{id}/script`), so it reads like a script a person would
 write: #SBATCH lines, environment, stage-in, the command, stage-out, the exit code. Every value that comes
@@ -15,20 +15,13 @@ from dataclasses import dataclass
 
 from hpgc.backends.base import BackendError
 from hpgc.backends.files import OUTPUTS_FILE, PROGRESS_FILE
+from hpgc.backends.launch import check_container, command_argv, container_argv, cwltool_argv
 from hpgc.backends.slurm.config import ClusterSettings
-from hpgc.models.names import unix_user_error
+from hpgc.backends.slurm.jobdir import STDERR_FILE, STDOUT_FILE, job_name
 from hpgc.models.run import RunSpec
 
-SCRIPT_FILE = "job.sbatch"
-STDOUT_FILE = "stdout.log"
-STDERR_FILE = "stderr.log"
-SLURM_ID_FILE = "slurm_job_id"
-_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-
-def job_name(job_id: str) -> str:
-    return f"hpgc-{job_id}"
 
 
 @dataclass(frozen=True)
@@ -72,16 +65,6 @@ def slurm_time(seconds: int) -> str:
     return f"{days}-{h:02}:{m:02}:{s:02}" if days else f"{h}:{m:02}:{s:02}"
 
 
-def job_dir(cluster: ClusterSettings, job_id: str, unix_user: str | None) -> str:
-    user = unix_user or cluster.user
-    if not _JOB_ID.match(job_id):
-        raise BackendError(f"job id {job_id!r} cannot name a Slurm job")
-    error = unix_user_error(user)  # the rule auth's mapping applies: a mapped user always passes here
-    if error is not None:
-        raise BackendError(f"unix user {user!r} is not a valid user name: {error}")
-    return f"{cluster.work_root}/{user}/{job_id}"
-
-
 def _comment(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)[:200]
 
@@ -122,36 +105,25 @@ def _stage_in_lines(spec: RunSpec, cluster: ClusterSettings) -> list[str]:
             lines.append(f"curl -fsSL --proto =http,https --proto-redir =http,https --max-redirs 5 --retry 3 "
                          f"--create-dirs -o {q(f.path)} {q(f.href)} "
                          f"|| {{ echo {q('hpgc: could not download input ' + f.path)} >&2; exit 1; }}")
-            if f.executable:
-                lines.append(f"chmod +x {q(f.path)}")
     return lines
 
 
 def _command_lines(spec: RunSpec, cluster: ClusterSettings) -> list[str]:
     q = shlex.quote
     if spec.kind == "cwl":
-        argv = [cluster.cwltool, "--quiet", "--outdir", "outputs", "--tmpdir-prefix", "tmp/",
-                "--preserve-environment", "HPGC_JOB_DIR"]
-        argv += ["--singularity"] if cluster.container_runtime else ["--no-container"]
-        return [shlex.join([*argv, "tool.cwl", "job.json"]) + f" > {OUTPUTS_FILE}"]
-    if not spec.argv:
-        raise BackendError("the package gives no command to run")
-    argv = list(spec.argv)
+        argv = cwltool_argv(cluster.cwltool, bool(cluster.container_runtime), "outputs", "tmp/")
+        return [shlex.join(argv) + f" > {OUTPUTS_FILE}"]
+    argv = command_argv(spec)
     if spec.container is not None:
-        if not cluster.container_runtime or not cluster.image_cache:
-            raise BackendError("this package runs in a container, but the cluster has no container_runtime "
-                               "and image_cache configured")
-        for image in spec.container.candidates():
-            if "/" in image or image.startswith("."):
-                raise BackendError(f"image {image!r} must be a file name in the image cache")
+        runtime = check_container(spec.container, cluster.container_runtime, cluster.image_cache, "the cluster")
         image = f"{cluster.image_cache}/{spec.container.image}"
         if spec.container.site_image:  # the site's pre-seeded file where it exists, else the pulled one
             site = f"{cluster.image_cache}/{spec.container.site_image}"
             pick = f"hpgc_image={q(image)}; if [ -e {q(site)} ]; then hpgc_image={q(site)}; fi"
-            return [*mkdir_lines(spec), pick, " ".join(q(a) for a in [cluster.container_runtime, "exec"])
-                    + ' "$hpgc_image" ' + " ".join(q(a) for a in argv)]
-        argv = [cluster.container_runtime, "exec", image, *argv]
-    return [*mkdir_lines(spec), " ".join(q(a) for a in argv)]
+            # the image is a shell variable here, so this one line is not container_argv's
+            return [*mkdir_lines(spec), pick, f'{shlex.join([runtime, "exec"])} "$hpgc_image" {shlex.join(argv)}']
+        argv = container_argv(runtime, image, argv)
+    return [*mkdir_lines(spec), shlex.join(argv)]
 
 
 def mkdir_lines(spec: RunSpec) -> list[str]:

@@ -1,0 +1,43 @@
+"""Launchers (Parsl's word): how a job's command is wrapped to run, the same for every backend. A CWL
+package runs under cwltool; a command package runs as it is, or inside its container image with the
+configured runtime (apptainer/singularity `exec`). Backends only say where files are.
+"""
+
+from __future__ import annotations
+
+from hpgc.backends.base import BackendError
+from hpgc.models.run import Container, RunSpec
+
+CWL_TOOL_FILE = "tool.cwl"
+CWL_JOB_FILE = "job.json"
+
+
+def cwltool_argv(cwltool: str, containers: bool, outdir: str, tmp_prefix: str, folder: str = "") -> list[str]:
+    """cwltool for the packed tool.cwl + job.json in FOLDER (a prefix ending with '/', or '' for the cwd);
+    its stdout is the outputs manifest. Without a container runtime, CWL runs with --no-container."""
+    return [cwltool, "--quiet", "--outdir", outdir, "--tmpdir-prefix", tmp_prefix,
+            "--preserve-environment", "HPGC_JOB_DIR", "--singularity" if containers else "--no-container",
+            folder + CWL_TOOL_FILE, folder + CWL_JOB_FILE]
+
+
+def command_argv(spec: RunSpec) -> list[str]:
+    if not spec.argv:
+        raise BackendError("the package gives no command to run")
+    return list(spec.argv)
+
+
+def check_container(container: Container, runtime: str | None, image_cache: object | None, where: str,
+                    settings_hint: str = "") -> str:
+    """The runtime to use; BackendError saying what to configure when WHERE has none, or when the image is not
+    a plain file name of the cache."""
+    if not runtime or not image_cache:
+        raise BackendError(f"this package runs in a container, but {where} has no container_runtime and "
+                           f"image_cache configured{settings_hint}")
+    for image in container.candidates():
+        if "/" in image or image.startswith("."):
+            raise BackendError(f"image {image!r} must be a file name in the image cache")
+    return runtime
+
+
+def container_argv(runtime: str, image: str, argv: list[str]) -> list[str]:
+    return [runtime, "exec", image, *argv]

@@ -1,0 +1,1 @@
+"""The local backend: jobs as subprocesses on this machine, the embedded default (backend.py)."""

@@ -1,0 +1,58 @@
+"""Real Slurm outputs, recorded per version in tests/data/slurm/<version>/, through the parsers and the state
+mapping: what each job looks like to a user. The expected values are written out, not taken from the code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hpgc.backends.slurm.commands.poll import parse_sacct, parse_squeue
+from hpgc.backends.slurm.jobid import SlurmJobId
+from hpgc.backends.slurm.states import ended_badly, to_status
+from hpgc.models.ogc import StatusCode
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "slurm"
+VERSIONS = sorted(p.name for p in DATA.iterdir() if p.is_dir())
+
+# job id → (status, message, exit code, worth its stderr)
+EXPECTED = {
+    "52": (StatusCode.successful, "finished", 0, False),
+    "53": (StatusCode.failed, "the job exited with code 3", 3, True),
+    "55": (StatusCode.dismissed, "cancelled in Slurm", 0, False),
+    "56": (StatusCode.failed, "TIMEOUT: the job ran over its time limit and Slurm stopped it", 0, True),
+    "54_0": (StatusCode.successful, "finished", 0, False),
+    "54_2": (StatusCode.successful, "finished", 0, False),
+    "57_1": (StatusCode.failed, "the job exited with code 3", 3, True),
+    "61+0": (StatusCode.successful, "finished", 0, False),
+    "61+1": (StatusCode.successful, "finished", 0, False),
+    "63": (StatusCode.accepted, "queued in Slurm: PENDING", None, False),
+}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_recorded_sacct_answers(version: str) -> None:
+    records = parse_sacct((DATA / version / "sacct.txt").read_text())
+    assert sorted(records) == sorted(["52", "53", "55", "56", "54_0", "54_1", "54_2", "57_0", "57_1", "61+0", "61+1",
+                                      "63"])
+    for job_id, (status, message, code, bad) in EXPECTED.items():
+        rec = records[job_id]
+        st = to_status(rec.state, rec.exit_code, rec.signal, rec.reason, "", rec.accounting)
+        assert (st.status, st.message) == (status, message), job_id
+        assert (st.exit_code if status != StatusCode.accepted else None) == code, job_id
+        assert ended_badly(rec.state, rec.exit_code) == bad, job_id
+    assert records["55"].state == "CANCELLED" and records["56"].accounting["MaxRSS"] == "4976K"
+    assert records["57_1"].reason == "JobArrayTaskLimit" and records["61+1"].accounting["NodeList"] == "node1"
+    assert records["63"].accounting == {} and records["63"].name == "s-pend"  # no run time for a job not started
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_recorded_squeue_answers(version: str) -> None:
+    queued = parse_squeue((DATA / version / "squeue.txt").read_text())
+    assert queued == {"64_[0-3%1]": ("PENDING", "BeginTime", "s-arrp"), "63": ("PENDING", "BeginTime", "s-pend"),
+                      "56": ("RUNNING", "None", "s-timeout")}
+    assert SlurmJobId.parse("64_[0-3%1]").is_array
+
+
+def test_a_version_is_recorded() -> None:
+    assert "24.11" in VERSIONS
