@@ -79,7 +79,7 @@ class ResourceRequest(BaseModel):
     """The `hpgc:resources` member of an execute request: what this one job asks for, within what its process
     and the site allow (a 400 names the limit otherwise)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # no "4" for 4, no true for 1
 
     cpus: int | None = Field(default=None, ge=1, le=100000, description="CPUs (sbatch --cpus-per-task).")
     memory: int | str | None = Field(
