@@ -46,7 +46,9 @@ def job_resources(base: Resources, process: ResourceLimits, site: ResourceLimits
     merged = base.model_copy()
     for name, value in asked.items():
         key, show = _SHOWN[name]
-        floor = getattr(base, name)
+        # a time limit is a ceiling (CWL's ToolTimeLimit, which cwltool enforces inside the job anyway, or a
+        # package's jobTimeout), not a need: asking for less, to be scheduled sooner, is the client's choice
+        floor = getattr(base, name) if name != "time_limit_s" else None
         if floor is not None and value < floor:
             raise InvalidParameterValue(f"{MEMBER}: {key} {show(value)} is less than {show(floor)}, the least "
                                         "the process needs (its own requirement)")

@@ -241,6 +241,10 @@ def test_each_refusal_names_its_limit(request_: ResourceRequest, message: str) -
     assert str(exc.value) == message
 
 
+def test_a_shorter_time_than_the_tools_limit_may_be_asked_for() -> None:
+    assert job_resources(BASE, PROCESS, SITE, ResourceRequest(time=60)).time_limit_s == 60
+
+
 def test_the_site_limit_applies_when_the_process_sets_none() -> None:
     with pytest.raises(InvalidParameterValue) as exc:
         job_resources(BASE, ResourceLimits(), SITE, ResourceRequest(cpus=32))
