@@ -183,3 +183,12 @@ async def test_sbatch_lines_limits_and_usage_on_slurm(slurm: Site) -> None:
     assert done["hpgc:resources"] == {"cpus": 3, "memory": "2048M", "time": "0:10:00", "partition": "gpu"}
     # what the fake sacct reports for every job (the batch step's MaxRSS)
     assert done["hpgc:usage"] == {"Elapsed": "00:00:01", "TotalCPU": "00:00.100", "MaxRSS": "2048K"}
+
+
+async def test_the_openapi_execute_schema_documents_the_member(client: TestClient) -> None:
+    doc = await (await client.get("/api", headers={"Accept": "application/vnd.oai.openapi+json;version=3.0"})).json()
+    schemas = doc["components"]["schemas"]
+    member = schemas["Execute"]["properties"]["hpgc:resources"]
+    assert "within what the process and the site allow" in member["description"]
+    assert set(schemas["ResourceRequest"]["properties"]) == {"cpus", "memory", "time", "tmp", "gpus", "partition"}
+    assert schemas["ResourceRequest"]["additionalProperties"] is False
