@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import asyncssh
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from hpgc.api.app import create_app
 from hpgc.auth.settings import AuthSettings
@@ -99,3 +101,20 @@ async def api(cluster: dict, tmp_path: Path, aiohttp_client: Callable[..., Await
                         callbacks=CallbackSettings(secret="s3cret"),
                         outbound=OutboundSettings(allowed_networks=["127.0.0.0/8"]))
     return await aiohttp_client(create_app(settings))
+
+
+@contextlib.asynccontextmanager
+async def files_served(files: dict[str, bytes], content_type: str = "image/tiff") -> AsyncIterator[str]:
+    """An HTTP server on 127.0.0.1 serving `files` (path → bytes); yields its base URL."""
+    async def serve(request: web.Request) -> web.Response:
+        return web.Response(body=files[request.path], content_type=content_type)
+
+    app = web.Application()
+    for path in files:
+        app.router.add_get(path, serve)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        await server.close()

@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 
-from tests.integration.conftest import ssh_run_async
+from tests.integration.conftest import files_served, ssh_run_async
 
 pytestmark = pytest.mark.slurm
 REPO = Path(__file__).resolve().parents[2]
@@ -42,16 +42,8 @@ FILES = {"/image.tif": geotiff(IMAGE), "/pre.tif": geotiff(PRE), "/post.tif": ge
 
 @pytest.fixture
 async def files_url() -> AsyncIterator[str]:
-    async def serve(request: web.Request) -> web.Response:
-        return web.Response(body=FILES[request.path], content_type="image/tiff")
-
-    app = web.Application()
-    for path in FILES:
-        app.router.add_get(path, serve)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    yield f"http://127.0.0.1:{server.port}"
-    await server.close()
+    async with files_served(FILES) as url:
+        yield url
 
 
 async def succeeded(api: TestClient, process: str, body: dict, timeout: float = 240) -> str:

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from hpgc.client import AsyncClient
 from hpgc.models.ogc import StatusCode, StatusInfo
-from tests.integration.conftest import ssh_run_async
+from tests.integration.conftest import files_served, ssh_run_async
 
 pytestmark = pytest.mark.slurm
 
@@ -46,36 +46,23 @@ async def test_the_notebook_flow_of_the_docs_on_the_cluster(api: TestClient, tmp
 
     import numpy as np
     import tifffile
-    from aiohttp import web
-    from aiohttp.test_utils import TestServer
 
     from tests.e2e.test_client_docs import flow_block
     from tests.integration.test_api_slurm import IMAGE, POST, PRE, REPO, geotiff
 
     images = {"/sentinel2-subset.tif": geotiff(IMAGE), "/pre.tif": geotiff(PRE), "/post.tif": geotiff(POST)}
-
-    async def serve(request: web.Request) -> web.Response:
-        return web.Response(body=images[request.path], content_type="image/tiff")
-
-    files = web.Application()
-    for path in images:
-        files.router.add_get(path, serve)
-    server = TestServer(files, host="127.0.0.1")
-    await server.start_server()
     work = tmp_path / "work"
     work.mkdir()
     (work / "appkgs").symlink_to(REPO / "appkgs")
     (work / "flow.py").write_text(flow_block())
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HPGC_")}
-    env.update(HPGC_URL=str(api.make_url("/")).rstrip("/"), DATA_URL=f"http://127.0.0.1:{server.port}",
-               HPGC_TOKEN="unused-auth-is-off", XDG_CONFIG_HOME=str(tmp_path / "cfg"), PYTHONPATH=str(REPO))
-    try:
+    async with files_served(images) as data_url:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HPGC_")}
+        env.update(HPGC_URL=str(api.make_url("/")).rstrip("/"), DATA_URL=data_url, HPGC_TOKEN="unused-auth-is-off",
+                   XDG_CONFIG_HOME=str(tmp_path / "cfg"), PYTHONPATH=str(REPO))
         # the server runs in this event loop: the script must not block it
         proc = await asyncio.create_subprocess_exec(sys.executable, "flow.py", cwd=work, env=env,
                                                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(proc.communicate(), 600)
-    finally:
-        await server.close()
     stdout = out.decode()
     assert proc.returncode == 0, err.decode()[-3000:]
     assert "deployed BandMath\ndeployed dnbr\n" in stdout

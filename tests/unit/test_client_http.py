@@ -7,6 +7,7 @@ import json
 import stat
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -85,13 +86,7 @@ async def test_problems_are_one_line_with_their_exit_code(aiohttp_server, status
 
     app = web.Application()
     app.router.add_get("/jobs/x", handler)
-    server = await aiohttp_server(app)
-    http = Transport(str(server.make_url("")), StaticToken("t"))
-    try:
-        with pytest.raises(ProblemError) as info:
-            await http.request("GET", "/jobs/x")
-    finally:
-        await http.close()
+    info = await _refused(await aiohttp_server(app), "/jobs/x", StaticToken("t"))
     assert str(info.value) == "No such job: job 'x' does not exist"
     assert info.value.exit_code == exit_code
 
@@ -99,13 +94,7 @@ async def test_problems_are_one_line_with_their_exit_code(aiohttp_server, status
 async def test_a_non_json_error_still_reads_as_one_line(aiohttp_server) -> None:
     app = web.Application()
     app.router.add_get("/", lambda r: web.Response(status=502, text="<html>\n<b>Bad gateway</b>\n</html>"))
-    server = await aiohttp_server(app)
-    http = Transport(str(server.make_url("")))
-    try:
-        with pytest.raises(ProblemError) as info:
-            await http.request("GET", "/")
-    finally:
-        await http.close()
+    info = await _refused(await aiohttp_server(app), "/")
     assert str(info.value) == "Bad Gateway: <html> <b>Bad gateway</b> </html>"
     assert info.value.exit_code == 4
 
@@ -257,3 +246,14 @@ async def test_device_login_without_resource_metadata_asks_for_the_issuer(aiohtt
     url = str(server.make_url("")).rstrip("/")
     with pytest.raises(AuthError, match="does not say which issuer it trusts"):
         await device_login(url, show=lambda g: None)
+
+
+async def _refused(server: Any, path: str, credentials: Any = None) -> pytest.ExceptionInfo[ProblemError]:
+    """GET path through the client's transport, which must raise a ProblemError."""
+    http = Transport(str(server.make_url("")), credentials) if credentials else Transport(str(server.make_url("")))
+    try:
+        with pytest.raises(ProblemError) as info:
+            await http.request("GET", path)
+    finally:
+        await http.close()
+    return info
