@@ -28,6 +28,7 @@ from hpgc.models.names import (
 )
 from hpgc.models.ogc import OutputRequest, ProcessDescription
 from hpgc.models.package import AppPackage, ExecutionUnit, param
+from hpgc.models.resources import ResourceLimits
 from hpgc.models.run import Container, Resources, RunSpec, StagedFile
 from hpgc.packages.inputs import InputValue, Literal
 from hpgc.packages.staging import EXTENSIONS, stage
@@ -199,6 +200,16 @@ def _resources(unit: ExecutionUnit) -> Resources:
         tmp_mb=int(tmp * 1024) if tmp else None,
         time_limit_s=int(timeout) if timeout else None,
     )
+
+
+def command_limits(package: dict[str, Any]) -> ResourceLimits:
+    """The most a request may ask of a command package: executionUnit.config's cpuMax and memoryMax."""
+    cfg = command_unit(AppPackage.model_validate(package)).config or {}
+    cpus, mem = cfg.get("cpuMax"), cfg.get("memoryMax")
+    ok = (int, float)
+    return ResourceLimits(cpus=int(cpus) if isinstance(cpus, ok) and cpus >= 1 else None,
+                          memory_mb=int(mem * 1024) if isinstance(mem, ok) and mem > 0 else None,
+                          where="the process (its executionUnit.config)")
 
 
 def output_path(output_id: str, description: ProcessDescription, requested: OutputRequest | None) -> str:

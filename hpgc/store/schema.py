@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
@@ -73,4 +73,10 @@ def _migrate_5(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE jobs DROP COLUMN run_spec")
 
 
-MIGRATIONS = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3, 4: _migrate_4, 5: _migrate_5}
+def _migrate_6(db: sqlite_utils.Database) -> None:
+    """What a job asked its backend for (its resources) and, once it ended, what it used (sacct's)."""
+    db["jobs"].add_column("resources", str)
+    db["jobs"].add_column("usage", str)
+
+
+MIGRATIONS = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3, 4: _migrate_4, 5: _migrate_5, 6: _migrate_6}

@@ -33,6 +33,7 @@ from hpgc.backends.slurm.script import render
 from hpgc.backends.slurm.ssh import HostKeyError, RemoteExit, SSHClient, SSHError, SSHPool
 from hpgc.backends.slurm.stage_in import needs_server_stage_in, upload_hrefs
 from hpgc.models.ogc import StatusCode
+from hpgc.models.resources import ResourceLimits
 from hpgc.models.run import BackendStatus, Container, JobRef, Logs, RunSpec
 from hpgc.net import GuardedClient
 
@@ -98,6 +99,10 @@ class SlurmBackend(Backend):
 
     def stages_in_on_server(self, cluster: str | None) -> bool:
         return self._cluster(cluster)[1].stage_in == "server"
+
+    def resource_limits(self, cluster: str | None) -> ResourceLimits:
+        name, settings = self._cluster(cluster)
+        return settings.limits(name)
 
     # where things are -------------------------------------------------------------------------------
     def _cluster(self, name: str | None) -> tuple[str, ClusterSettings]:
