@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from hpgc.models.resources import ResourceLimits
 from hpgc.models.run import BackendStatus, Container, JobRef, Logs, RunSpec
 
 
@@ -62,6 +63,11 @@ class Backend(ABC):
     def stages_in_on_server(self, cluster: str | None) -> bool:
         """Whether the server downloads `href` inputs (through its guarded client) rather than the job."""
         return True
+
+    def resource_limits(self, cluster: str | None) -> ResourceLimits:
+        """The most one job on `cluster` (None: the default) may ask for; an execute asking for more is a 400.
+        The default: no limits, and no partitions to choose from."""
+        return ResourceLimits(partitions=[], where=f"the {self.name} backend")
 
     async def ensure_image(self, container: Container, cluster: str | None) -> None:
         """Make the image available on `cluster` (None: the default) before a process using it runs; raise

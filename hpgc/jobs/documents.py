@@ -44,7 +44,13 @@ def status_document(row: dict[str, Any], base: str) -> dict[str, Any]:
         created=iso(row["created"]), started=iso(row.get("started")), finished=iso(row.get("finished")),
         updated=iso(row.get("updated")), progress=row.get("progress"), links=links,
     )
-    return info.wire()
+    doc = info.wire()
+    # hpgc's extensions: what the job asked for (to size the next run) and, once it ended, what it used
+    if row.get("resources"):
+        doc["hpgc:resources"] = row["resources"]
+    if row.get("usage") and StatusCode(row["status"]).terminal:
+        doc["hpgc:usage"] = row["usage"]
+    return doc
 
 
 def _is_text(media_type: str) -> bool:

@@ -54,6 +54,15 @@ def changes_of(current: dict[str, Any], st: BackendStatus) -> dict[str, Any]:
     return changes
 
 
+USAGE = ("Elapsed", "TotalCPU", "MaxRSS")  # what a finished job used, as the backend reports it (Slurm: sacct)
+
+
+def usage_of(details: dict[str, Any]) -> dict[str, Any] | None:
+    """A final report's accounting, kept with the job so its status document can show it."""
+    usage = {k: details[k] for k in USAGE if isinstance(details.get(k), (str, int, float))}
+    return usage or None
+
+
 def job_ref(row: dict[str, Any]) -> JobRef:
     return JobRef(job_id=row["id"], external_id=row.get("external_id"), cluster=row.get("cluster"),
                   unix_user=row.get("unix_user"))
@@ -84,6 +93,8 @@ class Lifecycle(ServiceParts):
             changes["exit_code"] = st.exit_code
             if current["started"] is None:
                 changes["started"] = now
+            if (usage := usage_of(st.details)) is not None:
+                changes["usage"] = usage
             if st.status == StatusCode.successful:
                 changes["progress"] = 100
                 try:

@@ -73,8 +73,11 @@ class Monitor:
             POLL_SECONDS.labels(self.backend.name).observe(time.monotonic() - started)
             # quick while things change, slower while jobs just run
             interval = self.min_interval if changed else min(interval * 1.5, self.max_interval)
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for loses a cancel (stop) that arrives as the
+            # event is set, and the loop would run on with stop() waiting for it forever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await self._wake.wait()
             if self._wake.is_set():
                 interval = self.min_interval
                 # a burst of submissions wakes the monitor hundreds of times: poll at most once per

@@ -66,7 +66,8 @@ class Submission(ServiceParts):
             await self.callbacks.check(subscriber)
         job_id = str(uuid.uuid4())
         # built now, not in the background: a package that cannot run this request is the client's 400
-        spec = build_run_spec(process, job_id, inputs, execute.outputs)
+        spec = build_run_spec(process, job_id, inputs, execute.outputs, execute.resources,
+                              self.backends[backend_name].resource_limits(cluster))
         now = time.time()
         row = {
             "id": job_id, "process_id": process.id, "owner": principal.subject,
@@ -75,7 +76,7 @@ class Submission(ServiceParts):
             "finished": None, "updated": now, "request": execute.model_dump(mode="json", exclude_none=True),
             "results": None, "error": None,
             "subscriber": subscriber, "exit_code": None, "base_url": base_url,
-            "cluster": cluster,
+            "cluster": cluster, "resources": spec.resources.shown(),
         }
         limit = self.limits.active_jobs_per_user
         if not await self.db(self.store.insert_job, row, "job accepted", limit):
@@ -109,7 +110,8 @@ class Submission(ServiceParts):
                 process = await self.db(self.registry.get, row["process_id"])
                 execute = Execute.model_validate(row["request"])
                 inputs = validate_inputs(process.description, execute.inputs, self.max_inputs)
-                spec = build_run_spec(process, job_id, inputs, execute.outputs)
+                spec = build_run_spec(process, job_id, inputs, execute.outputs, execute.resources,
+                                      backend.resource_limits(row.get("cluster")))
             spec.unix_user = row.get("unix_user")
             spec.cluster = row.get("cluster")
             external_id = await backend.submit(spec)

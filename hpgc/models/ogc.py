@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hpgc.models.resources import ResourceRequest
+
 OGC_EXC = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0"
 CONF_PART1 = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf"
 REL_OGC = "http://www.opengis.net/def/rel/ogc/1.0"
@@ -151,6 +153,10 @@ class Execute(Model):
     response: ResponseType = ResponseType.raw
     subscriber: Subscriber | None = None
     mode: str | None = None  # 1.0 drafts sent it; accepted and ignored in favour of Prefer
+    resources: ResourceRequest | None = Field(
+        default=None, alias="hpgc:resources",
+        description="hpgc's extension: resources for this job (CPUs, memory, time, scratch, GPUs, partition), "
+        "within what the process and the site allow; asking for more is a 400 naming the limit (docs/api.md).")
 
 
 class StatusCode(StrEnum):

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from hpgc.models.ogc import StatusCode
+from hpgc.models.resources import as_request
 
 
 class StagedFile(BaseModel):
@@ -28,6 +29,14 @@ class Resources(BaseModel):
     time_limit_s: int | None = Field(default=None, ge=1, description="Wall time limit (sbatch --time).")
     tmp_mb: int | None = Field(default=None, ge=1, description="Local scratch (sbatch --tmp).")
     nodes: int | None = Field(default=None, ge=1, description="Nodes (sbatch --nodes).")
+    gpus: int | None = Field(default=None, ge=1, description="GPUs (sbatch --gpus).")
+    partition: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                                  description="Partition (sbatch --partition); None: the cluster's default.")
+
+    def shown(self) -> dict[str, Any]:
+        """In the form of an execute request's `hpgc:resources`."""
+        return as_request(self.cpus, self.memory_mb, self.time_limit_s, self.tmp_mb, self.gpus, self.partition,
+                          self.nodes)
 
 
 class Container(BaseModel):

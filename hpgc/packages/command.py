@@ -5,6 +5,8 @@ Testbed-19 convention, see appkgs/BandMath):
   `-name`  → `-<input id>`           `name` → `<input id>`
   `value`, `__value__` → the value, as one argument (argv is never parsed by a shell)
   `value value` in an array-pattern → every value of the input, one argument each
+  n value tokens in a pattern → the next n values; an input with more values and no array-pattern gets the
+  pattern once per n values (`-name value` with a, b → `-x a -x b`): no value is dropped
   `inputs_<id>_value` → the value of another input        a blank pattern → nothing by itself
 In an output's pattern, `value` is the output file (a generated path).
 """
@@ -26,6 +28,7 @@ from hpgc.models.names import (
 )
 from hpgc.models.ogc import OutputRequest, ProcessDescription
 from hpgc.models.package import AppPackage, ExecutionUnit, param
+from hpgc.models.resources import ResourceLimits
 from hpgc.models.run import Container, Resources, RunSpec, StagedFile
 from hpgc.packages.inputs import InputValue, Literal
 from hpgc.packages.staging import EXTENSIONS, stage
@@ -150,6 +153,11 @@ def _text(value: object) -> str:
 def _expand(pattern: str, name: str, values: list[str], refs: dict[str, str], array: bool) -> list[str]:
     tokens = pattern.split()
     n_value = sum(t in ("value", "__value__") for t in tokens)
+    if not array and 0 < n_value < len(values):
+        # more values than a (non-array) pattern takes: the pattern again for each next n_value of them, so no
+        # value is dropped (`-name value` with a, b → -x a -x b)
+        return [arg for i in range(0, len(values), n_value)
+                for arg in _expand(pattern, name, values[i:i + n_value], refs, False)]
     out: list[str] = []
     used = 0
     for token in tokens:
@@ -192,6 +200,16 @@ def _resources(unit: ExecutionUnit) -> Resources:
         tmp_mb=int(tmp * 1024) if tmp else None,
         time_limit_s=int(timeout) if timeout else None,
     )
+
+
+def command_limits(package: dict[str, Any]) -> ResourceLimits:
+    """The most a request may ask of a command package: executionUnit.config's cpuMax and memoryMax."""
+    cfg = command_unit(AppPackage.model_validate(package)).config or {}
+    cpus, mem = cfg.get("cpuMax"), cfg.get("memoryMax")
+    ok = (int, float)
+    return ResourceLimits(cpus=int(cpus) if isinstance(cpus, ok) and cpus >= 1 else None,
+                          memory_mb=int(mem * 1024) if isinstance(mem, ok) and mem > 0 else None,
+                          where="the process (its executionUnit.config)")
 
 
 def output_path(output_id: str, description: ProcessDescription, requested: OutputRequest | None) -> str:

@@ -20,6 +20,7 @@ from hpgc.models.parsing import load_json, load_yaml
 from hpgc.packages import cwl
 from hpgc.packages.command import check_patterns, command_unit, split_entry_point
 from hpgc.packages.cwl_refs import refuse_external_references
+from hpgc.packages.cwl_resources import check as check_resources
 
 CWL_TYPES = ("application/cwl", "application/cwl+json", "application/cwl+yaml")
 MAX_CWL_FETCH = 4 * 1024 * 1024
@@ -79,6 +80,7 @@ def from_cwl_text(text: str, w: str | None, media_type: str) -> Deployable:
         raise InvalidPackage("the CWL document has no id: name the process with ?w=")
     check_process_id(process_id)
     packed = cwl.pack_text(text, fragment)
+    check_resources(packed)  # a value no job could turn into an #SBATCH line is refused now, not at execute
     description = cwl.describe(packed, process_id)
     return Deployable(description, packed, CWL_MEDIA_TYPE, text, media_type)
 

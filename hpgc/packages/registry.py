@@ -20,6 +20,7 @@ from hpgc.models.names import process_id_problem
 from hpgc.models.ogc import ProcessDescription
 from hpgc.models.package import CWL_MEDIA_TYPE, OGCAPPPKG
 from hpgc.packages import cwl
+from hpgc.packages.cwl_resources import check as check_resources
 from hpgc.store import Store
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ def load_builtin(folder: Path) -> dict[str, Any]:
     if cwl_files:
         source = cwl_files[0].read_text()
         packed = json.loads(_pack_file(cwl_files[0], cwl_files[0].stat().st_mtime_ns))
+        check_resources(packed)
         description = cwl.describe(packed, folder.name)
         if extra:
             description = ProcessDescription.model_validate(

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from hpgc.models.ogc import OutputRequest
+from hpgc.models.resources import ResourceLimits, ResourceRequest
 from hpgc.models.run import RunSpec, StagedFile
 from hpgc.packages import cwl
-from hpgc.packages.command import command_run_spec
+from hpgc.packages.command import command_limits, command_run_spec
+from hpgc.packages.cwl_resources import cwl_resources
 from hpgc.packages.inputs import InputValue
 from hpgc.packages.registry import Process
+from hpgc.packages.resources import job_resources
 from hpgc.packages.staging import stage
 
 
@@ -42,9 +46,19 @@ def _cwl_file(path: str, fmt: str | None) -> dict[str, str]:
     return {"class": "File", "path": path, **({"format": fmt} if fmt else {})}
 
 
-def cwl_run_spec(process: Process, job_id: str, inputs: dict[str, list[InputValue]]) -> RunSpec:
+def _with_defaults(process: Process, job: dict[str, Any]) -> dict[str, Any]:
+    """The input object as the tool sees it: defaults of the inputs the request leaves out filled in."""
+    out = dict(job)
+    for inp in cwl.main_process(process.package).get("inputs", []):
+        name = cwl.short_id(inp["id"])
+        if name not in out and "default" in inp:
+            out[name] = inp["default"]
+    return out
+
+
+def cwl_run_spec(process: Process, job_id: str, inputs: dict[str, list[InputValue]]) -> tuple[RunSpec, ResourceLimits]:
     files: list[StagedFile] = []
-    job: dict[str, object] = {}
+    job: dict[str, Any] = {}
     formats = _declared_formats(process)
     for input_id, values in inputs.items():
         staged, seen = stage(input_id, values)
@@ -54,13 +68,21 @@ def cwl_run_spec(process: Process, job_id: str, inputs: dict[str, list[InputValu
         job[input_id] = as_cwl[0] if max_occurs in (None, 1) else as_cwl
     files.append(StagedFile(path="tool.cwl", content=_tool_text(process)))
     files.append(StagedFile(path="job.json", content=json.dumps(job, indent=1).encode()))
-    return RunSpec(job_id=job_id, process_id=process.id, kind="cwl", files=files)
+    resources, limits = cwl_resources(process.package, _with_defaults(process, job))
+    return RunSpec(job_id=job_id, process_id=process.id, kind="cwl", files=files, resources=resources), limits
 
 
 def build_run_spec(
     process: Process, job_id: str, inputs: dict[str, list[InputValue]],
-    requested: dict[str, OutputRequest] | None = None,
+    requested: dict[str, OutputRequest] | None = None, resources: ResourceRequest | None = None,
+    site: ResourceLimits | None = None,
 ) -> RunSpec:
+    """The RunSpec of one job; its resources are the package's, with the request's `resources` within the
+    process's and the `site`'s limits (a 400 otherwise)."""
     if process.kind == "cwl":
-        return cwl_run_spec(process, job_id, inputs)
-    return command_run_spec(process.description, process.package, job_id, inputs, requested)
+        spec, limits = cwl_run_spec(process, job_id, inputs)
+    else:
+        spec = command_run_spec(process.description, process.package, job_id, inputs, requested)
+        limits = command_limits(process.package)
+    spec.resources = job_resources(spec.resources, limits, site or ResourceLimits(), resources)
+    return spec

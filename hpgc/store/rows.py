@@ -40,6 +40,8 @@ class JobRow(TypedDict, total=False):
     subscriber: dict[str, str] | None
     exit_code: int | None
     base_url: str | None
+    resources: dict[str, Any] | None  # what the job asked its backend for, in hpgc:resources' form
+    usage: dict[str, Any] | None  # what it used, once it ended (Slurm: sacct's Elapsed, TotalCPU, MaxRSS)
 
 
 class EventRow(TypedDict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
@@ -74,9 +74,16 @@ def _migrate_5(db: sqlite_utils.Database) -> None:
 
 
 def _migrate_6(db: sqlite_utils.Database) -> None:
+    """What a job asked its backend for (its resources) and, once it ended, what it used (sacct's)."""
+    db["jobs"].add_column("resources", str)
+    db["jobs"].add_column("usage", str)
+
+
+def _migrate_7(db: sqlite_utils.Database) -> None:
     """/metrics counts jobs by status, process, backend and cluster at every scrape: a covering index makes
     that GROUP BY an index-only scan (20 ms instead of 250 ms over 100,000 jobs)."""
     db.execute("CREATE INDEX jobs_counts ON jobs(status, process_id, backend, cluster)")
 
 
-MIGRATIONS = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3, 4: _migrate_4, 5: _migrate_5, 6: _migrate_6}
+MIGRATIONS = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3, 4: _migrate_4, 5: _migrate_5, 6: _migrate_6,
+              7: _migrate_7}

@@ -8,7 +8,8 @@ from typing import Any
 
 import sqlite_utils
 
-JSON_COLUMNS = ("request", "results", "error", "subscriber", "details", "package", "description")
+JSON_COLUMNS = ("request", "results", "error", "subscriber", "details", "package", "description", "resources",
+                "usage")
 TERMINAL = ("successful", "failed", "dismissed")
 
 

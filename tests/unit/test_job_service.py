@@ -5,6 +5,9 @@ values are written out."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -25,6 +28,7 @@ from hpgc.errors import (
     ProcessNotReady,
     ResultNotReady,
 )
+from hpgc.jobs import catalog as catalog_module
 from hpgc.jobs import monitor as monitor_module
 from hpgc.jobs.lifecycle import POLL_COLUMNS, changes_of, coarse_progress, job_ref
 from hpgc.jobs.limits import LimitSettings
@@ -306,6 +310,42 @@ async def test_submission_failures_fail_the_job(svc: JobService) -> None:
         assert done["error"] == {"type": "job-failed", "title": "Job failed", "detail": message}
 
 
+async def test_a_submission_that_fails_unexpectedly_is_logged_with_its_job(
+        svc: JobService, caplog: pytest.LogCaptureFixture) -> None:
+    svc.fake.fail_submit = ValueError("bug")  # type: ignore[attr-defined]
+    job = await svc.create(ADMIN, svc.registry.get("echo"), Execute(inputs={"stringInput": "a"}))
+    await svc.wait(job["id"], 10)
+    (record,) = [r for r in caplog.records if r.name == "hpgc.jobs.service"]
+    assert (record.levelname, record.getMessage()) == ("ERROR", f"submission of job {job['id']} failed")
+    assert record.exc_info is not None and record.exc_info[0] is ValueError  # with the traceback
+
+
+async def test_a_job_dismissed_during_its_submission_is_cancelled_and_removed_by_its_backend_id(
+        svc: JobService) -> None:
+    fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
+    fake.cluster_names = ["c1"]
+    fake.submit_gate = gate = asyncio.Event()
+    asked: list[tuple[str, JobRef]] = []
+    cancel, remove = fake.cancel, fake.remove
+
+    async def cancelled(job: JobRef) -> None:
+        asked.append(("cancel", job))
+        await cancel(job)
+
+    async def removed(job: JobRef) -> None:
+        asked.append(("remove", job))
+        await remove(job)
+
+    fake.cancel, fake.remove = cancelled, removed  # type: ignore[method-assign]
+    job = await svc.create(ALICE, svc.registry.get("sleep"), Execute(inputs={}), cluster="c1")
+    await fake.until(lambda: job["id"] in fake.submissions, "the submission begun")
+    await svc.dismiss(ALICE, job["id"])
+    gate.set()
+    await fake.until(lambda: job["id"] in fake.removed, "the late submission cancelled and removed")
+    ref = JobRef(job_id=job["id"], external_id=f"fake-{job['id']}", cluster="c1", unix_user="alice")
+    assert asked == [("cancel", ref), ("remove", ref)]
+
+
 async def test_recover_resubmits_only_what_never_reached_a_backend(svc: JobService) -> None:
     fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
     request = {"inputs": {"stringInput": "again"}}
@@ -321,6 +361,63 @@ async def test_recover_resubmits_only_what_never_reached_a_backend(svc: JobServi
     assert fake.submissions == ["new"] and spec.unix_user == "carol"
     assert b'"again"' in {f.path: f.content for f in spec.files}["job.json"]
     assert (await svc.db(svc.store.get_job, "sent"))["status"] == "running"  # type: ignore[index]
+
+
+async def test_a_resubmitted_command_job_keeps_its_requested_outputs(svc: JobService) -> None:
+    """The run spec of a job recovered after a restart is rebuilt from the stored request, outputs included:
+    the requested media type names the output file on the command line (BandMath: `-out <file> <type>`)."""
+    fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
+    assert svc.registry.get("BandMath").kind == "command"  # appkgs/BandMath, loaded by the fixture
+    request = {"inputs": {"il": [{"href": "https://example.org/a.tif"}], "out": "uint8", "exp": "im1b1"},
+               "outputs": {"out": {"format": {"mediaType": "image/png"}, "transmissionMode": "reference"}}}
+    await insert(svc, job_id="png", process_id="BandMath", status="accepted", external_id=None, request=request)
+    await svc.recover()
+    spec = await _submitted(svc, "png")
+    assert fake.submissions == ["png"] and spec.outputs == {"out": "outputs/out.png"}
+    assert spec.argv == ["/opt/otbtf/bin/otbcli_BandMath", "-il", "inputs/il_0.tif", "-ram", "128", "-exp", "im1b1",
+                         "-out", "outputs/out.png", "uint8"]
+
+
+class _Asyncio:
+    """hpgc.jobs.catalog's asyncio (where prepare runs), with the bounds given to wait_for recorded."""
+
+    def __init__(self) -> None:
+        self.bounds: list[float] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    async def wait_for(self, aw: Any, timeout: float) -> Any:
+        self.bounds.append(timeout)
+        return await asyncio.wait_for(aw, timeout)
+
+
+async def test_a_deploy_waits_two_seconds_at_most_for_its_image(
+        svc: JobService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/architecture.md: the deploy answers within two seconds; the pull goes on after that."""
+    fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
+    recorder = _Asyncio()
+    monkeypatch.setattr(catalog_module, "asyncio", recorder)
+    await svc.prepare("BandMath")
+    assert recorder.bounds == [2.0]
+    assert fake.pulled == ["otbtf_4.1.0-cpu-41faafe128236ad4.sif"]
+    assert svc.registry.get("BandMath").status == "ready"
+    assert svc.store.get_process("BandMath")["status"] == "ready"  # type: ignore[index]  # as stored
+    assert svc._tasks == set()  # the finished pull is not kept
+
+
+async def test_a_failed_pull_names_the_image_and_why(svc: JobService) -> None:
+    svc.fake.pull_error = "manifest unknown"  # type: ignore[attr-defined]
+    await svc.prepare("BandMath")
+    assert svc.registry.get("BandMath").status == (
+        "failed: the image docker://otbtf/4.1.0-cpu could not be pulled: manifest unknown")
+
+
+async def test_a_process_whose_backend_is_not_configured_is_left_as_it_is(svc: JobService) -> None:
+    svc.backends.pop("local")  # the default backend, which BandMath names none instead of
+    await svc.prepare("BandMath")
+    assert svc.registry.get("BandMath").status == "ready"
+    assert svc.fake.pulled == []  # type: ignore[attr-defined]
 
 
 # read, dismiss, results -----------------------------------------------------------------------------------------
@@ -513,14 +610,15 @@ async def test_monitor_interval_grows_while_quiet_and_resets_on_change(
             raise step
         return step
 
-    async def wait_for(aw: Any, timeout: float) -> None:
-        aw.close()
-        waits.append(timeout)
-        raise TimeoutError
+    @contextlib.asynccontextmanager
+    async def timeout(seconds: float) -> AsyncIterator[None]:
+        waits.append(seconds)
+        raise TimeoutError  # the interval passed without a wake
+        yield
 
     monitor.poll_once = poll_once  # type: ignore[method-assign]
     monkeypatch.setattr(monitor_module, "asyncio", SimpleNamespace(
-        wait_for=wait_for, sleep=None, CancelledError=asyncio.CancelledError))
+        timeout=timeout, sleep=None, CancelledError=asyncio.CancelledError))
     with pytest.raises(asyncio.CancelledError):
         await monitor._run()
     assert waits == [1.5, 2.25, 3.0, 3.0, 1.0, 1.5, 2.25]
@@ -541,17 +639,18 @@ async def test_a_woken_monitor_polls_at_most_once_per_min_interval(monkeypatch: 
         clock.now += took
         return changed
 
-    async def wait_for(aw: Any, timeout: float) -> None:
-        aw.close()
-        waits.append(timeout)
+    @contextlib.asynccontextmanager
+    async def timeout(seconds: float) -> AsyncIterator[None]:
+        waits.append(seconds)
         monitor.wake()  # a submission arrived while waiting
+        yield
 
     async def sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
     monitor.poll_once = poll_once  # type: ignore[method-assign]
     monkeypatch.setattr(monitor_module, "asyncio", SimpleNamespace(
-        wait_for=wait_for, sleep=sleep, CancelledError=asyncio.CancelledError))
+        timeout=timeout, sleep=sleep, CancelledError=asyncio.CancelledError))
     monkeypatch.setattr(monitor_module, "time", clock)
     with pytest.raises(asyncio.CancelledError):
         await monitor._run()
@@ -569,6 +668,31 @@ async def test_monitor_start_wake_and_stop(svc: JobService) -> None:
     await monitor.stop()
     assert monitor._task is not None and monitor._task.cancelled()
     await Monitor(svc, fake, 0.01, 0.02).stop()  # never started: nothing to stop
+
+
+async def test_stop_right_after_a_wake_stops_the_monitor() -> None:
+    """A submission at shutdown wakes the monitor as it is stopped: the stop must still end it (on Python 3.11,
+    asyncio.wait_for returned the set event and lost that cancel: the loop ran on and stop() waited forever)."""
+    monitor = Monitor(SimpleNamespace(), SimpleNamespace(name="x"), 3600.0, 3600.0)  # type: ignore[arg-type]
+    polled = asyncio.Event()
+
+    async def poll_once() -> int:
+        polled.set()
+        return 0
+
+    monitor.poll_once = poll_once  # type: ignore[method-assign]
+    monitor.start()
+    await asyncio.wait_for(polled.wait(), 10)  # it has polled and now waits for a wake or its interval
+    monitor.wake()
+    stopping = asyncio.ensure_future(monitor.stop())
+    # not wait_for(stop(), ...): its cancel at the deadline would end the monitor and hide the hang
+    done, _ = await asyncio.wait({stopping}, timeout=10)
+    assert monitor._task is not None
+    if not done:
+        monitor._task.cancel()
+        await stopping
+    assert stopping in done, "stop() hung: the monitor lost the cancel"
+    assert monitor._task.cancelled()
 
 
 async def test_files_that_cannot_be_removed_are_logged(svc: JobService, caplog: pytest.LogCaptureFixture) -> None:
@@ -606,12 +730,14 @@ class _Callbacks:
 
     def __init__(self) -> None:
         self.changes: list[tuple[str, str]] = []
+        self.afters: list[dict[str, Any]] = []
 
     async def check(self, subscriber: dict[str, str]) -> None:
         return None
 
     async def rows(self, before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
         self.changes.append((before["status"], after["status"]))
+        self.afters.append(after)
         return [{"job_id": after["id"], "event": after["status"], "url": "http://cb/x", "host": "cb",
                  "payload": "{}", "attempts": 0, "created": 1.0, "next_attempt": 1.0}]
 
@@ -628,6 +754,47 @@ async def test_changes_carry_their_callbacks_in_the_same_write(svc: JobService) 
     assert callbacks.changes == [("running", "running"), ("running", "dismissed")]
     assert [r["event"] for r in await svc.db(svc.store.job_outbox, "j1")] == ["running", "dismissed"]
     assert await svc.db(svc.store.job_outbox, "quiet") == []
+
+
+async def test_the_callback_of_a_dismiss_sees_the_job_as_stored(
+        svc: JobService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The notification of a dismiss is built from the job as the dismiss leaves it: finished and updated now."""
+    callbacks = _Callbacks()
+    svc.callbacks = callbacks
+    await insert(svc, subscriber={"failedUri": "http://cb/x"})  # running since 101.0, updated 101.0
+    monkeypatch.setattr(time, "time", lambda: 5000.0)
+    new = await svc.dismiss(ALICE, "j1")
+    (after,) = callbacks.afters
+    assert (after["status"], after["message"], after["finished"], after["updated"]) == (
+        "dismissed", "dismissed by the user", 5000.0, 5000.0)
+    assert (new["finished"], new["updated"]) == (5000.0, 5000.0)
+
+
+async def test_the_callbacks_of_changes_see_the_job_as_stored(
+        svc: JobService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each notification is built from the job as the change leaves it: started, updated, finished now."""
+    callbacks = _Callbacks()
+    svc.callbacks = callbacks
+    await insert(svc, status="accepted", started=None, subscriber={"successUri": "http://cb/x"})
+    monkeypatch.setattr(time, "time", lambda: 5000.0)
+    await svc.apply("j1", BackendStatus(status=S.running, progress=10))
+    monkeypatch.setattr(time, "time", lambda: 6000.0)
+    svc.fake.manifest = {"out": "v"}  # type: ignore[attr-defined]
+    await svc.apply("j1", BackendStatus(status=S.successful, exit_code=0))
+    running, done = callbacks.afters
+    assert (running["status"], running["started"], running["updated"], running["finished"]) == (
+        "running", 5000.0, 5000.0, None)
+    assert (done["status"], done["started"], done["updated"], done["finished"], done["progress"]) == (
+        "successful", 5000.0, 6000.0, 6000.0, 100)
+    stored = await svc.db(svc.store.get_job, "j1")
+    assert (stored["started"], stored["updated"], stored["finished"]) == (5000.0, 6000.0, 6000.0)  # type: ignore[index]
+    # a job that ends without having been seen running starts and ends at once
+    await insert(svc, job_id="j2", status="accepted", started=None, subscriber={"failedUri": "http://cb/x"})
+    await svc.apply("j2", BackendStatus(status=S.failed, exit_code=2, message="boom"))
+    failed = callbacks.afters[-1]
+    assert (failed["status"], failed["started"], failed["updated"], failed["finished"], failed["exit_code"]) == (
+        "failed", 6000.0, 6000.0, 6000.0, 2)
+    assert failed["error"] == {"type": "job-failed", "title": "Job failed", "detail": "boom"}
 
 
 class _Outbound:

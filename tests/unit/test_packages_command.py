@@ -138,6 +138,33 @@ def test_value_tokens_take_the_values_in_order_and_no_more_than_given() -> None:
     assert fewer == [*GO, "-x", "a", "-z"]
 
 
+@pytest.mark.parametrize(("pattern", "n", "argv"), [
+    ("-name value", 3, ["-x", "a", "-x", "b", "-x", "c"]),  # one value token: the pattern once per value
+    ("value", 2, ["a", "b"]),
+    ("--in=1 name __value__", 2, ["--in=1", "x", "a", "--in=1", "x", "b"]),
+    ("-name value value", 3, ["-x", "a", "b", "-x", "c"]),  # two value tokens: once per two values
+    ("-name value value", 4, ["-x", "a", "b", "-x", "c", "d"]),
+    ("-flag", 3, ["-flag"]),  # no value token: the pattern once, as for one value
+    ("", 2, []),
+])
+def test_more_values_than_a_pattern_without_array_form_takes_are_all_passed(
+        pattern: str, n: int, argv: list[str]) -> None:
+    # maxOccurs > 1 but no array-pattern: the values after the first were dropped (mutant command_run_spec_76)
+    desc = {"schema": {"type": "string"}, "maxOccurs": 5, **_ap(pattern=pattern)}
+    assert _argv({"x": desc, "y": S}, {"x": [Literal(v) for v in "abcd"[:n]], "y": [Literal("z")]}) == [
+        *GO, *argv, "-y", "z"]
+
+
+def test_several_files_of_an_input_without_array_pattern_are_all_on_the_command_line() -> None:
+    desc = {"schema": {"type": "string", "contentMediaType": "image/tiff", "contentEncoding": "base64"},
+            "maxOccurs": 4, **_ap(pattern="--img value")}
+    spec = command_run_spec(*_pkg({"im": desc}), "j", {"im": [FileData(b"1", "image/tiff"),
+                                                           FileData(b"2", "image/tiff")]}, None)
+    assert spec.argv == [*GO, "--img", "inputs/im_0.tif", "--img", "inputs/im_1.tif"]
+    assert spec.files == [StagedFile(path="inputs/im_0.tif", content=b"1"), StagedFile(path="inputs/im_1.tif",
+                                                                                        content=b"2")]
+
+
 @pytest.mark.parametrize(("max_occurs", "n", "used"), [
     (None, 2, "-many"), (1, 2, "-many"), (2, 1, "-many"), (1, 1, "-one"), (None, 1, "-one")])
 def test_array_pattern_is_for_several_values_or_inputs_that_may_have_several(

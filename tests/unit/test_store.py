@@ -30,7 +30,7 @@ def store(tmp_path: Path) -> Any:
 
 def test_schema_version_and_wal(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite")
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     store.close()
 
@@ -42,7 +42,7 @@ def test_reopening_migrates_nothing_and_keeps_data(tmp_path: Path) -> None:
                        "description": {"id": "tool"}})
     store.close()
     again = Store(tmp_path / "db.sqlite")
-    assert again.db.execute("PRAGMA user_version").fetchone()[0] == 6
+    assert again.db.execute("PRAGMA user_version").fetchone()[0] == 7
     job = again.get_job("job-00001")
     assert job is not None and job["status"] == "running" and job["request"] == {"inputs": {"n": 1}}
     assert [e["message"] for e in again.job_events("job-00001")] == ["job created"]
@@ -52,9 +52,9 @@ def test_reopening_migrates_nothing_and_keeps_data(tmp_path: Path) -> None:
 
 def test_a_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "db.sqlite")
-    conn.execute("PRAGMA user_version=7")
+    conn.execute("PRAGMA user_version=8")
     conn.close()
-    with pytest.raises(RuntimeError, match=r"database schema 7 is newer than this hpgc \(6\)"):
+    with pytest.raises(RuntimeError, match=r"database schema 8 is newer than this hpgc \(7\)"):
         Store(tmp_path / "db.sqlite")
 
 
@@ -267,8 +267,22 @@ def test_batch_reads_and_writes(store: Store) -> None:
 
 def test_get_jobs_reads_more_than_one_chunk(store: Store) -> None:
     store.bulk_insert_jobs(_job(i) for i in range(1203))
-    got = store.get_jobs([f"job-{i:05d}" for i in range(1203)])
+    sent: list[list[Any]] = []
+    execute = store.db.execute
+
+    def record(sql: str, args: Any = None) -> Any:
+        sent.append(list(args or []))
+        return execute(sql, args) if args is not None else execute(sql)
+
+    store.db.execute = record  # type: ignore[method-assign]
+    try:
+        got = store.get_jobs([f"job-{i:05d}" for i in range(1203)])
+    finally:
+        del store.db.execute
     assert len(got) == 1203 and got["job-01202"]["created"] == 2202.0 and got["job-00000"]["id"] == "job-00000"
+    # one query per 500 ids, each id asked once
+    assert [len(args) for args in sent] == [500, 500, 203]
+    assert (sent[0][0], sent[1][0], sent[2][0], sent[2][-1]) == ("job-00000", "job-00500", "job-01000", "job-01202")
 
 
 def test_processes(store: Store) -> None:

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from hpgc.backends.base import Backend, BackendError, Capabilities
 from hpgc.backends.files import OUTPUTS_FILE, PROGRESS_HELPER
+from hpgc.backends.slurm import jobdir
 from hpgc.backends.slurm.batcher import SubmitBatcher
 from hpgc.backends.slurm.commands.cancel import cancel_command, cancelled
 from hpgc.backends.slurm.commands.private_dir import private_dir_command
@@ -35,6 +36,7 @@ from hpgc.backends.slurm.ssh import HostKeyError, RemoteExit, SSHClient, SSHErro
 from hpgc.backends.slurm.stage_in import needs_server_stage_in, upload_hrefs
 from hpgc.logs import set_fields
 from hpgc.models.ogc import StatusCode
+from hpgc.models.resources import ResourceLimits
 from hpgc.models.run import BackendStatus, Container, JobRef, Logs, RunSpec
 from hpgc.net import GuardedClient
 
@@ -105,6 +107,10 @@ class SlurmBackend(Backend):
     def stages_in_on_server(self, cluster: str | None) -> bool:
         return self._cluster(cluster)[1].stage_in == "server"
 
+    def resource_limits(self, cluster: str | None) -> ResourceLimits:
+        name, settings = self._cluster(cluster)
+        return settings.limits(name)
+
     # where things are -------------------------------------------------------------------------------
     def _cluster(self, name: str | None) -> tuple[str, ClusterSettings]:
         name = name or self.default_cluster
@@ -145,7 +151,7 @@ class SlurmBackend(Backend):
         client = self.pool.client(cluster, spec.unix_user)
         files: dict[str, tuple[bytes, int]] = {}
         for f in spec.files:
-            _relative(f.path)
+            jobdir.staged_path(f.path)
             if f.content is not None:
                 files[f.path] = (f.content, 0o644)
         files["bin/hpgc-progress"] = (PROGRESS_HELPER.encode(), 0o755)
@@ -310,8 +316,3 @@ class SlurmBackend(Backend):
         client, jd, _ = self._ref(job)
         return await self._read_small(client, f"{jd}/{SCRIPT_FILE}")
 
-
-def _relative(path: str) -> None:
-    norm = posixpath.normpath(path)
-    if path.startswith("/") or norm.startswith("..") or norm in (".", SCRIPT_FILE, SLURM_ID_FILE):
-        raise BackendError(f"staged file path {path!r} is not a plain path inside the job directory")

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from hpgc.models.names import unix_user_error
+from hpgc.models.resources import PARTITION, ResourceLimits, seconds
 
 # Slurm reads #SBATCH lines itself, without shell quoting: keep option values to a safe alphabet.
 SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.,:/@+=-]+$")
@@ -85,6 +86,18 @@ class ClusterSettings(BaseModel):
     sbatch_options: list[str] = Field(
         default_factory=list, description="More #SBATCH options for every job, e.g. ['--exclusive']."
     )
+    # --- what one job may ask for (execute's `hpgc:resources`, and a process's own requirements) ----
+    max_cpus: int | None = Field(
+        default=None, ge=1, description="Most CPUs one job may ask for; more is a 400. None: no limit here "
+        "(Slurm's own limits still refuse a job at submission).")
+    max_memory_mb: int | None = Field(default=None, ge=1, description="Most memory (MiB) one job may ask for.")
+    max_time: str | None = Field(
+        default=None, description="Longest time limit one job may ask for, in Slurm's format (e.g. '2-00:00:00').")
+    max_tmp_mb: int | None = Field(default=None, ge=1, description="Most local scratch (MiB) one job may ask for.")
+    max_gpus: int | None = Field(default=None, ge=0, description="Most GPUs one job may ask for (0: none).")
+    partitions: list[str] | None = Field(
+        default=None, description="Partitions a request may name (`hpgc:resources.partition`); None: any "
+        "(Slurm refuses an unknown one at submission, and the job fails), []: none.")
     setup: list[str] = Field(
         default_factory=list, description="Shell lines run before the command in every job script, e.g. "
         "['module load apptainer']. Written verbatim: they come from the administrator."
@@ -108,6 +121,28 @@ class ClusterSettings(BaseModel):
         if v is not None and not SAFE_VALUE.match(v):
             raise ValueError(f"{v!r} has characters sbatch options cannot carry")
         return v
+
+    @field_validator("partitions")
+    @classmethod
+    def _partitions(cls, v: list[str] | None) -> list[str] | None:
+        for name in v or []:
+            if not PARTITION.match(name):
+                raise ValueError(f"{name!r} is not a partition name (1 to 64 letters, digits and _.-)")
+        return v
+
+    @field_validator("max_time")
+    @classmethod
+    def _max_time(cls, v: str | None) -> str | None:
+        if v is not None:
+            seconds(v)
+        return v
+
+    def limits(self, name: str) -> ResourceLimits:
+        """The most one job on this cluster may ask for."""
+        return ResourceLimits(
+            cpus=self.max_cpus, memory_mb=self.max_memory_mb, tmp_mb=self.max_tmp_mb, gpus=self.max_gpus,
+            time_limit_s=seconds(self.max_time) if self.max_time else None, partitions=self.partitions,
+            where=f"cluster '{name}'", setting=f"clusters.{name}.")
 
     @field_validator("sbatch_options")
     @classmethod

@@ -3,6 +3,7 @@ the Slurm job name that finds it again."""
 
 from __future__ import annotations
 
+import posixpath
 import re
 
 from hpgc.backends.base import BackendError
@@ -28,3 +29,10 @@ def job_dir(cluster: ClusterSettings, job_id: str, unix_user: str | None) -> str
     if error is not None:
         raise BackendError(f"unix user {user!r} is not a valid user name: {error}")
     return f"{cluster.work_root}/{user}/{job_id}"
+
+
+def staged_path(path: str) -> None:
+    """A staged file's path (generated, relative) stays inside the job directory and is not hpgc's own file."""
+    norm = posixpath.normpath(path)
+    if path.startswith("/") or norm.startswith("..") or norm in (".", SCRIPT_FILE, SLURM_ID_FILE):
+        raise BackendError(f"staged file path {path!r} is not a plain path inside the job directory")

@@ -18,6 +18,7 @@ from hpgc.backends.files import OUTPUTS_FILE, PROGRESS_FILE
 from hpgc.backends.launch import check_container, command_argv, container_argv, cwltool_argv
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.backends.slurm.jobdir import STDERR_FILE, STDOUT_FILE, job_name
+from hpgc.models.resources import clock
 from hpgc.models.run import RunSpec
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -37,6 +38,7 @@ class SbatchOptions:
     time: str | None = None
     tmp_mb: int | None = None
     nodes: int | None = None
+    gpus: int | None = None
     partition: str | None = None
     account: str | None = None
     qos: str | None = None
@@ -47,7 +49,8 @@ class SbatchOptions:
                 f"--error={self.error}"]
         pairs = [("--nodes", self.nodes), ("--cpus-per-task", self.cpus_per_task),
                  ("--mem", f"{self.mem_mb}M" if self.mem_mb else None), ("--time", self.time),
-                 ("--tmp", f"{self.tmp_mb}M" if self.tmp_mb else None), ("--partition", self.partition),
+                 ("--tmp", f"{self.tmp_mb}M" if self.tmp_mb else None), ("--gpus", self.gpus),
+                 ("--partition", self.partition),
                  ("--account", self.account), ("--qos", self.qos)]
         opts += [f"{k}={v}" for k, v in pairs if v is not None]
         opts += list(self.extra)
@@ -57,12 +60,7 @@ class SbatchOptions:
         return [f"#SBATCH {o}" for o in opts]
 
 
-def slurm_time(seconds: int) -> str:
-    """Seconds → Slurm's D-HH:MM:SS (it rounds up to whole minutes itself)."""
-    days, rest = divmod(seconds, 86400)
-    h, rest = divmod(rest, 3600)
-    m, s = divmod(rest, 60)
-    return f"{days}-{h:02}:{m:02}:{s:02}" if days else f"{h}:{m:02}:{s:02}"
+slurm_time = clock  # seconds → Slurm's D-HH:MM:SS (it rounds up to whole minutes itself)
 
 
 def _comment(text: str) -> str:
@@ -75,7 +73,8 @@ def sbatch_options(spec: RunSpec, cluster: ClusterSettings, jd: str) -> SbatchOp
         job_name=job_name(spec.job_id), chdir=jd, output=f"{jd}/{STDOUT_FILE}", error=f"{jd}/{STDERR_FILE}",
         cpus_per_task=r.cpus, mem_mb=r.memory_mb, tmp_mb=r.tmp_mb, nodes=r.nodes,
         time=slurm_time(r.time_limit_s) if r.time_limit_s else cluster.time_limit,
-        partition=cluster.partition, account=cluster.account, qos=cluster.qos, extra=tuple(cluster.sbatch_options),
+        gpus=r.gpus, partition=r.partition or cluster.partition, account=cluster.account, qos=cluster.qos,
+        extra=tuple(cluster.sbatch_options),
     )
 
 
