@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from hpgc.models.names import image_cache_name
-from tests.integration.test_api_slurm import api, download, run  # noqa: F401  (api: the API on the cluster)
+from tests.integration.test_api_slurm import download, run
 
 pytestmark = pytest.mark.slurm
 
@@ -57,7 +57,7 @@ def package(process_id: str, image: str) -> str:
         "executionUnit": {"type": "SLURM", "image": image}})
 
 
-async def until_ready(api: TestClient, process_id: str) -> dict:  # noqa: F811
+async def until_ready(api: TestClient, process_id: str) -> dict:
     for _ in range(240):
         desc = await (await api.get(f"/processes/{process_id}")).json()
         if "hpgc:status" not in desc:
@@ -67,7 +67,7 @@ async def until_ready(api: TestClient, process_id: str) -> dict:  # noqa: F811
     raise AssertionError("the image pull did not finish")
 
 
-async def test_image_pulled_at_deploy_once(api: TestClient, sif_url: tuple[str, Path]) -> None:  # noqa: F811
+async def test_image_pulled_at_deploy_once(api: TestClient, sif_url: tuple[str, Path]) -> None:
     url, cached = sif_url
     headers = {"Content-Type": "application/ogcapppkg+json"}
     resp = await api.post("/processes", data=package("pulled-tool", url), headers=headers)
@@ -84,7 +84,7 @@ async def test_image_pulled_at_deploy_once(api: TestClient, sif_url: tuple[str, 
     assert cached.stat().st_mtime_ns == first
 
 
-async def test_unreachable_image_fails_the_deploy_clearly(api: TestClient, cluster: dict) -> None:  # noqa: F811
+async def test_unreachable_image_fails_the_deploy_clearly(api: TestClient, cluster: dict) -> None:
     headers = {"Content-Type": "application/ogcapppkg+json"}
     nowhere = f"http://{bridge_address(cluster)}:9/none.sif"  # nothing listens on the discard port
     resp = await api.post("/processes", data=package("broken-tool", nowhere),
