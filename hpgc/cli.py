@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hpgc.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from hpgc.jobs.service import JobService
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -146,8 +152,9 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return asyncio.run(_purge(settings, days, args.dry_run))
 
 
-async def _ready(settings: Settings) -> int:
-    """The checks of /health/ready, from here: the database, each cluster, the callback outbox."""
+@contextlib.asynccontextmanager
+async def _offline_service(settings: Settings, with_backends: bool) -> AsyncIterator[JobService]:
+    """The job service over the server's data dir, without the HTTP server (for `check --ready`, `purge`)."""
     from hpgc.api.app import default_backends
     from hpgc.datadir import secure_data_dir
     from hpgc.jobs.service import JobService
@@ -155,37 +162,32 @@ async def _ready(settings: Settings) -> int:
     from hpgc.packages.registry import ProcessRegistry
     from hpgc.store import Store
 
-    _private_umask()
     store = Store(secure_data_dir(settings.data_dir))
     outbound = GuardedClient(settings.outbound)
-    backends = default_backends(settings, outbound)
+    backends = default_backends(settings, outbound) if with_backends else {}
     service = JobService(store, ProcessRegistry(store), backends, settings.default_backend)
     try:
-        checks = await service.readiness(settings.health.timeout_s, settings.health.outbox_stuck_s)
+        yield service
     finally:
         for backend in backends.values():
             await backend.close()
         await outbound.close()
         service.close()
         store.close()
+
+
+async def _ready(settings: Settings) -> int:
+    """The checks of /health/ready, from here: the database, each cluster, the callback outbox."""
+    _private_umask()
+    async with _offline_service(settings, with_backends=True) as service:
+        checks = await service.readiness(settings.health.timeout_s, settings.health.outbox_stuck_s)
     for name, ok in sorted(checks.items()):
         print(f"{name}: {'ok' if ok else 'FAILED'}")
     return 0 if all(checks.values()) else 1
 
 
 async def _purge(settings: Settings, days: float, dry_run: bool) -> int:
-    from hpgc.api.app import default_backends
-    from hpgc.datadir import secure_data_dir
-    from hpgc.jobs.service import JobService
-    from hpgc.net import GuardedClient
-    from hpgc.packages.registry import ProcessRegistry
-    from hpgc.store import Store
-
-    store = Store(secure_data_dir(settings.data_dir))
-    outbound = GuardedClient(settings.outbound)
-    backends = {} if dry_run else default_backends(settings, outbound)
-    service = JobService(store, ProcessRegistry(store), backends, settings.default_backend)
-    try:
+    async with _offline_service(settings, with_backends=not dry_run) as service:
         if dry_run:
             rows = await service.expired(days, 1_000_000)
             for row in rows:
@@ -194,18 +196,12 @@ async def _purge(settings: Settings, days: float, dry_run: bool) -> int:
                       f"{':' + row['cluster'] if row.get('cluster') else ''}  {row['process_id']}  {row['owner']}")
             print(f"{len(rows)} jobs ended more than {days:g} days ago would be deleted", file=sys.stderr)
             return 0
-        for backend in backends.values():
+        for backend in service.backends.values():
             await backend.start(lambda: None)
         purged = await service.sweep(days, settings.retention.batch)
         left = len(await service.expired(days, 1_000_000))
         print(f"deleted the files of {purged} jobs; {left} could not be deleted (see the log)", file=sys.stderr)
         return 0 if left == 0 else 1
-    finally:
-        for backend in backends.values():
-            await backend.close()
-        await outbound.close()
-        service.close()
-        store.close()
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ The expected statuses and messages are written out here, not taken from hpgc's o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -95,22 +96,24 @@ class Site:
         return job_id
 
 
-@pytest.fixture
-async def site(tmp_path: Path, aiohttp_client: Callable[..., Awaitable[TestClient]]) -> AsyncIterator[Site]:
+@contextlib.asynccontextmanager
+async def fake_slurm_site(tmp_path: Path, aiohttp_client: Callable[..., Awaitable[TestClient]],
+                          **cluster: Any) -> AsyncIterator[Site]:
+    """The API on the Slurm backend, over the fake Slurm behind a real SSH server; `cluster`: more settings."""
     bin_dir, state = install_fake_slurm(tmp_path / "slurm")
     work = tmp_path / "work"
     work.mkdir()
     server = FakeSSHServer(tmp_path, {"PATH": f"{bin_dir}:/usr/bin:/bin", "FAKESLURM_STATE": str(state),
                                       "HOME": str(tmp_path), "LANG": "C.UTF-8"})
     await server.start()
-    cluster = ClusterSettings(host="127.0.0.1", port=server.port, known_hosts=server.known_hosts, user="alice",
-                              key_file=server.client_key_file, work_root=str(work), poll_min_s=0.05,
-                              poll_max_s=0.2, command_timeout_s=20, connect_timeout_s=5,
-                              cwltool=str(Path(sys.executable).parent / "cwltool"))
+    settings_ = ClusterSettings(host="127.0.0.1", port=server.port, known_hosts=server.known_hosts, user="alice",
+                                key_file=server.client_key_file, work_root=str(work), poll_min_s=0.05,
+                                poll_max_s=0.2, command_timeout_s=20, connect_timeout_s=5,
+                                cwltool=str(Path(sys.executable).parent / "cwltool"), **cluster)
     settings = Settings(data_dir=tmp_path / "data", appkgs_dir=REPO / "appkgs", auth=AuthSettings(enabled=False),
                         default_backend="slurm", deploy=DeploySettings(start_with_server=False))
-    backend = SlurmBackend({"fake": cluster})
-    s = Site(await aiohttp_client(create_app(settings, backends={"slurm": backend})), state, work)
+    s = Site(await aiohttp_client(create_app(settings, backends={"slurm": SlurmBackend({"fake": settings_})})),
+             state, work)
     s.hold(True)
     try:
         yield s
@@ -118,6 +121,12 @@ async def site(tmp_path: Path, aiohttp_client: Callable[..., Awaitable[TestClien
         await s.client.close()
         await server.stop()
         kill_fake_jobs(state)
+
+
+@pytest.fixture
+async def site(tmp_path: Path, aiohttp_client: Callable[..., Awaitable[TestClient]]) -> AsyncIterator[Site]:
+    async with fake_slurm_site(tmp_path, aiohttp_client) as s:
+        yield s
 
 
 # Slurm's report of a finished or changed job → what a client reads. Each row: sacct's State, ExitCode

@@ -4,7 +4,6 @@ RunSpec (fake backend) and the #SBATCH lines (the Slurm backend over the fake Sl
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -12,19 +11,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from hpgc.api.app import create_app
-from hpgc.auth.settings import AuthSettings
-from hpgc.backends.slurm.backend import SlurmBackend
-from hpgc.backends.slurm.config import ClusterSettings
-from hpgc.config import Settings
 from hpgc.models.resources import ResourceLimits
 from hpgc.models.run import Resources
-from hpgc.packages.workers import DeploySettings
 from tests.api.fake_backend import FakeBackend, submitted
-from tests.api.test_api_slurm_fake import Site
+from tests.api.test_api_slurm_fake import Site, fake_slurm_site
 from tests.api.waits import job_reaches
 from tests.ogc_schemas import validate
-from tests.unit.slurm_fake import FakeSSHServer, install_fake_slurm, kill_fake_jobs
 
 REPO = Path(__file__).resolve().parents[2]
 ASYNC = {"Prefer": "respond-async"}
@@ -136,28 +128,9 @@ async def test_a_process_without_requirements_sets_no_ceiling(client: TestClient
 # --- the Slurm backend over the fake Slurm: #SBATCH lines, the cluster's limits, sacct's usage ---------------------
 @pytest.fixture
 async def slurm(tmp_path: Path, aiohttp_client: Callable[..., Awaitable[TestClient]]) -> AsyncIterator[Site]:
-    bin_dir, state = install_fake_slurm(tmp_path / "slurm")
-    work = tmp_path / "work"
-    work.mkdir()
-    server = FakeSSHServer(tmp_path, {"PATH": f"{bin_dir}:/usr/bin:/bin", "FAKESLURM_STATE": str(state),
-                                      "HOME": str(tmp_path), "LANG": "C.UTF-8"})
-    await server.start()
-    cluster = ClusterSettings(host="127.0.0.1", port=server.port, known_hosts=server.known_hosts, user="alice",
-                              key_file=server.client_key_file, work_root=str(work), poll_min_s=0.05,
-                              poll_max_s=0.2, command_timeout_s=20, connect_timeout_s=5, partition="cpu",
-                              max_cpus=16, max_time="4:00:00", partitions=["cpu", "gpu"],
-                              cwltool=str(Path(sys.executable).parent / "cwltool"))
-    settings = Settings(data_dir=tmp_path / "data", appkgs_dir=REPO / "appkgs", auth=AuthSettings(enabled=False),
-                        default_backend="slurm", deploy=DeploySettings(start_with_server=False))
-    s = Site(await aiohttp_client(create_app(settings, backends={"slurm": SlurmBackend({"fake": cluster})})),
-             state, work)
-    s.hold(True)
-    try:
+    async with fake_slurm_site(tmp_path, aiohttp_client, partition="cpu", max_cpus=16, max_time="4:00:00",
+                               partitions=["cpu", "gpu"]) as s:
         yield s
-    finally:
-        await s.client.close()
-        await server.stop()
-        kill_fake_jobs(state)
 
 
 async def test_sbatch_lines_limits_and_usage_on_slurm(slurm: Site) -> None:

@@ -17,6 +17,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.integration.conftest import ssh_run_async
+from tests.integration.test_api_slurm import succeeded
 
 pytestmark = pytest.mark.slurm
 ASYNC = {"Prefer": "respond-async"}
@@ -44,18 +45,9 @@ def mib(req_mem: str) -> float:
 
 
 async def finished(api: TestClient, body: dict, timeout: float = 300) -> dict:
-    resp = await api.post("/processes/sized-echo/execution", json=body, headers=ASYNC)
-    assert resp.status == 201, await resp.text()
-    job_id = (await resp.json())["jobID"]
-    status: dict = {}
-    for _ in range(int(timeout / 0.5)):
-        status = await (await api.get(f"/jobs/{job_id}")).json()
-        if status["status"] in ("successful", "failed", "dismissed"):
-            break
-        await asyncio.sleep(0.5)
-    logs = await (await api.get(f"/jobs/{job_id}/logs")).json()
-    assert status["status"] == "successful", (status, logs["stderr"][-3000:])
-    return status
+    """Run sized-echo, insist it succeeded; → its status document."""
+    job_id = await succeeded(api, "sized-echo", body, timeout)
+    return await (await api.get(f"/jobs/{job_id}")).json()
 
 
 async def sacct_request(cluster: dict, job_id: str) -> tuple[str, str, str]:

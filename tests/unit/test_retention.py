@@ -138,3 +138,22 @@ def test_purge_dry_run_lists_and_deletes_nothing(tmp_path: Path, capsys: pytest.
     assert store.get_job("old-ok")["status"] == "successful"  # type: ignore[index]
     store.close()
     assert main(["purge", "--data-dir", str(data)]) == 2  # job_days = 0 and no --days: nothing expires
+
+
+def test_purge_deletes_the_expired_jobs_files_on_the_local_backend(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "data"
+    assert main(["purge", "--dry-run", "--days", "7", "--data-dir", str(data)]) == 0  # creates the database
+    store = Store(data / DB_FILE)
+    for row in JOBS:
+        store.insert_job({**row, "backend": "local", "external_id": f"local:{row['id']}"})  # type: ignore[typeddict-item]
+        (data / "jobs" / row["id"]).mkdir(parents=True)
+    store.close()
+    capsys.readouterr()
+    assert main(["purge", "--days", "7", "--data-dir", str(data)]) == 0
+    assert "deleted the files of 2 jobs; 0 could not be deleted" in capsys.readouterr().err
+    assert sorted(p.name for p in (data / "jobs").iterdir()) == sorted(
+        r["id"] for r in JOBS if r["id"] not in ("old-ok", "old-failed"))
+    store = Store(data / DB_FILE)
+    assert store.get_job("old-ok")["status"] == "dismissed"  # type: ignore[index]
+    store.close()
