@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import logging
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -139,6 +140,21 @@ def cmd_metrics_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """A consistent copy of the database, also while the server runs (docs/operations.md)."""
+    from hpgc.datadir import DB_FILE
+    from hpgc.store.backup import BackupError, backup_database
+
+    settings = load_settings(args.config, data_dir=args.data_dir)
+    try:
+        jobs = backup_database(settings.data_dir / DB_FILE, args.file)
+    except (BackupError, OSError, sqlite3.Error) as exc:
+        print(f"hpgc: backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"backed up {settings.data_dir / DB_FILE} to {args.file} ({jobs} jobs, integrity ok)", file=sys.stderr)
+    return 0
+
+
 def cmd_purge(args: argparse.Namespace) -> int:
     """Retention by hand: list (--dry-run) or delete the ended jobs past retention.job_days (or --days)."""
     import asyncio
@@ -266,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("--deny", action="store_true", help="refuse the login")
     approve.add_argument("--list", action="store_true", help="list the logins waiting")
     approve.set_defaults(func=cmd_device_approve)
+    backup = sub.add_parser("backup", help="copy the database to FILE, consistently, also while the server runs")
+    _common(backup)
+    backup.add_argument("file", type=Path, help="where the copy goes (must not exist)")
+    backup.set_defaults(func=cmd_backup)
     purge = sub.add_parser("purge", help="delete the files of jobs that ended more than retention.job_days ago "
                            "(their rows stay as tombstones); --dry-run lists them")
     _common(purge)
