@@ -74,6 +74,11 @@ class Backend(ABC):
         BackendError saying why when it cannot be."""
         raise BackendError(f"the {self.name} backend does not run containers")
 
+    async def remove_image(self, container: Container, cluster: str | None) -> None:
+        """Delete an image hpgc pulled (`container.image`, never the site's own file) once no process uses it;
+        a backend without an image cache has nothing to do."""
+        return None
+
     # jobs ------------------------------------------------------------------------------------------
     @abstractmethod
     async def submit(self, spec: RunSpec) -> str:

@@ -1,5 +1,6 @@
 """The process catalogue as users see it: the processes visible to them, deploy, replace and undeploy
-(Part 2) with who may deploy where, and a deployed process's container image pulled before it runs."""
+(Part 2) with who may deploy where, a deployed process's container image pulled before it runs and removed
+when no process uses it any more."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import time
 from typing import Any
 
 from hpgc.auth.principal import Principal
+from hpgc.backends.base import Backend, BackendError
 from hpgc.jobs.metrics import DEPLOYS, IMAGE_PULL_SECONDS, IMAGE_PULLS
-from hpgc.jobs.parts import ServiceParts
+from hpgc.jobs.parts import ServiceParts, log
 from hpgc.jobs.submission import package_cluster
 from hpgc.jobs.trust import check_deploy_target
+from hpgc.models.run import Container
 from hpgc.packages.registry import Process
 from hpgc.packages.translate import build_run_spec
 
@@ -38,13 +41,43 @@ class Catalog(ServiceParts):
         self.check_deploy(principal)
 
     async def replace(self, principal: Principal, process_id: str, row: dict[str, Any]) -> None:
+        old = await self.db(self.registry.get, process_id)
         await self.db(self.registry.replace, principal, process_id, row)
         DEPLOYS.labels("replace").inc()
         await self.prepare(process_id)
+        await self._collect_image(old)
 
     async def undeploy(self, principal: Principal, process_id: str) -> None:
+        old = await self.db(self.registry.get, process_id)
         await self.db(self.registry.undeploy, principal, process_id)
         DEPLOYS.labels("undeploy").inc()
+        await self._collect_image(old)
+
+    def _image_of(self, process: Process) -> tuple[Backend, Container, str | None] | None:
+        """(backend, image, cluster) a command package's jobs run with; None for CWL or no container."""
+        backend = self.backends.get(process.backend or self.default_backend)
+        if process.kind != "command" or backend is None:
+            return None
+        container = build_run_spec(process, "deploy-check", {}, None).container
+        return None if container is None else (backend, container, package_cluster(process))
+
+    async def _collect_image(self, old: Process) -> None:
+        """The image of a process that went (undeployed, or replaced by another package) leaves the cache once
+        no process uses it; only what hpgc pulled, never the site's own file. A failure is only logged: the
+        image is then one more file in the cache, nothing breaks."""
+        image = self._image_of(old)
+        if image is None or not image[1].source:
+            return
+        backend, container, cluster = image
+        for process in await self.db(self.registry.all):
+            other = self._image_of(process)
+            if other is not None and other[0] is backend and other[2] == cluster and \
+                    other[1].image == container.image:
+                return
+        try:
+            await backend.remove_image(container, cluster)
+        except (BackendError, OSError) as exc:
+            log.warning("the image %s of process %s could not be removed: %s", container.image, old.id, exc)
 
     def check_deploy(self, principal: Principal, backend_name: str | None = None) -> None:
         """Before a deploy or replace: may `principal` put a package on the backend it would run on (a
@@ -55,16 +88,10 @@ class Catalog(ServiceParts):
     async def prepare(self, process_id: str, bound_s: float = 2.0) -> None:
         """Get a deployed process's container image into the backend's cache (a pull can take minutes: after
         `bound_s` the process stays 'deploying' and the pull goes on in the background)."""
-        process = await self.db(self.registry.get, process_id)
-        if process.kind != "command":
+        image = self._image_of(await self.db(self.registry.get, process_id))
+        if image is None:
             return
-        backend = self.backends.get(process.backend or self.default_backend)
-        if backend is None:
-            return
-        spec = build_run_spec(process, "deploy-check", {}, None)
-        if spec.container is None:
-            return
-        container, cluster = spec.container, package_cluster(process)  # the image goes where the jobs will run
+        backend, container, cluster = image  # the image goes where the jobs will run
 
         async def pull() -> None:
             started = time.monotonic()

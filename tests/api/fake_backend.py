@@ -48,6 +48,7 @@ class FakeBackend(Backend):
         self.files: dict[tuple[str, str], bytes] = {}
         self.on_change: Callable[[], None] = lambda: None
         self.pulled: list[str] = []
+        self.removed_images: list[str] = []
         self.removed: list[str] = []
         self.pull_error: str | None = None
         self.submissions: list[str] = []  # job ids, once per submit call
@@ -186,6 +187,9 @@ class FakeBackend(Backend):
             raise BackendError(self.pull_error)
         self.pulled.append(container.image)
         await self._signal()
+
+    async def remove_image(self, container: Container, cluster: str | None = None) -> None:
+        self.removed_images.append(container.image)
 
     async def script(self, job: JobRef) -> str | None:
         return f"#!/bin/sh\necho fake {job.job_id}\n"

@@ -254,3 +254,22 @@ async def test_docker_unit_config_becomes_sbatch_resources(client: TestClient, f
     lines = sbatch_options(spec, cluster, "/w/u/j").lines()
     for expected in ("--cpus-per-task=2", "--mem=1536M", "--tmp=10240M", "--time=1:30:00"):
         assert any(expected in line for line in lines), (expected, lines)
+
+
+async def test_an_image_no_process_uses_leaves_the_cache(client: TestClient, fake_backend: FakeBackend) -> None:
+    """Undeploy or replace: the pulled image goes once the last process using it has; not before."""
+    pulled = "otbtf_4.1.0-cpu-41faafe128236ad4.sif"
+    await _deploy_bandmath(client)
+    twin = json.loads(BANDMATH)
+    twin["processDescription"]["id"] = "BandMath2"
+    assert (await client.post("/processes", json=twin, headers=PKG)).status == 201
+    assert (await client.delete("/processes/BandMath")).status == 204
+    assert fake_backend.removed_images == []  # BandMath2 still runs with it
+    other = json.loads(BANDMATH)
+    other["processDescription"]["id"] = "BandMath2"
+    other["executionUnit"]["image"] = "docker://otbtf/4.2.0-cpu"
+    assert (await client.put("/processes/BandMath2", json=other, headers=PKG)).status == 204
+    assert fake_backend.removed_images == [pulled]  # replaced by a package with another image
+    assert (await client.delete("/processes/BandMath2")).status == 204
+    assert fake_backend.removed_images[0] == pulled and len(fake_backend.removed_images) == 2
+    assert fake_backend.removed_images[1] != pulled  # the replacement's own image, now unused too

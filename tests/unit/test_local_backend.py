@@ -178,3 +178,18 @@ async def test_image_pulled_once_with_the_runtime(tmp_path: Path) -> None:
         assert "outside" in str(exc)
     else:
         raise AssertionError("an image path outside the cache was accepted")
+
+
+async def test_only_a_pulled_image_is_removed(tmp_path: Path) -> None:
+    from hpgc.models.run import Container
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for name in ("tool-0123456789abcdef.sif", "site.sif"):
+        (cache / name).write_text("image")
+    backend = LocalBackend(LocalBackendSettings(container_runtime="apptainer", image_cache=cache), tmp_path / "jobs")
+    await backend.remove_image(Container(image="site.sif"), None)  # the site's own file: no source, kept
+    await backend.remove_image(Container(image="tool-0123456789abcdef.sif", source="docker://x/tool",
+                                         site_image="site.sif"), None)
+    await backend.remove_image(Container(image="gone-0123456789abcdef.sif", source="docker://x/gone"), None)
+    assert sorted(p.name for p in cache.iterdir()) == ["site.sif"]

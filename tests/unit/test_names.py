@@ -186,3 +186,21 @@ def test_active_jobs_counted_in_the_insert(tmp_path: Path) -> None:
         ["alice"]).fetchall())
     assert "jobs_owner_status" in plan
     store.close()
+
+
+async def test_slurm_removes_only_the_image_it_pulled(tmp_path: Path) -> None:
+    from hpgc.backends.slurm.backend import SlurmBackend
+    from hpgc.models.run import Container
+
+    cache = tmp_path / "images"
+    cache.mkdir()
+    for name in ("b_c-0123456789abcdef.sif", "site.sif"):
+        (cache / name).write_text("image")
+    backend = SlurmBackend({"c": ClusterSettings(host="h", known_hosts=Path("/dev/null"), user="u", work_root="/w",
+                                                 container_runtime="apptainer", image_cache=str(cache))})
+    backend.pool = _LocalShell()  # type: ignore[assignment]
+    await backend.remove_image(Container(image="site.sif"), None)  # no source: the site's own, kept
+    await backend.remove_image(Container(image="b_c-0123456789abcdef.sif", source="docker://a/b_c"), "c")
+    assert sorted(p.name for p in cache.iterdir()) == ["site.sif"]
+    with pytest.raises(BackendError, match="must be a file name"):
+        await backend.remove_image(Container(image="../x.sif", source="docker://a/x"), None)

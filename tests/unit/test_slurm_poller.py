@@ -97,3 +97,9 @@ def test_pull_image_command_text() -> None:
     assert pull_image_command("apptainer", "/c", Container(image="a.sif", source="docker://x/y")) == (
         "test -e /c/a.sif || { apptainer -s pull --force /c/.a.sif.partial docker://x/y && "
         "{ ln /c/.a.sif.partial /c/a.sif 2>/dev/null || test -e /c/a.sif; } && rm -f /c/.a.sif.partial; }")
+
+
+def test_remove_image_command_text() -> None:
+    from hpgc.backends.slurm.commands.pull_image import remove_image_command
+
+    assert remove_image_command("/c/", "a b.sif") == "rm -f -- '/c/a b.sif'"

@@ -201,6 +201,10 @@ class LocalBackend(Backend):
         if proc.returncode != 0:
             raise BackendError(out.decode(errors="replace")[-1000:].strip() or f"pull exited {proc.returncode}")
 
+    async def remove_image(self, container: Container, cluster: str | None = None) -> None:
+        if self.settings.image_cache and container.source:  # only what hpgc pulled, under its digest name
+            self._inside(self.settings.image_cache, container.image).unlink(missing_ok=True)
+
     # follow ----------------------------------------------------------------------------------------
     async def poll(self, jobs: list[JobRef]) -> dict[str, BackendStatus]:
         return {ref.job_id: self._status(ref.job_id) for ref in jobs}

@@ -19,11 +19,10 @@ from urllib.parse import quote
 
 from hpgc.backends.base import Backend, BackendError, Capabilities
 from hpgc.backends.files import OUTPUTS_FILE, PROGRESS_HELPER
-from hpgc.backends.slurm import jobdir
+from hpgc.backends.slurm import images, jobdir
 from hpgc.backends.slurm.batcher import SubmitBatcher
 from hpgc.backends.slurm.commands.cancel import cancel_command, cancelled
 from hpgc.backends.slurm.commands.private_dir import private_dir_command
-from hpgc.backends.slurm.commands.pull_image import pull_image_command
 from hpgc.backends.slurm.commands.read_file import FILE_MISSING, read_command
 from hpgc.backends.slurm.commands.remove import remove_command
 from hpgc.backends.slurm.config import ClusterSettings
@@ -44,7 +43,6 @@ log = logging.getLogger(__name__)
 CHUNK = 256 * 1024
 MAX_SMALL_BYTES = 16 * 1024 * 1024  # outputs.json, job.sbatch, slurm_job_id: read whole
 SUBMIT_RETRY_S = 2.0
-IMAGE_PULL_TIMEOUT_S = 3600.0
 
 
 class SlurmBackend(Backend):
@@ -210,18 +208,12 @@ class SlurmBackend(Backend):
         return f"{settings.public_url_prefix.rstrip('/')}/{quote(full[len(root) + 1:])}"
 
     async def ensure_image(self, container: Container, cluster: str | None) -> None:
-        """Pull a package's image into the cluster's image cache once, at deploy time; an image already
-        cached is kept."""
         name, settings = self._cluster(cluster)
-        if not settings.container_runtime or not settings.image_cache:
-            raise BackendError(f"cluster {name} has no container_runtime and image_cache configured")
-        if any("/" in n or n.startswith(".") for n in container.candidates()):
-            raise BackendError(f"image {container.image!r} must be a file name in the image cache")
-        command = pull_image_command(settings.container_runtime, settings.image_cache, container)
-        result = await self.pool.client(name, None).run(command, timeout=IMAGE_PULL_TIMEOUT_S)
-        if not result.ok:
-            detail = (result.stderr or result.stdout).strip()[-1000:]
-            raise BackendError(detail or f"the image {container.image} is not in {settings.image_cache}")
+        await images.ensure_image(self.pool.client(name, None), settings, container)
+
+    async def remove_image(self, container: Container, cluster: str | None) -> None:
+        name, settings = self._cluster(cluster)
+        await images.remove_image(self.pool.client(name, None), settings, container)
 
     # poll --------------------------------------------------------------------------------------------
     async def poll(self, jobs: list[JobRef]) -> dict[str, BackendStatus]:

@@ -1,5 +1,5 @@
 """Make sure an image is in a cluster's image cache: look for it, else pull it with the container
-runtime's own pull on the login node (compute nodes are often offline)."""
+runtime's own pull on the login node (compute nodes are often offline); or delete one hpgc pulled."""
 
 from __future__ import annotations
 
@@ -21,3 +21,8 @@ def pull_image_command(runtime: str, cache: str, container: Container) -> str:
     partial = q(f"{cache}/.{container.image}.partial")
     return (f"{cached} || {{ {q(runtime)} -s pull --force {partial} {q(container.source)} && "
             f"{{ ln {partial} {target} 2>/dev/null || test -e {target}; }} && rm -f {partial}; }}")
+
+
+def remove_image_command(cache: str, image: str) -> str:
+    """`image` is a file name in the cache (checked by the caller), the name hpgc pulled it under."""
+    return f"rm -f -- {shlex.quote(cache.rstrip('/') + '/' + image)}"
