@@ -1,4 +1,5 @@
 # Shared settings and helpers for up/down/status/ctl. Sourced, never run.
+umask 022  # the nodes' daemons (munge) need their files readable as before: never the caller's umask (e.g. 077)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
