@@ -15,6 +15,16 @@ from tests.fake_issuer import FakeIssuer
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _umask_restored() -> object:
+    """`hpgc.cli.main` run in process (serve, purge, check, token) makes the process's umask 077 on purpose;
+    a test must not hand that on to the tests after it (the cluster's `up` inherited it once)."""
+    before = os.umask(0o022)
+    os.umask(before)
+    yield
+    os.umask(before)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers",
                             "cluster_lifecycle: restarts the Slurm test cluster; runs after every other test")
