@@ -117,6 +117,11 @@ class Backend(ABC):
         """The script that was submitted, if the backend has one."""
         return None
 
+    async def steps(self, job: JobRef) -> list[dict[str, Any]] | None:
+        """The batch jobs a job's steps run as (Slurm: a Toil workflow's), each with its name, status, batch
+        job id, node and logs; None when the job's steps do not run as jobs of their own."""
+        return None
+
     def public_url(self, job: JobRef, path: str) -> str | None:
         """Where the site serves a result file itself (links in results documents); None: through hpgc."""
         return None

@@ -20,6 +20,20 @@ def cwltool_argv(cwltool: str, containers: bool, outdir: str, tmp_prefix: str, f
             folder + CWL_TOOL_FILE, folder + CWL_JOB_FILE]
 
 
+def toil_argv(toil: str, containers: bool, job_store: str, logs_dir: str, log_file: str,
+              partition: str | None = None, qos: str | None = None, folder: str = "") -> list[str]:
+    """toil-cwl-runner for the same tool.cwl + job.json, each step its own Slurm job; like cwltool, its stdout is
+    the outputs manifest. The job store and the steps' logs lie in the job directory (a shared file system)."""
+    argv = [toil, "--batchSystem", "slurm", "--jobStore", job_store, "--batchLogsDir", logs_dir,
+            "--logFile", log_file, "--logInfo", "--outdir", "outputs", "--preserve-environment", "HPGC_JOB_DIR",
+            "--singularity" if containers else "--no-container"]
+    if partition:
+        argv += ["--slurmPartition", partition]
+    if qos:
+        argv += ["--slurmQoS", qos]
+    return [*argv, folder + CWL_TOOL_FILE, folder + CWL_JOB_FILE]
+
+
 def command_argv(spec: RunSpec) -> list[str]:
     if not spec.argv:
         raise BackendError("the package gives no command to run")

@@ -12,7 +12,7 @@ from hpgc.auth.principal import Principal
 from hpgc.backends.base import Backend, BackendError
 from hpgc.errors import JobFailed, NoSuchJob, NoSuchOutput, ResultNotReady
 from hpgc.jobs.lifecycle import job_ref
-from hpgc.jobs.parts import ServiceParts
+from hpgc.jobs.parts import ServiceParts, log
 from hpgc.models.ogc import StatusCode
 from hpgc.models.run import JobRef
 from hpgc.packages.registry import Process
@@ -67,6 +67,18 @@ class Results(ServiceParts):
             except (BackendError, OSError) as exc:
                 logs["stderr"] = f"(logs unavailable: {exc})"
         return {"jobID": job_id, **logs, "events": await self.db(self.store.job_events, job_id)}
+
+    async def steps(self, principal: Principal, job_id: str) -> list[dict[str, Any]] | None:
+        """The batch jobs the job's steps run as (a Toil workflow's); None: they run inside the job itself."""
+        row = await self.get(principal, job_id)
+        backend = self.backends.get(row["backend"])
+        if backend is None or not row.get("external_id"):
+            return None
+        try:
+            return await backend.steps(job_ref(row))
+        except BackendError as exc:
+            log.warning("steps of job %s: %s", job_id, exc)
+            return None
 
     async def script(self, principal: Principal, job_id: str) -> str | None:
         row = await self.get(principal, job_id)

@@ -73,6 +73,12 @@ class RunSpec(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     resources: Resources = Field(default_factory=Resources)
     cluster: str | None = Field(default=None, description="Cluster name; None: the default one.")
+    cwl_runner: Literal["cwltool", "toil"] | None = Field(
+        default=None, description="kind 'cwl': the runner the package asks for (additional parameter "
+        "`cwl-runner`); None: the backend's choice.")
+    cwl_workflow: bool = Field(
+        default=False, description="kind 'cwl': a workflow with `scatter` or more than one step (such a workflow "
+        "runs under Toil where the cluster has it).")
     unix_user: str | None = Field(default=None, description="Identity to run as (Slurm backend).")
 
 

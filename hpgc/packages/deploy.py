@@ -21,6 +21,7 @@ from hpgc.packages import cwl
 from hpgc.packages.command import check_patterns, command_unit, split_entry_point
 from hpgc.packages.cwl_refs import refuse_external_references
 from hpgc.packages.cwl_resources import check as check_resources
+from hpgc.packages.cwl_runner import asked_runner
 
 CWL_TYPES = ("application/cwl", "application/cwl+json", "application/cwl+yaml")
 MAX_CWL_FETCH = 4 * 1024 * 1024
@@ -99,6 +100,10 @@ async def from_request(body: bytes, content_type: str, w: str | None, fetch: Any
         check_process_id(w)
     deployable = await _from_request(body, content_type, w, fetch, run)
     check_process_id(deployable.description.id)  # whichever of ?w=, the package or the CWL id named it
+    try:
+        asked_runner(deployable.description)  # a runner that does not exist: a 400 now, not a failure at each run
+    except ValueError as exc:
+        raise InvalidPackage(str(exc)) from None
     return deployable
 
 

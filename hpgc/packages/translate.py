@@ -11,6 +11,7 @@ from hpgc.models.run import RunSpec, StagedFile
 from hpgc.packages import cwl
 from hpgc.packages.command import command_limits, command_run_spec
 from hpgc.packages.cwl_resources import cwl_resources
+from hpgc.packages.cwl_runner import asked_runner, is_parallel_workflow
 from hpgc.packages.inputs import InputValue
 from hpgc.packages.registry import Process
 from hpgc.packages.resources import job_resources
@@ -69,7 +70,12 @@ def cwl_run_spec(process: Process, job_id: str, inputs: dict[str, list[InputValu
     files.append(StagedFile(path="tool.cwl", content=_tool_text(process)))
     files.append(StagedFile(path="job.json", content=json.dumps(job, indent=1).encode()))
     resources, limits = cwl_resources(process.package, _with_defaults(process, job))
-    return RunSpec(job_id=job_id, process_id=process.id, kind="cwl", files=files, resources=resources), limits
+    try:
+        runner = asked_runner(process.description)
+    except ValueError:
+        runner = None  # checked at deploy; a package stored before that check runs as the backend chooses
+    return RunSpec(job_id=job_id, process_id=process.id, kind="cwl", files=files, resources=resources,
+                   cwl_runner=runner, cwl_workflow=is_parallel_workflow(process.package)), limits
 
 
 def build_run_spec(

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Build the cluster's root file system and its container images into OUT:
-#   OUT/root/                      Debian trixie: Slurm, MariaDB, munge, sshd, Apptainer, cwltool
+#   OUT/root/                      Debian trixie: Slurm, MariaDB, munge, sshd, Apptainer, cwltool;
+#                                  Toil in /opt/toil (toil.sh)
 #   OUT/images/otbtf_4.1.0-cpu.sif Debian bookworm: OTB (otbcli_*), GDAL, numpy
 #   OUT/images/python_3.11-slim.sif Debian bookworm: Python 3.11 + numpy
 # Every file in this directory is hashed into the cache key: edit one and `up` rebuilds.
@@ -81,9 +82,10 @@ pids=()
 build_cluster_root > "$OUT/cluster-root.log" 2>&1 & pids+=($!)
 build_otb_root     > "$OUT/otb-root.log" 2>&1 & pids+=($!)
 build_python_root  > "$OUT/python-root.log" 2>&1 & pids+=($!)
+"$RECIPE/toil.sh" download "$OUT" > "$OUT/toil.log" 2>&1 & pids+=($!)
 fail=0
 for p in "${pids[@]}"; do wait "$p" || fail=1; done
-if [ $fail = 1 ]; then tail -n 30 "$OUT"/*-root.log >&2; exit 1; fi
+if [ $fail = 1 ]; then tail -n 30 "$OUT"/*-root.log "$OUT/toil.log" >&2; exit 1; fi
 
 # The SIFs are built by the cluster's own apptainer, in a chroot of the new root.
 # Apptainer reads /proc/self/mountinfo to find its temp dir's mount, so the root and
@@ -101,8 +103,9 @@ sif() { chroot "$R" env APPTAINER_TMPDIR=/build/tmp apptainer -s build --force "
 pids=()
 sif otbtf_4.1.0-cpu.sif otb > "$OUT/sif-otb.log" 2>&1 & pids+=($!)
 sif python_3.11-slim.sif python > "$OUT/sif-python.log" 2>&1 & pids+=($!)
+"$RECIPE/toil.sh" install "$OUT" >> "$OUT/toil.log" 2>&1 & pids+=($!)
 for p in "${pids[@]}"; do wait "$p" || fail=1; done
-if [ $fail = 1 ]; then tail -n 30 "$OUT"/sif-*.log >&2; exit 1; fi
+if [ $fail = 1 ]; then tail -n 30 "$OUT"/sif-*.log "$OUT/toil.log" >&2; exit 1; fi
 cleanup; trap - EXIT
 # cwltool names a cached `dockerPull: python:3.11-slim` python:3.11-slim.sif (3.1, 3.3)
 # or python_3.11-slim.sif (cwl-utils 0.42): answer to both.

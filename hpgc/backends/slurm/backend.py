@@ -19,12 +19,13 @@ from urllib.parse import quote
 
 from hpgc.backends.base import Backend, BackendError, Capabilities
 from hpgc.backends.files import OUTPUTS_FILE, PROGRESS_HELPER
-from hpgc.backends.slurm import images, jobdir
+from hpgc.backends.slurm import images, jobdir, toil
 from hpgc.backends.slurm.batcher import SubmitBatcher
-from hpgc.backends.slurm.commands.cancel import cancel_command, cancelled
+from hpgc.backends.slurm.commands.cancel import cancelled
 from hpgc.backends.slurm.commands.private_dir import private_dir_command
 from hpgc.backends.slurm.commands.read_file import FILE_MISSING, read_command
 from hpgc.backends.slurm.commands.remove import remove_command
+from hpgc.backends.slurm.commands.toil_cancel import toil_cancel_command
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.backends.slurm.health import cluster_healthy
 from hpgc.backends.slurm.jobdir import SCRIPT_FILE, SLURM_ID_FILE, STDERR_FILE, STDOUT_FILE, job_dir, job_name
@@ -153,6 +154,9 @@ class SlurmBackend(Backend):
             if f.content is not None:
                 files[f.path] = (f.content, 0o644)
         files["bin/hpgc-progress"] = (PROGRESS_HELPER.encode(), 0o755)
+        if spec.kind == "cwl" and toil.runner_for(spec, settings) == "toil":
+            path, watcher = toil.watcher_file()
+            files[path] = (watcher, 0o755)
         files[SCRIPT_FILE] = (text.encode(), 0o644)  # last: its presence means "sbatch may have run"
         if settings.stage_in == "server" and needs_server_stage_in(spec):
             existing = SlurmJobId.find(await self._read_small(client, f"{jd}/{SLURM_ID_FILE}") or "")
@@ -235,9 +239,10 @@ class SlurmBackend(Backend):
 
     # cancel ------------------------------------------------------------------------------------------
     async def cancel(self, job: JobRef) -> None:
-        client, _, slurm_id = self._ref(job)
-        # submitted but the id never stored: Slurm knows it by name
-        result = await client.run(cancel_command(slurm_id, job_name(job.job_id)))
+        client, jd, slurm_id = self._ref(job)
+        # submitted but the id never stored: Slurm knows it by name; a Toil leader's steps go with it
+        result = await client.run(toil_cancel_command(slurm_id, job_name(job.job_id), jd,
+                                                      toil.step_job_name(job.job_id)))
         if not cancelled(result.exit_status, result.stderr):
             raise BackendError(f"scancel failed: {result.stderr.strip()[-500:]}")
         self._on_change()
@@ -308,3 +313,8 @@ class SlurmBackend(Backend):
         client, jd, _ = self._ref(job)
         return await self._read_small(client, f"{jd}/{SCRIPT_FILE}")
 
+    async def steps(self, job: JobRef) -> list[dict[str, Any]] | None:
+        """A Toil workflow's step jobs, from the watcher's toil/tasks.json (None: not a Toil job)."""
+        client, jd, _ = self._ref(job)
+        text = await self._read_small(client, f"{jd}/{toil.TASKS_FILE}")
+        return None if text is None else toil.parse_tasks(text, jd)

@@ -73,6 +73,11 @@ async def check_cluster(name: str, settings: ClusterSettings, unix_user: str | N
             _item(client, "cwltool", f"command -v {q(settings.cwltool)} && {q(settings.cwltool)} --version "
                   "| tail -n 1", "CWL runner on the login node", optional=True),
         ]
+        toil = settings.toil_cwl_runner or "toil-cwl-runner"
+        checks.append(_item(client, "toil", f"command -v {q(toil)} && {q(toil)} --version 2>&1 | tail -n 1",
+                            "CWL workflows' steps as Slurm jobs" if settings.toil_cwl_runner else
+                            "found, but not used: set toil_cwl_runner to run workflows' steps as Slurm jobs",
+                            optional=True))
         if settings.partition:
             checks.append(_item(client, "partition", f"sinfo --noheader -p {q(settings.partition)} -o '%P %a %D' "
                                 f"| grep .", "partition"))

@@ -64,6 +64,16 @@ class ClusterSettings(BaseModel):
         "CWL runs with --no-container."
     )
     cwltool: str = Field(default="cwltool", description="cwltool command on the compute nodes.")
+    cwl_runner: Literal["cwltool", "toil"] = Field(
+        default="cwltool", description="How a CWL package runs when it does not ask (additional parameter "
+        "`cwl-runner`): 'cwltool' (the whole document in one Slurm job) or 'toil' (a small leader job; each step "
+        "and scatter element its own Slurm job). A workflow with `scatter` or more than one step runs under Toil "
+        "whenever `toil_cwl_runner` is set (docs/slurm.md).")
+    toil_cwl_runner: str | None = Field(
+        default=None, description="Toil's `toil-cwl-runner` command on the compute nodes (e.g. "
+        "'/opt/toil/bin/toil-cwl-runner'). None: the cluster has no Toil, and every CWL package runs under cwltool.")
+    toil_leader_memory_mb: int = Field(
+        default=2048, ge=256, description="Memory (sbatch --mem) of a Toil leader job; it takes one CPU.")
     stage_in: Literal["server", "job"] = Field(
         default="server", description="Who downloads `href` inputs: 'server' (hpgc downloads and uploads "
         "them over SFTP; compute nodes are often offline) or 'job' (the job script runs curl)."

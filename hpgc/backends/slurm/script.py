@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from hpgc.backends.base import BackendError
 from hpgc.backends.files import OUTPUTS_FILE, PROGRESS_FILE
 from hpgc.backends.launch import check_container, command_argv, container_argv, cwltool_argv
+from hpgc.backends.slurm import toil
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.backends.slurm.jobdir import STDERR_FILE, STDOUT_FILE, job_name
 from hpgc.models.resources import clock
@@ -107,8 +108,10 @@ def _stage_in_lines(spec: RunSpec, cluster: ClusterSettings) -> list[str]:
     return lines
 
 
-def _command_lines(spec: RunSpec, cluster: ClusterSettings) -> list[str]:
+def _command_lines(spec: RunSpec, cluster: ClusterSettings, jd: str) -> list[str]:
     q = shlex.quote
+    if spec.kind == "cwl" and toil.runner_for(spec, cluster) == "toil":
+        return toil.command_lines(spec, cluster, jd)
     if spec.kind == "cwl":
         argv = cwltool_argv(cluster.cwltool, bool(cluster.container_runtime), "outputs", "tmp/")
         return [shlex.join(argv) + f" > {OUTPUTS_FILE}"]
@@ -146,7 +149,10 @@ def _stage_out_lines(spec: RunSpec, jd: str) -> list[str]:
 
 def render(spec: RunSpec, cluster: ClusterSettings, jd: str) -> str:
     """The whole sbatch script for one job."""
-    lines = ["#!/bin/bash", *sbatch_options(spec, cluster, jd).lines(),
+    options = sbatch_options(spec, cluster, jd)
+    if spec.kind == "cwl" and toil.runner_for(spec, cluster) == "toil":
+        options = toil.leader_options(options, cluster)
+    lines = ["#!/bin/bash", *options.lines(),
              f"# hpgc job {spec.job_id}, process {_comment(spec.process_id)} ({spec.kind})",
              f"# Progress: `hpgc-progress PERCENT MESSAGE` writes $HPGC_JOB_DIR/{PROGRESS_FILE}.", "",
              "# --- environment", *_env_lines(spec, cluster, jd)]
@@ -155,7 +161,7 @@ def render(spec: RunSpec, cluster: ClusterSettings, jd: str) -> str:
     stage_in = _stage_in_lines(spec, cluster)
     if stage_in:
         lines += ["", "# --- stage-in", *stage_in]
-    lines += ["", "# --- command", *_command_lines(spec, cluster), "code=$?"]
+    lines += ["", "# --- command", *_command_lines(spec, cluster, jd), "code=$?"]
     stage_out = _stage_out_lines(spec, jd)
     if stage_out:
         lines += ["", "# --- stage-out", *stage_out]
