@@ -23,8 +23,8 @@ install)
     cp "$RECIPE/toil-requirements.txt" "$R/tmp/wheels/"
     chroot "$R" python3 -m venv --without-pip /opt/toil
     # pip runs from its wheel: the venv needs no pip of its own.
-    chroot "$R" sh -c 'cd /tmp/wheels && /opt/toil/bin/python pip-*.whl/pip install -q --no-index \
-        --disable-pip-version-check --no-cache-dir --find-links . -r toil-requirements.txt'
+    chroot "$R" sh -c 'cd /tmp/wheels && set -- pip-*.whl && /opt/toil/bin/python "$1/pip" install -q \
+        --no-index --disable-pip-version-check --no-cache-dir --find-links . -r toil-requirements.txt'
     for b in toil toil-cwl-runner _toil_worker; do ln -sf "/opt/toil/bin/$b" "$R/usr/local/bin/$b"; done
     rm -rf "$R/tmp/wheels" "$OUT/wheels"
     chroot "$R" toil-cwl-runner --version

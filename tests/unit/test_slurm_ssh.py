@@ -162,6 +162,7 @@ async def test_check_report(server: FakeSSHServer, tmp_path: Path) -> None:
     assert "1 images" in items["image cache"].detail
     assert items["partition"].ok
     assert not items["container runtime"].ok  # no apptainer on this machine
+    assert items["toil"].optional and not items["toil"].ok and "[warn] toil" in report.text()  # nor Toil
     assert not report.ok and "FAIL" in report.text()
     server.write_known_hosts(asyncssh.generate_private_key("ssh-ed25519"))
     bad = await check_cluster("fake", _settings(server))
