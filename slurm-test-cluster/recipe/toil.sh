@@ -12,7 +12,7 @@ case $1 in
 download)
     pip=(python3 -m pip); "${pip[@]}" --version >/dev/null 2>&1 || pip=(pip3)
     mkdir -p "$OUT/wheels"
-    "${pip[@]}" download -q --disable-pip-version-check -d "$OUT/wheels" --only-binary=:all: \
+    "${pip[@]}" download -q --disable-pip-version-check -d "$OUT/wheels" --only-binary=:all: --no-deps \
         --python-version "${PY#cp}" --implementation cp --abi "$PY" --abi abi3 --abi none \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
         --platform any -r "$RECIPE/toil-requirements.txt" pip==25.3
@@ -23,8 +23,10 @@ install)
     cp "$RECIPE/toil-requirements.txt" "$R/tmp/wheels/"
     chroot "$R" python3 -m venv --without-pip /opt/toil
     # pip runs from its wheel: the venv needs no pip of its own.
-    chroot "$R" sh -c 'cd /tmp/wheels && set -- pip-*.whl && /opt/toil/bin/python "$1/pip" install -q \
-        --no-index --disable-pip-version-check --no-cache-dir --find-links . -r toil-requirements.txt'
+    # env -i: none of the host's PIP_* settings (its index, its find-links) reaches the install
+    env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin chroot "$R" sh -c 'cd /tmp/wheels && set -- pip-*.whl &&
+        /opt/toil/bin/python "$1/pip" install -q --no-index --disable-pip-version-check --no-cache-dir \
+        --find-links . -r toil-requirements.txt'
     for b in toil toil-cwl-runner _toil_worker; do ln -sf "/opt/toil/bin/$b" "$R/usr/local/bin/$b"; done
     rm -rf "$R/tmp/wheels" "$OUT/wheels"
     chroot "$R" toil-cwl-runner --version
