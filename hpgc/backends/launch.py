@@ -27,6 +27,8 @@ def toil_argv(toil: str, containers: bool, job_store: str, logs_dir: str, log_fi
     argv = [toil, "--batchSystem", "slurm", "--jobStore", job_store, "--batchLogsDir", logs_dir,
             "--logFile", log_file, "--logInfo", "--outdir", "outputs", "--preserve-environment", "HPGC_JOB_DIR",
             "--singularity" if containers else "--no-container"]
+    if containers:  # the images are in the cache (CWL_SINGULARITY_CACHE): compute nodes pull nothing
+        argv.append("--no-prepull")
     if partition:
         argv += ["--slurmPartition", partition]
     if qos:

@@ -186,14 +186,14 @@ def test_hostile_step_names_cannot_break_a_line() -> None:
 def test_parse_tasks_checks_every_field_again() -> None:
     doc = {"tasks": [
         {"step": "nbr_pre.0", "slurm_id": "101", "state": "COMPLETED", "exit_code": "0:0", "node": "node1",
-         "stderr": "toil/logs/toil_abc.1.101.stderr.log"},
+         "stderr": "toil/logs/toil_abc.1.101.err.log"},
         {"step": "x\n\x00y" * 100, "slurm_id": "1; rm -rf /", "state": "RUNNING\n", "node": "n" * 999,
          "stdout": "../../../etc/passwd"},
         "not a task", {"step": ["list"], "slurm_id": 7, "state": None}]}
     tasks = toil.parse_tasks(json.dumps(doc), JD)
     assert tasks[0] == {"index": 0, "name": "nbr_pre.0", "status": "successful", "slurmJobId": "101",
                         "slurmState": "COMPLETED", "node": "node1",
-                        "stderr": f"{JD}/toil/logs/toil_abc.1.101.stderr.log"}
+                        "stderr": f"{JD}/toil/logs/toil_abc.1.101.err.log"}
     evil = tasks[1]
     assert evil["slurmJobId"] is None and "stdout" not in evil and evil["status"] == "running"
     assert "\n" not in evil["name"] and "\x00" not in evil["name"] and len(evil["name"]) <= 200

@@ -2,7 +2,7 @@
 workflow is. Every few seconds it joins what Toil and Slurm know about the steps:
 
 - Toil's leader log: "Issued job 'CWLJob' <step> ... with job batch system ID: <n>" (step name ↔ Toil's number);
-- Toil's batch logs folder: toil_<workflow>.<n>.<slurm id>.std{out,err}.log (Toil's number ↔ Slurm job id);
+- Toil's batch logs folder: toil_<workflow>.<n>.<slurm id>.{out,err}.log (Toil's number ↔ Slurm job id);
 - sacct and squeue of the step jobs, found by the job name hpgc gives them (TOIL_SLURM_ARGS --job-name);
 
 and writes toil/tasks.json (one entry per step: name, Slurm id, state, node, log) and a progress line (finished
@@ -35,7 +35,7 @@ ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_F
          "DEADLINE")
 
 _ISSUED = re.compile(r"Issued job '([^']*)' (\S+)(?: \S+)*? with job batch system ID: (\d+)")
-_LOG_NAME = re.compile(r"^toil_[^.]+\.(\d+)\.(\d+)\.(std(?:out|err))\.log$")
+_LOG_NAME = re.compile(r"^toil_[^.]+\.(\d+)\.(\d+)\.(out|err)\.log$")
 
 
 def clean(text: str) -> str:
@@ -58,7 +58,8 @@ def step_logs(names: list[str]) -> dict[int, dict[str, str]]:
     for name in names:
         m = _LOG_NAME.match(name)
         if m:
-            number, slurm_id, std = m.groups()
+            number, slurm_id, which = m.groups()
+            std = "stdout" if which == "out" else "stderr"
             entry = out.setdefault(int(number), {})
             if entry.get("slurm_id", slurm_id) != slurm_id and int(slurm_id) < int(entry["slurm_id"]):
                 continue  # a retry has a new Slurm job: keep the latest
