@@ -119,15 +119,12 @@ async def finish(api: TestClient, job_id: str, timeout: float = 400) -> tuple[di
     raise AssertionError(f"job {job_id} did not end in {timeout} s: {messages[-3:]}")
 
 
-async def tiles_of(api: TestClient, job_id: str) -> list[np.ndarray]:
+async def tiles_of(api: TestClient, job_id: str, cluster: dict) -> list[np.ndarray]:
+    """The job's `dnbr` tiles. A File[] output is a value in results documents (hpgc links single files only):
+    its paths are read from the shared file system as the host sees it."""
     results = await (await api.get(f"/jobs/{job_id}/results")).json()
-    out = []
-    for item in results["dnbr"]:
-        path = "/" + item["href"].split("://", 1)[1].split("/", 1)[1]
-        resp = await api.get(path)
-        assert resp.status == 200
-        out.append(tifffile.imread(io.BytesIO(await resp.read())))
-    return out
+    shared = Path(cluster["shared_dir_on_host"])
+    return [tifffile.imread(shared / Path(item["path"]).relative_to(cluster["shared_dir"])) for item in results["dnbr"]]
 
 
 async def test_scatter_runs_each_step_as_its_own_slurm_job_on_both_nodes(
@@ -151,7 +148,7 @@ async def test_scatter_runs_each_step_as_its_own_slurm_job_on_both_nodes(
     assert len(sacct) == 3 * TILES and {r.split("|")[1] for r in sacct} == {"COMPLETED"}
     assert {r.split("|")[2] for r in sacct} == {"node1", "node2"}
     assert sorted(t["slurmJobId"] for t in tasks) == sorted(r.split("|")[0] for r in sacct)
-    by_toil = await tiles_of(toil_api, job_id)
+    by_toil = await tiles_of(toil_api, job_id, cluster)
     for i in range(TILES):
         np.testing.assert_allclose(by_toil[i], nbr(PRE[i]) - nbr(POST[i]), rtol=1e-4, atol=1e-5)
 
@@ -161,7 +158,7 @@ async def test_scatter_runs_each_step_as_its_own_slurm_job_on_both_nodes(
     assert status["status"] == "successful"
     assert "cwltool" in await (await plain_api.get(f"/jobs/{plain_id}/script")).text()
     assert (await plain_api.get(f"/jobs/{plain_id}/tasks")).status == 404  # one job: no steps of its own
-    by_cwltool = await tiles_of(plain_api, plain_id)
+    by_cwltool = await tiles_of(plain_api, plain_id, cluster)
     for a, b in zip(by_toil, by_cwltool, strict=True):
         np.testing.assert_array_equal(a, b)
 
