@@ -188,10 +188,10 @@ CHILD = """
 import asyncio, json, sys
 from hpgc.backends.slurm.backend import SlurmBackend
 from hpgc.backends.slurm.config import ClusterSettings
-from hpgc.models.run import RunSpec
+from tests.integration.test_toil_slurm import tiles_spec
 async def main():
     b = SlurmBackend({"test": ClusterSettings.model_validate_json(sys.argv[1])})
-    spec = RunSpec.model_validate_json(sys.stdin.read())
+    spec = tiles_spec(sys.argv[2], 2)
     print(await b.submit(spec), flush=True)
     await asyncio.sleep(3600)
 asyncio.run(main())
@@ -211,11 +211,9 @@ def tiles_spec(job_id: str, tiles: int) -> RunSpec:
 async def test_kill_9_of_hpgc_mid_run_loses_nothing(cluster: dict, has_toil: None) -> None:
     settings = settings_for(cluster, toil=True)
     spec = tiles_spec(f"toil-k9-{os.getpid()}-{int(time.time())}", 2)
-    child = subprocess.Popen([sys.executable, "-c", CHILD, settings.model_dump_json()], stdin=subprocess.PIPE,
+    child = subprocess.Popen([sys.executable, "-c", CHILD, settings.model_dump_json(), spec.job_id],
                              stdout=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert child.stdin is not None and child.stdout is not None
-    child.stdin.write(spec.model_dump_json())
-    child.stdin.close()
+    assert child.stdout is not None
     loop = asyncio.get_running_loop()
     external = (await loop.run_in_executor(None, child.stdout.readline)).strip()
     assert external.startswith("test:"), external
