@@ -107,6 +107,8 @@ def test_leader_script_is_a_small_job_running_toil() -> None:
 def test_a_single_tool_stays_with_cwltool() -> None:
     text = render(_spec(cwl_workflow=False), _cluster(), JD)
     assert "toil" not in text.lower() and "cwltool --quiet" in text
+    assert toil.job_files(_spec(cwl_workflow=False), _cluster()) == {}
+    assert list(toil.job_files(_spec(), _cluster())) == ["bin/hpgc-toil-watch"]
 
 
 def test_leader_keeps_toils_exit_code_and_runs_the_watcher(tmp_path: Path) -> None:
@@ -213,7 +215,7 @@ def test_parse_tasks_checks_every_field_again() -> None:
     assert "\n" not in evil["name"] and "\x00" not in evil["name"] and len(evil["name"]) <= 200
     assert len(evil["node"]) <= 200
     assert tasks[2]["name"] == "" and tasks[2]["slurmJobId"] == "7"
-    assert toil.parse_tasks(None, JD) == [] and toil.parse_tasks("", JD) == []
+    assert toil.parse_tasks(None, JD) is None and toil.parse_tasks("", JD) == []
     with pytest.raises(BackendError):
         toil.parse_tasks("{not json", JD)
     with pytest.raises(BackendError):

@@ -154,9 +154,7 @@ class SlurmBackend(Backend):
             if f.content is not None:
                 files[f.path] = (f.content, 0o644)
         files["bin/hpgc-progress"] = (PROGRESS_HELPER.encode(), 0o755)
-        if spec.kind == "cwl" and toil.runner_for(spec, settings) == "toil":
-            path, watcher = toil.watcher_file()
-            files[path] = (watcher, 0o755)
+        files.update(toil.job_files(spec, settings))
         files[SCRIPT_FILE] = (text.encode(), 0o644)  # last: its presence means "sbatch may have run"
         if settings.stage_in == "server" and needs_server_stage_in(spec):
             existing = SlurmJobId.find(await self._read_small(client, f"{jd}/{SLURM_ID_FILE}") or "")
@@ -316,5 +314,4 @@ class SlurmBackend(Backend):
     async def steps(self, job: JobRef) -> list[dict[str, Any]] | None:
         """A Toil workflow's step jobs, from the watcher's toil/tasks.json (None: not a Toil job)."""
         client, jd, _ = self._ref(job)
-        text = await self._read_small(client, f"{jd}/{toil.TASKS_FILE}")
-        return None if text is None else toil.parse_tasks(text, jd)
+        return toil.parse_tasks(await self._read_small(client, f"{jd}/{toil.TASKS_FILE}"), jd)

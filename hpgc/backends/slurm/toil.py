@@ -85,17 +85,23 @@ def command_lines(spec: RunSpec, cluster: ClusterSettings, jd: str) -> list[str]
     ]
 
 
-def watcher_file() -> tuple[str, bytes]:
-    return WATCHER, Path(toil_watch.__file__).read_bytes()
+def job_files(spec: RunSpec, cluster: ClusterSettings) -> dict[str, tuple[bytes, int]]:
+    """Files a Toil leader's job directory gets besides the usual ones: the watcher."""
+    if spec.kind != "cwl" or runner_for(spec, cluster) != "toil":
+        return {}
+    return {WATCHER: (Path(toil_watch.__file__).read_bytes(), 0o755)}
 
 
 def _text(value: Any, limit: int = 200) -> str:
     return toil_watch.clean(value if isinstance(value, str) else "")[:limit]
 
 
-def parse_tasks(text: str | None, jd: str) -> list[dict[str, Any]]:
+def parse_tasks(text: str | None, jd: str) -> list[dict[str, Any]] | None:
     """toil/tasks.json as the watcher wrote it → the steps' listing, every field checked again: the file lies in
-    the user's job directory, and the step names come from the user's CWL."""
+    the user's job directory, and the step names come from the user's CWL. None: there is no such file (not a
+    Toil job, or its leader has not started)."""
+    if text is None:
+        return None
     if not text:
         return []
     if len(text) > MAX_TASKS_BYTES:
