@@ -74,7 +74,8 @@ async def check_cluster(name: str, settings: ClusterSettings, unix_user: str | N
                   "| tail -n 1", "CWL runner on the login node", optional=True),
         ]
         toil = settings.toil_cwl_runner or "toil-cwl-runner"
-        checks.append(_item(client, "toil", f"command -v {q(toil)} && {q(toil)} --version 2>&1 | tail -n 1",
+        version = f"command -v {q(toil)} >/dev/null && echo \"Toil $({q(toil)} --version 2>&1 | tail -n 1)\""
+        checks.append(_item(client, "toil", version,
                             "CWL workflows' steps as Slurm jobs" if settings.toil_cwl_runner else
                             "found, but not used: set toil_cwl_runner to run workflows' steps as Slurm jobs",
                             optional=True))
