@@ -75,9 +75,15 @@ end
 class Peer:
     """One server under test: how to execute its trivial process, and its base URL and headers."""
 
-    def __init__(self, name: str, url: str, process: str, inputs: dict, headers: dict[str, str]) -> None:
+    def __init__(self, name: str, url: str, process: str, inputs: dict, headers: dict[str, str], pid: int) -> None:
         self.name, self.url, self.process, self.inputs, self.headers = name, url, process, inputs, headers
+        self.pid = pid
         self.ids: list[str] = []
+
+    def cpu_s(self) -> float:
+        """CPU seconds the server's process has used (its own threads; not its idle children)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     async def execute(self, s: aiohttp.ClientSession, async_: bool) -> str:
         headers = {**self.headers, **({"Prefer": "respond-async"} if async_ else {})}
@@ -164,22 +170,39 @@ async def end_to_end(peer: Peer, n: int) -> float:
         return n / (time.perf_counter() - t0)
 
 
-def wrk(peer: Peer, path: str, connections: int, duration: int, tmp: Path) -> tuple[float, float, float]:
-    """→ (requests/s, p99 ms, wrk's CPU seconds per second of run). path '' means /jobs/{id} over all ids."""
+def wrk(peer: Peer, path: str, connections: int, duration: int, tmp: Path) -> tuple[float, float, float, float]:
+    """→ (requests/s, p99 ms, wrk's CPU seconds per second of run, requests per CPU-second of the server).
+    path '' means /jobs/{id} over all ids. The last figure depends little on the machine's load."""
     script = tmp / f"wrk-{peer.name}.lua"
     auth = peer.headers.get("Authorization", "")
     script.write_text(WRK_LUA.format(ids=", ".join(f'"{i}"' for i in peer.ids), auth=auth, path=path))
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before, server_before = resource.getrusage(resource.RUSAGE_CHILDREN), peer.cpu_s()
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script),
                           peer.url], capture_output=True, text=True, check=True).stdout
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    after, server_cpu = resource.getrusage(resource.RUSAGE_CHILDREN), peer.cpu_s() - server_before
     cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / duration
     if re.search(r"Non-2xx or 3xx responses: (\d+)", out):
         raise RuntimeError(f"{peer.name} answered errors under load:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
     p99 = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-    return rps, p99, cpu
+    return rps, p99, cpu, total / max(server_cpu, 1e-9)
+
+
+def fill_store(peer: Peer, tmp: Path, n: int) -> None:
+    """--no-execute: N finished jobs of the token's user written straight into hpgc's store (WAL: while it runs)."""
+    from hpgc.store import Store
+
+    store = Store(tmp / "hpgc-data" / "hpgc.sqlite")
+    now = time.time()
+    peer.ids = [f"{i:08x}-0000-4000-8000-{i:012x}" for i in range(n)]
+    store.bulk_insert_jobs([{"id": job_id, "process_id": "echo", "owner": "dev:bench", "status": "successful",
+                             "message": "finished", "progress": 100, "backend": "local",
+                             "external_id": f"local:{job_id}", "created": now - n + i, "started": now - n + i,
+                             "finished": now - n + i + 0.5, "updated": now, "request": "{}"}
+                            for i, job_id in enumerate(peer.ids)])
+    store.close()
 
 
 def load_average() -> str:
@@ -193,6 +216,8 @@ async def main() -> None:
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     ap.add_argument("--repeat", type=int, default=3, help="wrk runs per endpoint and server (median shown)")
     ap.add_argument("--sync", type=int, default=20, help="sequential sync executes per server")
+    ap.add_argument("--no-execute", action="store_true",
+                    help="measure the API only: hpgc's jobs written into its store, no sync/async executes")
     ap.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="pygeoapi's venv (made when missing)")
     args = ap.parse_args()
     venv = ensure_venv(args.venv)
@@ -205,11 +230,15 @@ async def main() -> None:
         try:
             await wait_up(f"http://127.0.0.1:{g_port}/conformance")
             await wait_up(f"http://127.0.0.1:{h_port}/conformance")
-            peers = [Peer("pygeoapi", f"http://127.0.0.1:{g_port}", "hello-world", {"name": "bench"}, {}),
+            peers = [Peer("pygeoapi", f"http://127.0.0.1:{g_port}", "hello-world", {"name": "bench"}, {}, geo.pid),
                      Peer("hpgc", f"http://127.0.0.1:{h_port}", "echo", {"stringInput": "bench"},
-                          {"Authorization": f"Bearer {hpgc_token(tmp)}"})]
+                          {"Authorization": f"Bearer {hpgc_token(tmp)}"}, hp.pid)]
             res: dict[str, dict[str, list[float]]] = {p.name: {} for p in peers}
             for p in peers:
+                if args.no_execute and p.name == "hpgc":
+                    fill_store(p, tmp, args.jobs)
+                    res[p.name]["sync"] = res[p.name]["e2e"] = [float("nan")]
+                    continue
                 res[p.name]["sync"] = [await sync_latency(p, args.sync)]
                 res[p.name]["e2e"] = [await end_to_end(p, args.jobs)]
                 print(f"{p.name}: sync p50 {res[p.name]['sync'][0]:.0f} ms, {args.jobs} async jobs "
@@ -219,11 +248,11 @@ async def main() -> None:
             for _ in range(args.repeat):
                 for label, path in endpoints.items():
                     for p in peers:
-                        rps, p99, cpu = wrk(p, path, args.connections, args.duration, tmp)
-                        for key, v in (("rps", rps), ("p99", p99), ("cpu", cpu)):
+                        rps, p99, cpu, per_cpu = wrk(p, path, args.connections, args.duration, tmp)
+                        for key, v in (("rps", rps), ("p99", p99), ("cpu", cpu), ("per_cpu", per_cpu)):
                             res[p.name].setdefault(f"{label} {key}", []).append(v)
-                        print(f"  {p.name:9} {label:40} {rps:7.0f} req/s  p99 {p99:6.1f} ms  wrk CPU {cpu:4.2f}",
-                              flush=True)
+                        print(f"  {p.name:9} {label:40} {rps:7.0f} req/s  p99 {p99:6.1f} ms  {per_cpu:6.0f} req per "
+                              f"server CPU-s  wrk CPU {cpu:4.2f}", flush=True)
         finally:
             for proc in (geo, hp):
                 proc.terminate()
@@ -237,6 +266,8 @@ async def main() -> None:
         print(f"| `{label}` req/s | {g[label + ' rps']:,.0f} | {h[label + ' rps']:,.0f} | "
               f"{h[label + ' rps'] / g[label + ' rps']:.1f}× |")
         print(f"| `{label}` p99 | {g[label + ' p99']:.0f} ms | {h[label + ' p99']:.0f} ms | |")
+        print(f"| `{label}` requests per server CPU-second | {g[label + ' per_cpu']:,.0f} | "
+              f"{h[label + ' per_cpu']:,.0f} | {h[label + ' per_cpu'] / g[label + ' per_cpu']:.1f}× |")
     print(f"| sync execute, p50 of {args.sync} | {g['sync']:.0f} ms | {h['sync']:.0f} ms | "
           f"{g['sync'] / h['sync']:.2f}× |")
     print(f"| {args.jobs} async jobs, end to end | {g['e2e']:.1f} jobs/s | {h['e2e']:.1f} jobs/s | "
