@@ -81,8 +81,10 @@ class LocalBackend(Backend):
 
     @property
     def poll_intervals(self) -> tuple[float, float]:
-        # a job's end wakes the monitor (on_change): polls only catch progress
-        return (0.2, self.poll_max_s)
+        # a job's end wakes the monitor (on_change): polls only catch progress. A woken monitor polls at most
+        # once per minimum interval: this one is what a short sync job waits at most after its end, and a
+        # poll here is only file reads (docs/performance.md)
+        return (0.05, self.poll_max_s)
 
     @property
     def deploy_needs_admin(self) -> bool:
