@@ -21,6 +21,10 @@ from hpgc.backends.slurm.ssh import SSHClient
 log = logging.getLogger(__name__)
 RETRY_S = 10.0
 CHUNK = 4096
+# A script's last act comes a moment before Slurm's accounting (sacct, what a poll reads) says the job ended:
+# about 0.2 s on the test cluster. The monitor is woken a little after the notice, and once more later in
+# case the first poll was too early (a woken monitor polls at most once per poll_min_s).
+WAKE_AFTER_S = (0.5, 3.0)
 
 
 class Followers:
@@ -65,10 +69,15 @@ class Followers:
             kinds = [kind for kind, _ in parse_notices(complete + "\n")]
             if "done" in kinds:
                 self.notices += kinds.count("done")
-                self.on_change()  # the monitor polls now (at most once per poll_min_s)
+                loop = asyncio.get_running_loop()
+                for delay in WAKE_AFTER_S:
+                    loop.call_later(delay, self._wake)
             if "following" in kinds:
                 log.info("following job ends on %s as %s", client.cluster, client.login)
                 self.on_change()  # a job that ended while no one followed is found by this poll
+
+    def _wake(self) -> None:
+        self.on_change()
 
     async def close(self) -> None:
         for task in self._tasks.values():
