@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from hpgc.jobs.results import Output, OutputValue
@@ -24,6 +25,7 @@ def iso(ts: float | None) -> datetime | None:
 
 
 
+@lru_cache(maxsize=8192)  # a job's created/started/finished never change, and are rendered at every poll
 def _time(ts: float | None) -> str | None:
     """A timestamp as pydantic writes a UTC datetime (…Z, microseconds only when there are some)."""
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()[:-6] + "Z"
