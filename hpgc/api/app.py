@@ -13,6 +13,7 @@ from hpgc.api import callbacks, deploy, health, job_inputs, jobs, landing, metri
 from hpgc.api.bearer import auth_middleware, setup_auth
 from hpgc.api.hosts import host_middleware
 from hpgc.api.keys import DEPLOY_WORKERS, JOBS, OUTBOUND, REGISTRY, SETTINGS, STORE, TEMPLATES
+from hpgc.api.links import openapi_links, setup_links
 from hpgc.api.metrics import metrics_middleware, setup_metrics
 from hpgc.api.openapi import OPENAPI_EXTENSIONS
 from hpgc.api.problems import body_limit_middleware, problem_middleware
@@ -68,6 +69,8 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
     app.setdefault(OPENAPI_EXTENSIONS, []).extend([deploy.openapi_paths, job_inputs.openapi_paths,
                                                    health.openapi_paths, metrics.openapi_paths])
     setup_auth(app, settings)
+    setup_links(app)
+    app[OPENAPI_EXTENSIONS].append(openapi_links)
 
     async def services(app: web.Application) -> AsyncIterator[None]:
         store = Store(await asyncio.to_thread(secure_data_dir, settings.data_dir))  # 0700 dir, 0600 database

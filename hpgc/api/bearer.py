@@ -14,6 +14,7 @@ from aiohttp import web
 
 from hpgc.api.health import PUBLIC as HEALTH
 from hpgc.api.keys import SETTINGS
+from hpgc.api.links import SIGNER, is_signed_request, link_principal
 from hpgc.api.openapi import OPENAPI_EXTENSIONS
 from hpgc.api.principal import PRINCIPAL_KEY
 from hpgc.api.problems import problem
@@ -109,7 +110,13 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     if not settings.enabled:
         return await handler(request)  # principal() answers ANONYMOUS
     try:
-        if not _is_public(request):
+        if SIGNER in request.app and is_signed_request(request):  # a signed result link needs no token
+            reader = await link_principal(request)
+            if isinstance(reader, web.Response):
+                return reader
+            request[PRINCIPAL_KEY] = reader
+            set_fields(user=reader.subject)
+        elif not _is_public(request):
             issuer, claims = await request.app[VERIFIER].verify(_bearer(request))
             request[PRINCIPAL_KEY] = principal_from_claims(claims, issuer.id, issuer.settings.subject_prefix,
                                                            settings)
