@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import jinja2
 from aiohttp import web
 
-from hpgc.api import callbacks, deploy, health, job_inputs, jobs, landing, metrics, processes, request_id
+from hpgc.api import callbacks, cors, deploy, health, job_inputs, jobs, landing, metrics, processes, request_id
 from hpgc.api.bearer import auth_middleware, setup_auth
 from hpgc.api.hosts import host_middleware
 from hpgc.api.keys import DEPLOY_WORKERS, JOBS, OUTBOUND, REGISTRY, SETTINGS, STORE, TEMPLATES
@@ -48,7 +48,7 @@ def default_backends(settings: Settings, outbound: GuardedClient | None = None) 
 def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -> web.Application:
     app = web.Application(
         middlewares=[request_id_middleware, metrics_middleware, problem_middleware, host_middleware,
-                     body_limit_middleware, auth_middleware],
+                     cors.cors_middleware, body_limit_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -66,6 +66,7 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
     app[landing.EXTRA_CONFORMANCE] = [*deploy.CONFORMANCE_PART2]
     setup_metrics(app)
     app.on_response_prepare.append(request_id.on_prepare)
+    app.on_response_prepare.append(cors.on_prepare)
     app.setdefault(OPENAPI_EXTENSIONS, []).extend([deploy.openapi_paths, job_inputs.openapi_paths,
                                                    health.openapi_paths, metrics.openapi_paths])
     setup_auth(app, settings)
