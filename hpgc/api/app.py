@@ -18,6 +18,9 @@ from hpgc.api.metrics import metrics_middleware, setup_metrics
 from hpgc.api.openapi import OPENAPI_EXTENSIONS
 from hpgc.api.problems import body_limit_middleware, problem_middleware
 from hpgc.api.request_id import request_id_middleware
+from hpgc.api.ui.events import setup_events
+from hpgc.api.ui.pages import setup_pages
+from hpgc.api.ui.signin import csrf_field, setup_signin
 from hpgc.backends.base import Backend
 from hpgc.backends.local.backend import LocalBackend
 from hpgc.config import Settings
@@ -56,6 +59,8 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
         loader=jinja2.PackageLoader("hpgc.api", "templates"), autoescape=True, trim_blocks=True,
         lstrip_blocks=True,
     )
+    app[TEMPLATES].globals.update(session_of=lambda request: None, csrf_field=csrf_field,
+                                  signin_offered=lambda request: False)  # signed-in pages: hpgc/api/ui/signin.py
     app.add_routes(landing.routes)
     app.add_routes(processes.routes)
     app.add_routes(jobs.routes)
@@ -71,6 +76,9 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
                                                    health.openapi_paths, metrics.openapi_paths])
     setup_auth(app, settings)
     setup_links(app)
+    setup_signin(app)
+    setup_pages(app)
+    setup_events(app)
     app[OPENAPI_EXTENSIONS].append(openapi_links)
 
     async def services(app: web.Application) -> AsyncIterator[None]:
