@@ -158,3 +158,36 @@ def test_forms_cover_every_kind_of_input() -> None:
     with pytest.raises(FormErrors) as bad:
         inputs_of(fields, {**form, "in.f": "file:///etc/passwd", "in.n": "nan", "in.e": "z", "in.box.minx": "9"})
     assert set(bad.value.errors) == {"f", "n", "e", "box"}
+
+
+async def test_a_geotiff_result_gets_a_png_quicklook(client: TestClient, fake_backend: FakeBackend) -> None:
+    import io
+
+    import numpy as np
+    import tifffile
+
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, (np.arange(300 * 200, dtype="float32").reshape(200, 300)))
+
+    async def outputs(job: JobRef) -> dict[str, Any]:
+        fake_backend.files[(job.job_id, "/jobs/ndvi.tif")] = buffer.getvalue()
+        fake_backend.files[(job.job_id, "/jobs/broken.tif")] = b"II*\0 not really a tiff"
+        return {"ndvi": {"class": "File", "path": "/jobs/ndvi.tif"},
+                "broken": {"class": "File", "path": "/jobs/broken.tif"}}
+
+    fake_backend.outputs = outputs  # type: ignore[method-assign]
+    csrf = await sign_in(client)
+    run = await client.post("/processes/echo/execution", json={"inputs": {"stringInput": "x"}},
+                            headers={"X-CSRF-Token": csrf, "Prefer": "respond-async, wait=10"})
+    job = (await run.json())["jobID"]
+    html = await (await client.get(f"/jobs/{job}?f=html")).text()
+    assert f"/ui/jobs/{job}/quicklook/ndvi" in html
+    look = await client.get(f"/ui/jobs/{job}/quicklook/ndvi")
+    png = await look.read()
+    assert look.status == 200 and png.startswith(b"\x89PNG")
+    from PIL import Image
+
+    assert Image.open(io.BytesIO(png)).size == (300, 200)
+    broken = await client.get(f"/ui/jobs/{job}/quicklook/broken")
+    assert broken.status == 422 and broken.content_type == "application/problem+json"
+    assert (await client.get(f"/ui/jobs/{job}/quicklook/nothing")).status == 404

@@ -13,6 +13,7 @@ from hpgc.api.keys import JOBS
 from hpgc.api.links import sign_href
 from hpgc.api.principal import principal
 from hpgc.api.render import base_url
+from hpgc.api.ui import quicklook
 from hpgc.api.ui.forms import defaults_of, fields_of
 from hpgc.backends.base import BackendError
 from hpgc.errors import HpgcError
@@ -53,6 +54,8 @@ async def _previews(request: web.Request, row: dict[str, Any]) -> list[dict[str,
                                  "size": item.size, "kind": "file"}
         if item.media_type in IMAGES:
             entry["kind"] = "image"
+        elif item.media_type.split(";")[0] in quicklook.TIFF and quicklook.AVAILABLE:
+            entry.update(kind="image", src=f"{base}/ui/jobs/{row['id']}/quicklook/{oid}")
         elif item.media_type.endswith("json") or item.media_type.startswith("text/"):
             try:
                 result = await jobs.output(who, row["id"], oid)

@@ -19,6 +19,7 @@ from hpgc.api.principal import principal
 from hpgc.api.render import base_url
 from hpgc.api.ui.context import run_context
 from hpgc.api.ui.forms import FormErrors, inputs_of, values_of
+from hpgc.api.ui.quicklook import setup_quicklook
 from hpgc.auth.principal import require_deploy
 from hpgc.errors import HpgcError, InvalidRequest, validated
 from hpgc.models.ogc import Execute, StatusCode
@@ -182,5 +183,6 @@ def _when(ts: Any) -> str:
 
 def setup_pages(app: web.Application) -> None:
     app.add_routes(routes)
+    setup_quicklook(app)
     app[TEMPLATES].filters["when"] = _when
     app.router.add_static("/ui/static", STATIC)
