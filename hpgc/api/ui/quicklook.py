@@ -28,17 +28,29 @@ AVAILABLE = importlib.util.find_spec("PIL") is not None and importlib.util.find_
 
 
 def render(data: bytes) -> bytes:
+    """PNG bytes of the TIFF `data`; ValueError for anything Pillow cannot or will not decode."""
+    try:
+        return _render(data)
+    except (ValueError, OSError, MemoryError):
+        raise
+    except Exception as exc:  # Pillow's DecompressionBombError and friends are bare Exceptions
+        raise ValueError(str(exc)) from None
+
+
+def _render(data: bytes) -> bytes:
     import numpy as np
     from PIL import Image
 
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-    with warnings.catch_warnings(), Image.open(io.BytesIO(data)) as img:
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a job's odd TIFF tags are not the server's log's business
+        img = Image.open(io.BytesIO(data))
         img.seek(0)
         if img.width * img.height > MAX_PIXELS:
             raise ValueError("the image is too large for a quicklook")
         img.draft("RGB", (SIDE, SIDE))
         array = np.asarray(img)
+        img.close()
     if array.ndim == 3 and array.shape[2] > 3:
         array = array[:, :, :3]
     array = array.astype("float64")
