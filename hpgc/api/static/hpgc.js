@@ -47,8 +47,12 @@
   }
 
   // live status: one event stream per page, from the job service's status changes
+  // only while something can still change: a finished job, or a dashboard of finished jobs, opens no stream
   var live = document.querySelector("[data-live]");
-  if (live && window.EventSource && live.dataset.terminal !== "true") {
+  var active = live && (live.dataset.job ? live.dataset.terminal !== "true" :
+    Array.prototype.some.call(live.querySelectorAll("[data-job] [data-field=status]"), function (c) {
+      return c.textContent === "accepted" || c.textContent === "running"; }));
+  if (active && window.EventSource) {
     var source = new EventSource(live.dataset.live, {withCredentials: true}), follow = null;
     if (logs) { follow = window.setInterval(refreshLogs, 5000); }
     source.addEventListener("job", function (msg) {
