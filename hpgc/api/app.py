@@ -20,6 +20,7 @@ from hpgc.api.problems import body_limit_middleware, problem_middleware
 from hpgc.api.request_id import request_id_middleware
 from hpgc.api.ui.events import setup_events
 from hpgc.api.ui.pages import setup_pages
+from hpgc.api.ui.sessions import ui_forms_middleware
 from hpgc.api.ui.signin import csrf_field, setup_signin
 from hpgc.backends.base import Backend
 from hpgc.backends.local.backend import LocalBackend
@@ -51,7 +52,7 @@ def default_backends(settings: Settings, outbound: GuardedClient | None = None) 
 def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -> web.Application:
     app = web.Application(
         middlewares=[request_id_middleware, metrics_middleware, problem_middleware, host_middleware,
-                     cors.cors_middleware, body_limit_middleware, auth_middleware],
+                     cors.cors_middleware, body_limit_middleware, ui_forms_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

@@ -191,3 +191,16 @@ async def test_a_geotiff_result_gets_a_png_quicklook(client: TestClient, fake_ba
     broken = await client.get(f"/ui/jobs/{job}/quicklook/broken")
     assert broken.status == 422 and broken.content_type == "application/problem+json"
     assert (await client.get(f"/ui/jobs/{job}/quicklook/nothing")).status == 404
+
+
+async def test_with_auth_off_the_forms_take_no_post_from_another_site(
+        aiohttp_client: Callable[..., Awaitable[TestClient]], settings: Settings, fake_backend: FakeBackend) -> None:
+    client = await aiohttp_client(create_app(settings, backends={"local": fake_backend}))  # auth off
+    cwl = "cwlVersion: v1.2\nclass: CommandLineTool\nid: forged\nbaseCommand: 'true'\ninputs: {}\noutputs: []\n"
+    for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+        resp = await client.post("/ui/deploy", data={"document": cwl}, headers=headers)
+        assert resp.status == 403 and (await resp.json())["error"] == "csrf"
+    assert (await client.get("/processes/forged")).status == 404
+    same = await client.post("/ui/deploy", data={"document": cwl}, allow_redirects=False,
+                             headers={"Origin": str(client.make_url("")).rstrip("/")})
+    assert same.status == 303  # the page's own form (auth off: everyone is the administrator)

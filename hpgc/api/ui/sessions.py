@@ -13,10 +13,12 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
+from hpgc.api.problems import problem
 from hpgc.api.render import base_url, wants_html
 
 COOKIE = "hpgc_session"
@@ -92,16 +94,32 @@ def clear_cookie(request: web.Request, response: web.StreamResponse) -> None:
     response.del_cookie(COOKIE, path="/", httponly=True, samesite="Lax", secure=secure(request))
 
 
-async def csrf_refusal(request: web.Request, session: Session) -> str | None:
-    """Why an unsafe request riding on `session` is refused as a cross-site request forgery, or None."""
-    if request.method in SAFE:
-        return None
+def cross_site(request: web.Request) -> str | None:
+    """Why the browser's own headers say this request came from another site, or None."""
     origin = request.headers.get("Origin")
     own = base_url(request).split("/", 3)[:3]
     if origin is not None and origin.rstrip("/").lower() != "/".join(own).lower():
         return "it came from another origin"
     if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
         return "the browser says it came from another site"
+    return None
+
+
+@web.middleware
+async def ui_forms_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """The forms under /ui/ take no POST from another site, also with authentication off (then there is no
+    session and no CSRF token, and a forged form would act as the administrator everyone is)."""
+    if request.method not in SAFE and request.path.startswith("/ui/") and (why := cross_site(request)):
+        return problem(403, "Forbidden", f"refused as a cross-site request forgery: {why}", error="csrf")
+    return await handler(request)
+
+
+async def csrf_refusal(request: web.Request, session: Session) -> str | None:
+    """Why an unsafe request riding on `session` is refused as a cross-site request forgery, or None."""
+    if request.method in SAFE:
+        return None
+    if (why := cross_site(request)) is not None:
+        return why
     sent = request.headers.get("X-CSRF-Token")
     if sent is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         sent = str((await request.post()).get("csrf", ""))
