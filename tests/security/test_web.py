@@ -5,13 +5,21 @@ the development issuer's sign-in page reached through a proxy."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 
-from tests.security.conftest import Attacked
+from tests.security.conftest import Attacked, attacked_server
 
 ECHO = {"inputs": {"stringInput": "mine"}}
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Attacked]:
+    """One server for the module: the attacks here change nothing another one relies on."""
+    yield from attacked_server(tmp_path_factory.mktemp("web"))
 
 
 def browser(target: Attacked, user: str) -> tuple[httpx.Client, str]:
