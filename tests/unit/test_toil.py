@@ -152,7 +152,7 @@ def test_dismiss_cancels_the_leader_then_its_steps_twice(tmp_path: Path) -> None
     jd = tmp_path / "job"
     (jd / "toil").mkdir(parents=True)
     bin_ = _stubs(tmp_path, leader_gone_after=3)
-    out = _run(toil_cancel_command(SlurmJobId.parse("42"), "hpgc-x", str(jd), "hpgc-x.step"), bin_)
+    out = _run(toil_cancel_command(SlurmJobId.parse("42"), "hpgc-x", str(jd)), bin_)
     assert out.returncode == 0 and cancelled(out.returncode, out.stderr)
     calls = (tmp_path / "calls").read_text().splitlines()
     me = subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
@@ -162,7 +162,7 @@ def test_dismiss_cancels_the_leader_then_its_steps_twice(tmp_path: Path) -> None
 
 def test_dismiss_of_a_plain_job_is_one_scancel(tmp_path: Path) -> None:
     bin_ = _stubs(tmp_path, leader_gone_after=0)
-    out = _run(toil_cancel_command(None, "hpgc-'$(touch pwned)'", str(tmp_path / "job"), "x.step"), bin_)
+    out = _run(toil_cancel_command(None, "hpgc-'$(touch pwned)'", str(tmp_path / "job")), bin_)
     assert out.returncode == 0
     assert (tmp_path / "calls").read_text().splitlines() == ["scancel --name=hpgc-'$(touch pwned)'"]
     assert not (tmp_path / "pwned").exists()

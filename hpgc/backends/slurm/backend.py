@@ -243,8 +243,7 @@ class SlurmBackend(Backend):
     async def cancel(self, job: JobRef) -> None:
         client, jd, slurm_id = self._ref(job)
         # submitted but the id never stored: Slurm knows it by name; a Toil leader's steps go with it
-        result = await client.run(toil_cancel_command(slurm_id, job_name(job.job_id), jd,
-                                                      toil.step_job_name(job.job_id)))
+        result = await client.run(toil_cancel_command(slurm_id, job_name(job.job_id), jd))
         if not cancelled(result.exit_status, result.stderr):
             raise BackendError(f"scancel failed: {result.stderr.strip()[-500:]}")
         self._on_change()
@@ -315,7 +314,6 @@ class SlurmBackend(Backend):
         client, jd, _ = self._ref(job)
         return await self._read_small(client, f"{jd}/{SCRIPT_FILE}")
 
-    async def steps(self, job: JobRef) -> list[dict[str, Any]] | None:
-        """A Toil workflow's step jobs, from the watcher's toil/tasks.json (None: not a Toil job)."""
+    async def steps(self, job: JobRef) -> list[dict[str, Any]] | None:  # a Toil workflow's step jobs (toil.py)
         client, jd, _ = self._ref(job)
         return toil.parse_tasks(await self._read_small(client, f"{jd}/{toil.TASKS_FILE}"), jd)

@@ -21,6 +21,7 @@ from hpgc.backends.files import OUTPUTS_FILE
 from hpgc.backends.launch import toil_argv
 from hpgc.backends.runner import Runner, choose_runner
 from hpgc.backends.slurm import toil_watch
+from hpgc.backends.slurm.commands.toil_cancel import STEP_SUFFIX
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.backends.slurm.jobdir import job_name
 from hpgc.backends.slurm.jobid import SlurmJobId
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 WATCHER = "bin/hpgc-toil-watch"
 JOB_STORE = f"{toil_watch.TOIL_DIR}/jobstore"
 TASKS_FILE = toil_watch.TASKS_FILE
-STEP_SUFFIX = ".step"
 MAX_TASKS_BYTES = 4 * 1024 * 1024
 
 

@@ -10,8 +10,10 @@ from hpgc.backends.slurm.commands import fill
 from hpgc.backends.slurm.commands.cancel import cancel_command
 from hpgc.backends.slurm.jobid import SlurmJobId
 
+STEP_SUFFIX = ".step"  # a Toil leader named NAME names its step jobs NAME.step
 
-def toil_cancel_command(job_id: SlurmJobId | None, name: str, job_dir: str, step_name: str) -> str:
+
+def toil_cancel_command(job_id: SlurmJobId | None, name: str, job_dir: str) -> str:
     q = shlex.quote
     return fill("toil_cancel.sh", SCANCEL=cancel_command(job_id, name), TOIL_DIR=q(f"{job_dir}/toil"),
-                STEP_NAME=q(step_name), LEADER=q(str(job_id) if job_id is not None else ""))
+                STEP_NAME=q(name + STEP_SUFFIX), LEADER=q(str(job_id) if job_id is not None else ""))
