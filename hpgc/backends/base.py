@@ -85,6 +85,18 @@ class Backend(ABC):
         """Stage inputs and start the job; return the backend's id for it (stored as JobRef.external_id).
         Idempotent per spec.job_id: a second call for a job already submitted returns the same id."""
 
+    async def submit_sweep(self, job_id: str, specs: list[RunSpec], max_parallel: int | None) -> tuple[str, list[str]]:
+        """Start every task of sweep `job_id` (`specs` in task order, their job ids its task keys,
+        hpgc.models.sweep.task_key), at most `max_parallel` at once (None: no limit of its own); return the
+        sweep's id (what `cancel_sweep` gets) and each task's id (what `poll` gets). Idempotent per job id.
+        The default submits each task as a job of its own; a scheduler with arrays does better."""
+        return f"{self.name}:{job_id}", [await self.submit(spec) for spec in specs]
+
+    async def cancel_sweep(self, job: JobRef, tasks: list[JobRef]) -> None:
+        """Cancel a sweep's unfinished `tasks` (its whole array, for a scheduler that has them)."""
+        for task in tasks:
+            await self.cancel(task)
+
     @abstractmethod
     async def poll(self, jobs: list[JobRef]) -> dict[str, BackendStatus]:
         """Status of each job, keyed by job id; jobs it cannot tell about yet are left out. Must cost a
