@@ -18,7 +18,7 @@ ENCLOSURE = "http://www.opengis.net/def/rel/iana/1.0/enclosure"
 
 
 class SweepResults(Results):
-    async def sweep(self, principal: Principal, job_id: str) -> dict[str, Any]:
+    async def sweep_job(self, principal: Principal, job_id: str) -> dict[str, Any]:
         row = await self.get(principal, job_id)  # type: ignore[attr-defined]
         if row.get("tasks") is None:
             raise NoSuchJob(f"job '{job_id}' is not a sweep: it has no tasks")
@@ -26,11 +26,11 @@ class SweepResults(Results):
 
     async def tasks(self, principal: Principal, job_id: str, offset: int, limit: int
                     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        row = await self.sweep(principal, job_id)
+        row = await self.sweep_job(principal, job_id)
         return row, await self.db(self.store.job_tasks, job_id, offset, limit)
 
     async def task(self, principal: Principal, job_id: str, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
-        row = await self.sweep(principal, job_id)
+        row = await self.sweep_job(principal, job_id)
         task = await self.db(self.store.job_task, job_id, index)
         if task is None:
             raise NoSuchJob(f"sweep '{job_id}' has no task {index} (it has {row['tasks']['total']})")
