@@ -19,7 +19,9 @@ _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
 def job_name(job_id: str) -> str:
-    return f"hpgc-{job_id}"
+    """A sweep's task is a task of its sweep's array: it has the sweep's name."""
+    task = split_task_key(job_id)
+    return f"hpgc-{task[0] if task else job_id}"
 
 
 def job_dir(cluster: ClusterSettings, job_id: str, unix_user: str | None) -> str:
