@@ -7,6 +7,7 @@ every task ended, its status: successful when every task is, failed otherwise (t
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections import Counter
@@ -28,6 +29,7 @@ from hpgc.packages.sweep import sweep_inputs
 from hpgc.packages.translate import build_run_spec
 
 SHOWN_INDICES = 20  # a failed sweep's message names at most this many failed tasks
+OUTPUT_READS = 8  # tasks whose outputs.json is read at once (one SSH command each on Slurm)
 
 
 def counts_of(statuses: list[str]) -> dict[str, int]:
@@ -197,12 +199,17 @@ class Sweeps(Submission, Lifecycle):
             if fresh and (change := task_changes(tasks[idx], st, now)):
                 changes[idx] = change
         backend = self.backends[current["backend"]]
-        for idx, change in changes.items():
-            if change.get("status") == StatusCode.successful.value:
+        reads = asyncio.Semaphore(OUTPUT_READS)
+
+        async def read_outputs(idx: int, change: dict[str, Any]) -> None:
+            async with reads:
                 try:
                     change["results"] = await backend.outputs(task_ref(current, idx, tasks[idx]["external_id"]))
                 except (BackendError, OSError) as exc:
                     change.update(status=StatusCode.failed.value, message=f"results unreadable: {exc}")
+
+        await asyncio.gather(*(read_outputs(i, c) for i, c in changes.items()
+                               if c.get("status") == StatusCode.successful.value))
         statuses = [changes.get(i, {}).get("status", t["status"]) for i, t in enumerate(tasks)]
         counts = counts_of(statuses)
         if (changes or counts != current.get("tasks")) and not await self.db(
