@@ -78,8 +78,9 @@ class Sweeps(Submission, Lifecycle):
                            cluster: str | None) -> dict[str, Any]:
         """A new sweep job (Submission.create's checks of principal and process are done)."""
         assert execute.sweep is not None
-        tasks = sweep_inputs(process.description, execute.inputs, execute.sweep, self.limits.sweep_max_tasks,
-                             self.max_inputs)
+        # thousands of validations and RunSpecs take a while: off the event loop, which serves everyone else
+        tasks = await asyncio.to_thread(sweep_inputs, process.description, execute.inputs, execute.sweep,
+                                        self.limits.sweep_max_tasks, self.max_inputs)
         if execute.outputs and (unknown := sorted(set(execute.outputs) - set(process.description.outputs))):
             raise InvalidRequest(f"unknown output '{unknown[0]}'; process '{process.id}' has: "
                                  + ", ".join(sorted(process.description.outputs)))
@@ -94,7 +95,7 @@ class Sweeps(Submission, Lifecycle):
         if subscriber and self.callbacks is not None:
             await self.callbacks.check(subscriber)
         job_id = str(uuid.uuid4())
-        specs = self._task_specs(process, job_id, tasks, execute, backend, cluster)
+        specs = await asyncio.to_thread(self._task_specs, process, job_id, tasks, execute, backend, cluster)
         now = time.time()
         counts = counts_of([StatusCode.accepted.value] * len(specs))
         row = {
@@ -132,9 +133,10 @@ class Sweeps(Submission, Lifecycle):
         try:
             if specs is None:
                 process = await self.db(self.registry.get, row["process_id"])
-                tasks = sweep_inputs(process.description, execute.inputs, execute.sweep,
-                                     self.limits.sweep_max_tasks, self.max_inputs)
-                specs = self._task_specs(process, job_id, tasks, execute, backend, row.get("cluster"))
+                tasks = await asyncio.to_thread(sweep_inputs, process.description, execute.inputs, execute.sweep,
+                                                self.limits.sweep_max_tasks, self.max_inputs)
+                specs = await asyncio.to_thread(self._task_specs, process, job_id, tasks, execute, backend,
+                                                row.get("cluster"))
             for spec in specs:
                 spec.unix_user, spec.cluster = row.get("unix_user"), row.get("cluster")
             parallel = min(execute.sweep.maxParallel, len(specs)) if execute.sweep.maxParallel else None

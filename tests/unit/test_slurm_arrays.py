@@ -48,21 +48,33 @@ def _specs(n: int, job: str = "sw") -> list[RunSpec]:
                     resources=Resources(cpus=1 + i % 3, memory_mb=100)) for i in range(n)]
 
 
+def _members(files: dict[str, tuple[bytes, int]]) -> dict[str, bytes]:
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(files["tasks.tar"][0])) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+
+
 def test_one_array_carries_every_tasks_files_and_runs_each_tasks_own_script() -> None:
     settings, specs = _settings(), _specs(5)
     jd = job_dir(settings, "sw", "alice")
     ((rel, name, files, first),) = array_jobs("sw", specs, settings, jd, 2)
     assert (rel, name, first) == ("", "hpgc-sw", 0)
-    assert list(files)[-1] == "job.sbatch"
+    assert list(files) == ["tasks.tar", "bin/hpgc-progress", "job.sbatch"]  # three files for any number of tasks
     script = files["job.sbatch"][0].decode()
     assert "#SBATCH --array=0-4%2" in script and "#SBATCH --job-name=hpgc-sw" in script
-    assert "#SBATCH --output=/w/alice/sw/tasks/%a/stdout.log" in script
+    assert "#SBATCH --output=/w/alice/sw/slurm-0-%a.log" in script
     assert "#SBATCH --cpus-per-task=3" in script  # the most any task asks for
-    assert 'exec bash "tasks/$i/job.sbatch"' in script and 'i="$SLURM_ARRAY_TASK_ID"' in script
-    assert files["tasks/3/inputs/x.txt"][0] == b"value 3; `reboot`"  # data in a file, never in a script
-    task3 = files["tasks/3/job.sbatch"][0].decode()
+    assert "i=$((SLURM_ARRAY_TASK_ID + 0))" in script and 'tar -xf tasks.tar "tasks/$i" || exit 1' in script
+    assert 'exec bash "tasks/$i"/job.sbatch > "tasks/$i"/stdout.log 2> "tasks/$i"/stderr.log' in script
+    assert 'cp bin/hpgc-progress "tasks/$i"/bin/' in script  # each task's own copy, made when it starts
+    members = _members(files)
+    assert members["tasks/3/inputs/x.txt"] == b"value 3; `reboot`"  # data in a file, never in a script
+    task3 = members["tasks/3/job.sbatch"].decode()
     assert "export HPGC_JOB_DIR=/w/alice/sw/tasks/3" in task3 and "echo '$(rm -rf /) 3'" in task3
-    assert files["tasks/4/bin/hpgc-progress"][1] == 0o755
+    assert sorted(members) == sorted([f"tasks/{i}/{f}" for i in range(5) for f in ("inputs/x.txt", "job.sbatch")])
+    assert files["bin/hpgc-progress"][1] == 0o755
     assert job_dir(settings, task_key("sw", 3), "alice") == "/w/alice/sw/tasks/3"
     assert job_name(task_key("sw", 3)) == "hpgc-sw"  # a task is polled under its array's name
 
@@ -77,7 +89,7 @@ def test_above_max_array_size_the_tasks_go_into_several_arrays_with_an_offset() 
     assert list(jobs[1][2]) == ["job.sbatch"]  # the first array staged every task's files
     second = jobs[1][2]["job.sbatch"][0].decode()
     assert "#SBATCH --array=0-1\n" in second and "i=$((SLURM_ARRAY_TASK_ID + 2))" in second
-    assert '>> "tasks/$i/stdout.log"' in second
+    assert "#SBATCH --job-name=hpgc-sw.1" in second
     assert "#SBATCH --array=0-0%1" in array_jobs("sw", _specs(5), settings, "/w/alice/sw", 3)[2][2][
         "job.sbatch"][0].decode()  # the throttle is never above the array's size
 

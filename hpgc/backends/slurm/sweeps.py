@@ -3,6 +3,7 @@ A mixin of SlurmBackend, kept apart so the backend's module stays about single j
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -30,7 +31,7 @@ class SlurmSweeps:
         user = specs[0].unix_user
         jd = job_dir(settings, job_id, user)
         client = self.pool.client(cluster, user)
-        jobs = array_jobs(job_id, specs, settings, jd, max_parallel)
+        jobs = await asyncio.to_thread(array_jobs, job_id, specs, settings, jd, max_parallel)  # 1,000 scripts
         # as for a job: once the first array's script is there, the inputs are complete (and may be in use)
         if settings.stage_in == "server" and any(needs_server_stage_in(s) for s in specs) and \
                 await self._read_small(client, f"{jd}/{SCRIPT_FILE}") is None:
