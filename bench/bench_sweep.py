@@ -124,8 +124,8 @@ async def run(c: dict, n: int, sweep: bool) -> dict:
         assert len(statuses) == n, f"only {len(statuses)} of {n} reported"
     finally:
         await backend.close()
-    return {"answered": answered, "seconds": elapsed, "cpu": cpu, "sbatch": len({sid.split("_")[0] for sid in slurm_ids}),
-            "trips": trips, "ids": sorted({sid.split("_")[0] for sid in slurm_ids})}
+    made = sorted({sid.split("_")[0] for sid in slurm_ids})  # an array's tasks share its id
+    return {"answered": answered, "seconds": elapsed, "cpu": cpu, "sbatch": len(made), "trips": trips, "ids": made}
 
 
 async def main() -> None:
