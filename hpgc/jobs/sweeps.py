@@ -145,7 +145,11 @@ class Sweeps(Submission, Lifecycle):
             SUBMISSIONS.labels(backend.name, "failed").inc()
             if not isinstance(exc, (BackendError, OSError)):
                 log.exception("submission of sweep %s failed", job_id)
-            await self.apply(job_id, BackendStatus(status=StatusCode.failed, message=f"submission failed: {exc}"))
+            message = f"submission failed: {exc}"
+            seen = await self.db(self.store.end_tasks, job_id, StatusCode.failed.value, message)
+            counts = {"total": sum(seen.values()), **{s.value: seen.get(s.value, 0) for s in StatusCode}}
+            await self.db(self.store.update_tasks, job_id, {}, counts)  # every task failed with it
+            await self.apply(job_id, BackendStatus(status=StatusCode.failed, message=message))
             return
         SUBMISSIONS.labels(backend.name, "ok").inc()
         log.info("sweep %s of %d tasks submitted to %s as %s", job_id, len(task_ids), backend.name, external_id)

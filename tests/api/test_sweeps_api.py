@@ -164,3 +164,18 @@ async def test_a_restart_resubmits_a_sweep_that_never_reached_its_backend_once(
     assert done["status"] == "successful", done
     assert sorted(second.submissions) == [task_key(doc["jobID"], 0), task_key(doc["jobID"], 1)]  # once each
     assert client.app[JOBS] is not None
+
+
+async def test_a_failed_submission_fails_the_sweep_and_every_task(client: TestClient,
+                                                                  fake_backend: FakeBackend) -> None:
+    from hpgc.backends.base import BackendError
+
+    fake_backend.fail_submit = BackendError("the cluster said no")
+    status, doc = await post(client, sweep({"stringInput": ["a", "b"]}))
+    assert status == 201, doc
+    done = await job_reaches(client, doc["jobID"])
+    assert done["status"] == "failed" and "the cluster said no" in done["message"], done
+    assert done["hpgc:tasks"] == {"total": 2, "accepted": 0, "running": 0, "successful": 0, "failed": 2,
+                                  "dismissed": 0}
+    tasks = (await (await client.get(f"/jobs/{doc['jobID']}/tasks")).json())["tasks"]
+    assert [t["status"] for t in tasks] == ["failed", "failed"] and "said no" in tasks[0]["message"]
