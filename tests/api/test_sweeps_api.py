@@ -61,6 +61,8 @@ async def test_a_zip_sweep_is_one_job_whose_outputs_are_arrays_in_task_order(
     listing = await (await client.get(f"/jobs/{job_id}/tasks")).json()
     assert [(t["index"], t["status"], t["backendId"]) for t in listing["tasks"]] == [
         (i, "successful", f"fake-{task_key(job_id, i)}") for i in range(3)]
+    sent = await (await client.get(f"/jobs/{job_id}/inputs")).json()
+    assert sent["hpgc:sweep"] == {"inputs": {"stringInput": ["a", "b", "c"]}, "mode": "zip", "maxParallel": 2}
     logs = await (await client.get(f"/jobs/{job_id}/tasks/0/logs")).json()
     assert logs["stdout"] == "out" and fake_backend.logs_asked[-1][0] == task_key(job_id, 0)
 
