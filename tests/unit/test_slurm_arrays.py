@@ -73,6 +73,7 @@ def test_one_array_carries_every_tasks_files_and_runs_each_tasks_own_script() ->
     assert members["tasks/3/inputs/x.txt"] == b"value 3; `reboot`"  # data in a file, never in a script
     task3 = members["tasks/3/job.sbatch"].decode()
     assert "export HPGC_JOB_DIR=/w/alice/sw/tasks/3" in task3 and "echo '$(rm -rf /) 3'" in task3
+    assert ">> /w/alice/.hpgc-events" in task3  # a task's end is a notice in its account's events file
     assert sorted(members) == sorted([f"tasks/{i}/{f}" for i in range(5) for f in ("inputs/x.txt", "job.sbatch")])
     assert files["bin/hpgc-progress"][1] == 0o755
     assert job_dir(settings, task_key("sw", 3), "alice") == "/w/alice/sw/tasks/3"
