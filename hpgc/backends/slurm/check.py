@@ -79,6 +79,12 @@ async def check_cluster(name: str, settings: ClusterSettings, unix_user: str | N
                             "CWL workflows' steps as Slurm jobs" if settings.toil_cwl_runner else
                             "found, but not used: set toil_cwl_runner to run workflows' steps as Slurm jobs",
                             optional=True))
+        # a sweep is one job array of up to max_array_size tasks: more than the cluster's MaxArraySize is refused
+        checks.append(_item(client, "array size", "m=$(scontrol show config | sed -n 's/^MaxArraySize *= *//p') && "
+                            f"echo \"MaxArraySize $m\" && [ \"$m\" -ge {int(settings.max_array_size)} ] || "
+                            f"{{ echo \"MaxArraySize $m is below max_array_size = {int(settings.max_array_size)}\" "
+                            ">&2; exit 1; }", f"sweeps up to {settings.max_array_size} tasks are one array",
+                            optional=True))
         if settings.partition:
             checks.append(_item(client, "partition", f"sinfo --noheader -p {q(settings.partition)} -o '%P %a %D' "
                                 f"| grep .", "partition"))
