@@ -6,6 +6,7 @@ import asyncio
 import shlex
 from dataclasses import dataclass, field
 
+from hpgc.backends.slurm.certs import CertIssuer
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.backends.slurm.ssh import SSHClient, SSHError
 
@@ -51,16 +52,20 @@ async def _item(client: SSHClient, name: str, command: str, describe: str, optio
 async def check_cluster(name: str, settings: ClusterSettings, unix_user: str | None = None) -> CheckReport:
     report = CheckReport(name)
     login, key = settings.key_for(unix_user)
-    client = SSHClient(name, settings, login, key)
+    issuer = CertIssuer(name, settings.certificates) if settings.uses_certificate(login) else None
+    client = SSHClient(name, settings, login, key, issuer)
     q = shlex.quote
     try:
         try:
             r = await client.run("echo ok", retry=False)
-        except SSHError as exc:
+        except SSHError as exc:  # a certificate that cannot be made too (CertificateError)
             report.items.append(CheckItem("ssh", False, str(exc)))
             return report
+        how = (f"with a certificate for {login} signed by {issuer.ca_fingerprint()}, valid "
+               f"{settings.certificates.validity_minutes:g} min" if issuer and settings.certificates else
+               f"with the key {key}" if key else "with the SSH agent's keys")
         report.items.append(CheckItem(
-            "ssh", r.ok, f"logged in as {login}@{settings.host}:{settings.port}; host key matches "
+            "ssh", r.ok, f"logged in as {login}@{settings.host}:{settings.port} {how}; host key matches "
             f"{settings.known_hosts}"))
         user_dir = f"{settings.work_root}/{login}"
         checks = [
