@@ -50,7 +50,12 @@ start_one() {
     accounting)
         sacctmgr -i add cluster hpgc >/dev/null 2>&1 || true
         sacctmgr -i add account hpgc Cluster=hpgc Description=test Organization=hpgc >/dev/null 2>&1 || true
-        sacctmgr -i add user alice,bob Account=hpgc Cluster=hpgc >/dev/null 2>&1 || true ;;
+        sacctmgr -i add user alice,bob Account=hpgc Cluster=hpgc >/dev/null 2>&1 || true
+        # A second account and QOS levels (enforced, slurm.conf): alice may also charge geo, at QOS normal
+        # only; bob is not in geo, and nobody may use QOS high.
+        sacctmgr -i add qos high Priority=10 >/dev/null 2>&1 || true
+        sacctmgr -i add account geo Cluster=hpgc Description=geo Organization=hpgc >/dev/null 2>&1 || true
+        sacctmgr -i add user alice Account=geo Cluster=hpgc QOS=normal DefaultQOS=normal >/dev/null 2>&1 || true ;;
     slurmctld)
         launch slurmctld slurmctld -D -i
         wait_for 30 scontrol ping ;;
