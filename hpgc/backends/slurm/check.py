@@ -7,6 +7,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from hpgc.backends.slurm.certs import CertIssuer
+from hpgc.backends.slurm.commands.versions import VERSION_COMMAND, dialect
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.backends.slurm.ssh import SSHClient, SSHError
 
@@ -35,6 +36,18 @@ class CheckReport:
             lines.append(f"  [{mark}] {i.name}: {i.detail}")
         lines.append(f"  => {'ready' if self.ok else 'NOT ready'}")
         return "\n".join(lines)
+
+
+async def _version(client: SSHClient) -> CheckItem:
+    """The Slurm version, which decides the command dialect (commands/versions.py); an untested one is a warning."""
+    try:
+        r = await client.run(VERSION_COMMAND, retry=False)
+    except SSHError as exc:
+        return CheckItem("sbatch", False, str(exc))
+    d = dialect(r.stdout)
+    if not r.ok or d.version is None:
+        return CheckItem("sbatch", False, f"sbatch --version said: {(r.stderr or r.stdout).strip()[-200:]}")
+    return CheckItem("sbatch", d.tested, d.describe(), optional=True)
 
 
 async def _item(client: SSHClient, name: str, command: str, describe: str, optional: bool = False) -> CheckItem:
@@ -69,7 +82,7 @@ async def check_cluster(name: str, settings: ClusterSettings, unix_user: str | N
             f"{settings.known_hosts}"))
         user_dir = f"{settings.work_root}/{login}"
         checks = [
-            _item(client, "sbatch", "sbatch --version", "Slurm"),
+            _version(client),
             _item(client, "sacct", "sacct --parsable2 --noheader -X -S now-1hours --format=JobID >/dev/null "
                   "&& echo accounting answers", "accounting"),
             _item(client, "squeue", "squeue --noheader --me --format=%i | wc -l", "jobs queued by this user"),
