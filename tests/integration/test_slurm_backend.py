@@ -112,6 +112,7 @@ outputs: {out: {type: File, outputBinding: {glob: out.txt}}}
 """
 
 
+@pytest.mark.container
 async def test_cwl_in_container_from_image_cache(backend: SlurmBackend, slow: dict[str, JobRef],
                                                  tmp_path: Path) -> None:
     from hpgc.packages import cwl
@@ -129,6 +130,7 @@ async def test_cwl_in_container_from_image_cache(backend: SlurmBackend, slow: di
     assert data.startswith(b"3.11.")
 
 
+@pytest.mark.container
 async def test_container_command(backend: SlurmBackend, slow: dict[str, JobRef]) -> None:
     code = "import os; open('out.txt','w').write('py ' + os.environ['HPGC_JOB_DIR']); os.system('hpgc-progress 60 x')"
     spec = cmd("container", ["python3", "-c", code], container=Container(image="python_3.11-slim.sif"),

@@ -1,12 +1,20 @@
 #!/bin/bash
 # Record what hpgc's Slurm commands print, for tests/data/slurm/<version>/ (tests/unit/test_slurm_outputs.py).
-# Run as root on the login node of a freshly started test cluster (root may choose job ids: the same ids on
-# every version, so one list of expectations fits all):
+# Run as root on the login node of a freshly started test cluster, before any other job: it restarts
+# slurmctld with FirstJobId=52, so that the jobs get the same ids on every version and one list of
+# expectations fits all:
 #   cp tests/data/slurm/record.sh $RUN/shared/data/ && slurm-test-cluster/ctl exec login bash /data/record.sh OUT
 # OUT (a folder under /data) gets sacct.txt, squeue.txt and version.
 set -u
 out=${1:?output folder}; mkdir -p "$out"; cd /tmp
-sb() { local id=$1; shift; sbatch --parsable --jobid="$id" -o /dev/null "$@"; }
+grep -q '^FirstJobId=' /etc/slurm/slurm.conf || echo FirstJobId=52 >> /etc/slurm/slurm.conf
+/opt/hpgc-node/svc.sh stop slurmctld; /opt/hpgc-node/svc.sh start slurmctld
+for _ in $(seq 60); do [ "$(sinfo -h -o %t | sort -u)" = idle ] && break; sleep 1; done  # nodes back
+sb() {  # sb ID OPTIONS...: submit, and stop if Slurm chose another id
+    local want=$1 got; shift
+    got=$(sbatch --parsable -o /dev/null "$@") || exit 1
+    [ "${got%%;*}" = "$want" ] || { echo "got job id $got, not $want: not a fresh cluster" >&2; exit 1; }
+}
 cat > het.sh <<'SH'
 #!/bin/sh
 #SBATCH -n1
@@ -20,7 +28,9 @@ sb 54 -J s-arr --array=0-2 --wrap true
 sb 55 -J s-slow --wrap 'sleep 120'
 sb 56 -J s-timeout --time=0:01 --wrap 'sleep 600'
 sb 57 -J s-arrfail --array=0-1%1 --wrap 'exit 3'
-sb 61 -J s-het het.sh
+for id in 58 59 60; do sb $id -J s-filler --hold --wrap true; done  # ids 58-60, never in the records
+scancel 58 59 60
+sb 61 -J s-het het.sh   # takes 61 and 62
 sb 63 -J s-pend --begin=now+1hour --wrap true
 sb 64 -J s-arrp --array=0-3%1 --begin=now+1hour --wrap true
 sleep 6
