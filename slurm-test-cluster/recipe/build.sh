@@ -39,7 +39,7 @@ fetch_apptainer() {
     echo "deb $MIRROR sid main" > "$a/sources.list"
     local o=(-o Dir::Etc::SourceList="$a/sources.list" -o Dir::Etc::SourceParts=/dev/null
              -o Dir::State::Lists="$a/lists" -o Dir::Cache="$a/cache" -o Dir::State::status=/dev/null)
-    apt-get "${o[@]}" -q update >/dev/null
+    apt-get "${o[@]}" -o Acquire::Check-Valid-Until=false -q update >/dev/null
     (cd "$OUT/debs" && rm -f apptainer_*.deb && apt-get "${o[@]}" -q download apptainer >/dev/null)
     ls "$OUT"/debs/apptainer_*.deb
 }
@@ -57,6 +57,8 @@ build_cluster_root() {
                --customize-hook="chroot \"\$1\" apt-get install -y -q /tmp/$(basename "$deb")"
                --customize-hook="chroot \"\$1\" rm -f /tmp/$(basename "$deb")")
     fi
+    # sid's Release file is valid for a week only: a mirror snapshot older than that is still sid
+    [ "$SUITE" = sid ] && hooks+=(--aptopt='Acquire::Check-Valid-Until "false"')
     mmdebstrap --quiet --variant=apt --include="$CLUSTER_PKGS" "${SLIM[@]}" "${hooks[@]}" \
         --customize-hook="copy-in $RECIPE/cluster-setup.sh /tmp" \
         --customize-hook="chroot \"\$1\" bash /tmp/cluster-setup.sh" \
