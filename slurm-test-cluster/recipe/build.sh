@@ -48,6 +48,8 @@ CLUSTER_PKGS=slurmctld,slurmd,slurm-client,slurmdbd,munge,mariadb-server,openssh
 CLUSTER_PKGS+=,python3,squashfs-tools,uidmap,ca-certificates,e2fsprogs,squashfuse,fuse2fs,fuse-overlayfs
 CLUSTER_PKGS+=,fuse3,containernetworking-plugins,libseccomp2,libsqlite3-0,iproute2,procps,cwltool
 CLUSTER_PKGS+=,less,iputils-ping,netcat-openbsd
+# bookworm's cwltool imports pkg_resources without depending on python3-setuptools
+[ "$SUITE" != bookworm ] || CLUSTER_PKGS+=,python3-setuptools
 
 build_cluster_root() {
     local hooks=() deb
