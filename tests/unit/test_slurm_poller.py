@@ -103,3 +103,15 @@ def test_remove_image_command_text() -> None:
     from hpgc.backends.slurm.commands.pull_image import remove_image_command
 
     assert remove_image_command("/c/", "a b.sif") == "rm -f -- '/c/a b.sif'"
+
+
+async def test_a_record_slurmdbd_has_not_named_yet_is_no_news(tmp_path: Path) -> None:
+    """slurmdbd 22.05 may name a batch job 'allocation' until its name arrives (seen on the test cluster):
+    not another job's id, not a state to report yet; the job's own queue entry still counts."""
+    answer = "\n".join([f"{MARK} sacct", _sacct("9", "allocation", "FAILED", "1:0"),
+                        _sacct("10", "allocation", "RUNNING", "0:0"), f"{MARK} files", f"{MARK} squeue",
+                        "10|RUNNING|None|hpgc-c"])
+    client = _Client(answer, "", tmp_path)
+    out = await Poller().poll_group(client, [_job("b", "9"), _job("c", "10")])  # type: ignore[arg-type]
+    assert "b" not in out  # no news yet: polled again
+    assert out["c"].status == StatusCode.running

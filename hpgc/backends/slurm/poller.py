@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from hpgc.backends.files import parse_progress
 from hpgc.backends.slurm.commands.poll import PollOutput, parse_poll, poll_command, poll_input
 from hpgc.backends.slurm.commands.tails import parse_tails, tails_command, tails_input
+from hpgc.backends.slurm.commands.versions import PLACEHOLDER_JOB_NAMES
 from hpgc.backends.slurm.jobdir import STDERR_FILE, job_name
 from hpgc.backends.slurm.jobid import SlurmJobId
 from hpgc.backends.slurm.ssh import SSHClient, SSHError
@@ -80,6 +81,8 @@ class Poller:
         for job in jobs:
             sid, job_id = job.key, job.ref.job_id
             rec = records.get(sid)
+            if rec is not None and rec.name in PLACEHOLDER_JOB_NAMES:
+                rec = None  # not named yet (commands/versions.py): as if sacct did not know it yet
             other = rec.name if rec is not None else queued.get(sid, ("", "", ""))[2]
             if other and other != job_name(job_id):
                 # Slurm reuses ids after its state is reset: this id now belongs to someone else's job.
