@@ -175,7 +175,14 @@ async def test_idempotent_submit(backend: SlurmBackend, slow: dict[str, JobRef])
     first = await backend.submit(spec)
     await sh(backend, f"rm /data/hpgc/alice/{spec.job_id}/slurm_job_id")  # as if hpgc died right after sbatch
     assert await backend.submit(spec) == first
-    assert (await sh(backend, f"sacct -X -n -P --name=hpgc-{spec.job_id} -o JobID")).split() == [first.split(":")[1]]
+    # slurmdbd 22.05 may know the job by its name only a few seconds later (commands/versions.py)
+    ids: list[str] = []
+    for _ in range(30):
+        ids = (await sh(backend, f"sacct -X -n -P --name=hpgc-{spec.job_id} -o JobID")).split()
+        if ids:
+            break
+        await asyncio.sleep(1)
+    assert ids == [first.split(":")[1]]
 
 
 CHILD = """
