@@ -173,8 +173,9 @@ def squeue(args):
     if len(ids) == 1 and not [j for j in active if j["id"] in ids]:
         print("slurm_load_jobs error: Invalid job id specified")  # like squeue -j with one unknown id
         return 1
+    every = opt(args, "--states") == "all"  # as squeue -t all: ended jobs slurmctld still holds too
     for job in all_jobs():
-        if job["state"] not in ("PENDING", "RUNNING"):
+        if job["state"] not in ("PENDING", "RUNNING") and not every:
             continue
         if ids and job["id"] not in ids or name and job["name"] != name:
             continue

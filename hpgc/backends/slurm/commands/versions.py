@@ -17,6 +17,8 @@ VERSION_COMMAND = "sbatch --version"
 # poll or two. Such a name says nothing about whose job the id is: the poller waits for the real one (as for
 # a job sacct does not know yet) instead of taking the id for another job's. Harmless on later versions,
 # which never show it for a batch job, so it needs no version check at the poller.
+# For the same reason submit.sh looks a job up with `squeue --states=all` too (finished jobs stay in slurmctld
+# for MinJobAge), not with sacct alone: 22.05 ran a job twice without it (the idempotent-submit test).
 PLACEHOLDER_JOB_NAMES = frozenset({"allocation"})
 TESTED = ((22, 5), (24, 11), (26, 5))
 _VERSION = re.compile(r"\bslurm(?:-wlm)?\s+(\d{1,3})\.(\d{1,2})(?:\.(\d{1,3}))?", re.IGNORECASE)
