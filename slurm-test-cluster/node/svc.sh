@@ -31,7 +31,8 @@ start_one() {
         launch munge setpriv --reuid=munge --regid=munge --clear-groups munged -F
         wait_for 10 test -S /run/munge/munge.socket.2 ;;
     mariadb)
-        mkdir -p /run/mysqld; chown mysql:mysql /run/mysqld
+        # the socket's folder: /run/mysqld up to trixie's MariaDB, /run/mariadbd in sid's
+        mkdir -p /run/mysqld /run/mariadbd; chown mysql:mysql /run/mysqld /run/mariadbd
         launch mariadb setpriv --reuid=mysql --regid=mysql --clear-groups \
             mariadbd --bind-address=127.0.0.1 --skip-name-resolve
         wait_for 30 mariadb -e 'select 1'
