@@ -66,4 +66,4 @@ def test_recorded_squeue_answers(version: str) -> None:
 
 
 def test_every_tested_version_is_recorded() -> None:
-    assert {"22.05", "24.11"} <= set(VERSIONS)
+    assert {"22.05", "24.11", "26.05"} <= set(VERSIONS)
