@@ -9,7 +9,19 @@ from collections.abc import AsyncIterator
 import jinja2
 from aiohttp import web
 
-from hpgc.api import callbacks, cors, deploy, health, job_inputs, jobs, landing, metrics, processes, request_id
+from hpgc.api import (
+    callbacks,
+    cors,
+    deploy,
+    health,
+    job_inputs,
+    jobs,
+    landing,
+    metrics,
+    processes,
+    request_id,
+    tasks,
+)
 from hpgc.api.bearer import auth_middleware, setup_auth
 from hpgc.api.hosts import host_middleware
 from hpgc.api.keys import DEPLOY_WORKERS, JOBS, OUTBOUND, REGISTRY, SETTINGS, STORE, TEMPLATES
@@ -68,13 +80,14 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
     app.add_routes(callbacks.routes)
     app.add_routes(deploy.routes)
     app.add_routes(job_inputs.routes)
+    app.add_routes(tasks.routes)
     app.add_routes(health.routes)
     app[landing.EXTRA_CONFORMANCE] = [*deploy.CONFORMANCE_PART2]
     setup_metrics(app)
     app.on_response_prepare.append(request_id.on_prepare)
     app.on_response_prepare.append(cors.on_prepare)
     app.setdefault(OPENAPI_EXTENSIONS, []).extend([deploy.openapi_paths, job_inputs.openapi_paths,
-                                                   health.openapi_paths, metrics.openapi_paths])
+                                                   health.openapi_paths, metrics.openapi_paths, tasks.openapi_paths])
     setup_auth(app, settings)
     setup_links(app)
     setup_signin(app)

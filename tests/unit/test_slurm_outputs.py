@@ -56,12 +56,13 @@ def test_recorded_sacct_answers(version: str) -> None:
 @pytest.mark.parametrize("version", VERSIONS)
 def test_recorded_squeue_answers(version: str) -> None:
     queued = parse_squeue((DATA / version / "squeue.txt").read_text())
-    # 22.05 starts a het job at its next backfill cycle: it may still be queued when squeue is recorded
+    # 22.05 and 26.05 start a het job at the next backfill cycle: it may still be queued when squeue is recorded
     het = {k: v for k, v in queued.items() if k.startswith("61+")}
     assert all(v == ("PENDING", "None", "s-het") for v in het.values())
+    pending = ("PENDING", "BeginTime", "s-arrp")
     assert {k: v for k, v in queued.items() if k not in het} == {
-        "64_[0-3%1]": ("PENDING", "BeginTime", "s-arrp"), "63": ("PENDING", "BeginTime", "s-pend"),
-        "56": ("RUNNING", "None", "s-timeout")}
+        "64_[0-3%1]": pending, "63": ("PENDING", "BeginTime", "s-pend"), "56": ("RUNNING", "None", "s-timeout"),
+        "64_0": pending, "64_1": pending, "64_2": pending, "64_3": pending}  # the range's tasks
     assert SlurmJobId.parse("64_[0-3%1]").is_array
 
 
