@@ -19,6 +19,10 @@ download)
     ;;
 install)
     R=$OUT/root
+    py=$(chroot "$R" python3 -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
+    if [ "$py" != "$PY" ]; then  # the pinned wheels are for trixie's Python; other suites go without Toil
+        echo "no Toil: this root's Python is $py, toil-requirements.txt is for $PY"; rm -rf "$OUT/wheels"; exit 0
+    fi
     mkdir -p "$R/tmp/wheels"; cp "$OUT"/wheels/*.whl "$R/tmp/wheels/"
     cp "$RECIPE/toil-requirements.txt" "$R/tmp/wheels/"
     chroot "$R" python3 -m venv --without-pip /opt/toil
