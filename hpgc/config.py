@@ -24,6 +24,7 @@ from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.jobs.callbacks.settings import CallbackSettings
 from hpgc.jobs.limits import LimitSettings
 from hpgc.jobs.ops_settings import HealthSettings, MetricsSettings, RetentionSettings
+from hpgc.jobs.upload_settings import UploadSettings
 from hpgc.net.settings import OutboundSettings
 from hpgc.packages.workers import DeploySettings
 
@@ -92,6 +93,9 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(
         default_factory=LimitSettings, description="Per-user limits: active jobs, deployed processes (429 past them)."
     )
+    uploads: UploadSettings = Field(
+        default_factory=UploadSettings, description="Uploaded files (POST /files): size, per-user quota, expiry "
+        "(docs/data.md).")
     clusters: dict[str, ClusterSettings] = Field(
         default_factory=dict, description="Slurm clusters by name; the first is the default one."
     )

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import jinja2
 from aiohttp import web
 
-from hpgc.api import callbacks, deploy, health, job_inputs, jobs, landing, metrics, processes, request_id
+from hpgc.api import callbacks, deploy, files, health, job_inputs, jobs, landing, metrics, processes, request_id
 from hpgc.api.bearer import auth_middleware, setup_auth
 from hpgc.api.hosts import host_middleware
 from hpgc.api.keys import DEPLOY_WORKERS, JOBS, OUTBOUND, REGISTRY, SETTINGS, STORE, TEMPLATES
@@ -25,6 +25,7 @@ from hpgc.jobs.callbacks.notifier import Notifier
 from hpgc.jobs.monitor import Monitor
 from hpgc.jobs.retention import RetentionSweeper
 from hpgc.jobs.service import JobService
+from hpgc.jobs.uploads import sweep_uploads
 from hpgc.net import GuardedClient
 from hpgc.packages.registry import ProcessRegistry
 from hpgc.packages.workers import DeployWorkers
@@ -62,11 +63,12 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
     app.add_routes(deploy.routes)
     app.add_routes(job_inputs.routes)
     app.add_routes(health.routes)
+    app.add_routes(files.routes)
     app[landing.EXTRA_CONFORMANCE] = [*deploy.CONFORMANCE_PART2]
     setup_metrics(app)
     app.on_response_prepare.append(request_id.on_prepare)
     app.setdefault(OPENAPI_EXTENSIONS, []).extend([deploy.openapi_paths, job_inputs.openapi_paths,
-                                                   health.openapi_paths, metrics.openapi_paths])
+                                                   health.openapi_paths, metrics.openapi_paths, files.openapi_paths])
     setup_auth(app, settings)
 
     async def services(app: web.Application) -> AsyncIterator[None]:
@@ -83,6 +85,7 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
         service = JobService(store, registry, chosen, settings.default_backend, settings.max_inputs,
                              settings.limits)
         service.outbound = outbound
+        service.upload_settings = settings.uploads
         monitors: dict[str, Monitor] = {}
         for name, backend in chosen.items():
             lo, hi = backend.poll_intervals
@@ -98,7 +101,9 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
             monitor.start()
         retention = RetentionSweeper(service, settings.retention)
         retention.start()
+        uploads_sweep = asyncio.create_task(sweep_uploads(service, settings.uploads.sweep_interval_s))
         yield
+        uploads_sweep.cancel()
         await retention.stop()
         for monitor in monitors.values():
             await monitor.stop()

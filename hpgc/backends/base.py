@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from hpgc.models.resources import ResourceLimits
-from hpgc.models.run import BackendStatus, Container, JobRef, Logs, RunSpec
+from hpgc.models.run import BackendStatus, Container, JobRef, Logs, RunSpec, UploadRef
 
 
 class BackendError(Exception):
@@ -120,3 +120,18 @@ class Backend(ABC):
     def public_url(self, job: JobRef, path: str) -> str | None:
         """Where the site serves a result file itself (links in results documents); None: through hpgc."""
         return None
+
+    # uploads (POST /files) ---------------------------------------------------------------------------
+    async def store_upload(self, upload: UploadRef, chunks: AsyncIterator[bytes]) -> None:
+        """Write an uploaded file where this backend's jobs read it, chunk by chunk as `chunks` yields them
+        (never whole in memory). It appears under its name only when complete: when `chunks` raises (a cut
+        connection, a size limit) nothing is left."""
+        raise BackendError(f"the {self.name} backend does not keep uploaded files")
+
+    async def remove_upload(self, upload: UploadRef) -> None:
+        """Delete an uploaded file (one already gone is not an error)."""
+        return None
+
+    def upload_path(self, upload: UploadRef) -> str:
+        """The absolute path, where jobs run, of an uploaded file: a RunSpec's StagedFile.source."""
+        raise BackendError(f"the {self.name} backend does not keep uploaded files")

@@ -14,6 +14,7 @@ from typing import Any, Protocol, TypeVar
 from hpgc.backends.base import Backend
 from hpgc.jobs.batching import GroupCommit
 from hpgc.jobs.limits import LimitSettings
+from hpgc.jobs.upload_settings import UploadSettings
 from hpgc.net import GuardedClient
 from hpgc.packages.registry import ProcessRegistry
 from hpgc.store import Store
@@ -50,6 +51,7 @@ class ServiceParts:
         self.callbacks: Callbacks | None = None
         self.outbound: GuardedClient | None = None  # href inputs are checked with it at submission
         self.on_submitted: Callable[[str], None] = lambda backend: None
+        self.upload_settings = UploadSettings()  # the app sets the configured ones (POST /files, hpgc/jobs/uploads.py)
         # jobs submitted together (one SSH command) come back together: their ids are one transaction
         self._submitted = GroupCommit[tuple[str, dict[str, Any], str], bool](
             lambda items: self.db(self.store.update_jobs, items), "record-submitted")

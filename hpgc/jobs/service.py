@@ -12,7 +12,8 @@ from hpgc.jobs.operations import Operations
 from hpgc.jobs.results import Results
 from hpgc.jobs.retention import RetentionPart
 from hpgc.jobs.submission import Submission
+from hpgc.jobs.uploads import Uploads
 
 
-class JobService(Submission, Lifecycle, Results, Catalog, Operations, RetentionPart):
+class JobService(Submission, Lifecycle, Results, Catalog, Operations, RetentionPart, Uploads):
     """The whole service; see each part for what it does."""

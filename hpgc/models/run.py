@@ -21,6 +21,16 @@ class StagedFile(BaseModel):
     path: str = Field(description="Generated path relative to the job directory, e.g. 'inputs/il_0.tif'.")
     content: bytes | None = Field(default=None, description="Literal content (decoded base64 or text).")
     href: str | None = Field(default=None, description="URL to download the content from.")
+    source: str | None = Field(default=None, description="Absolute path, where the job runs, of a file the backend "
+                               "holds (an upload): hard-linked into place, or copied where it cannot be.")
+
+
+class UploadRef(BaseModel):
+    """Where a backend keeps one uploaded file: its id (generated), the cluster and the Unix account."""
+
+    file_id: str = Field(pattern=r"^[A-Za-z0-9_-]{16,64}$")
+    cluster: str | None = None
+    unix_user: str | None = None
 
 
 class Resources(BaseModel):

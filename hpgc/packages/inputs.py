@@ -38,7 +38,15 @@ class FileData:
     media_type: str | None = None
 
 
-InputValue = Literal | FileRef | FileData
+@dataclass(frozen=True)
+class FileSource:
+    """A file the backend holds already (an upload): `source` is its absolute path where the job runs."""
+
+    source: str
+    media_type: str | None = None
+
+
+InputValue = Literal | FileRef | FileData | FileSource
 
 
 def is_binary(schema: dict[str, Any]) -> bool:

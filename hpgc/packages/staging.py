@@ -7,7 +7,7 @@ import re
 from urllib.parse import urlsplit
 
 from hpgc.models.run import StagedFile
-from hpgc.packages.inputs import FileData, FileRef, InputValue, Literal
+from hpgc.packages.inputs import FileData, FileRef, FileSource, InputValue, Literal
 
 _SAFE = re.compile(r"[^A-Za-z0-9_-]")
 EXTENSIONS = {"image/tiff": ".tif", "image/png": ".png", "image/jpeg": ".jpg", "application/json": ".json",
@@ -38,5 +38,7 @@ def stage(input_id: str, values: list[InputValue]) -> tuple[list[StagedFile], li
             files.append(StagedFile(path=path, href=v.href))
         elif isinstance(v, FileData):
             files.append(StagedFile(path=path, content=v.content))
+        elif isinstance(v, FileSource):
+            files.append(StagedFile(path=path, source=v.source))
         seen.append(StagedFile(path=path))
     return files, seen

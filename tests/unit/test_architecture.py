@@ -25,7 +25,8 @@ LAYERS = [
     {"client", "cli"},
 ]
 # config.py may reach only the settings modules of the layers above it (each package owns its settings)
-SETTINGS_MODULES = {"hpgc.jobs.callbacks.settings", "hpgc.jobs.limits", "hpgc.jobs.ops_settings"}
+SETTINGS_MODULES = {"hpgc.jobs.callbacks.settings", "hpgc.jobs.limits", "hpgc.jobs.ops_settings",
+                    "hpgc.jobs.upload_settings"}
 MAX_LINES = 320  # "about 300"
 
 

@@ -45,6 +45,7 @@ from hpgc.backends.local.results import (
     stream_file,
 )
 from hpgc.backends.local.settings import LocalBackendSettings
+from hpgc.backends.local.uploads import LocalUploads, link_or_copy
 from hpgc.models.ogc import StatusCode
 from hpgc.models.run import BackendStatus, Container, JobRef, Logs, RunSpec
 from hpgc.net import GuardedClient
@@ -59,7 +60,7 @@ STDERR_TAIL = 2000
 JOB_DIR_MODE = 0o700
 
 
-class LocalBackend(Backend):
+class LocalBackend(LocalUploads, Backend):
     name = "local"
     # a job here runs as the server's account: deploying to it is an admin's decision (deploy_needs_admin)
     capabilities = Capabilities(resumable=False, runs_as_server=True)
@@ -124,6 +125,8 @@ class LocalBackend(Backend):
             target.parent.mkdir(parents=True, exist_ok=True)
             if f.content is not None:
                 target.write_bytes(f.content)
+            elif f.source is not None:
+                await asyncio.to_thread(link_or_copy, f.source, target)
             elif f.href is not None:
                 with target.open("wb") as out:
                     async for chunk in downloads.fetch(f.href, MAX_INPUT_BYTES):

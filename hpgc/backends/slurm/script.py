@@ -9,6 +9,7 @@ generated or validated values.
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import shlex
 from dataclasses import dataclass
@@ -93,10 +94,15 @@ def _env_lines(spec: RunSpec, cluster: ClusterSettings, jd: str) -> list[str]:
 
 
 def _stage_in_lines(spec: RunSpec, cluster: ClusterSettings) -> list[str]:
-    if cluster.stage_in != "job":
-        return []
     q = shlex.quote
     lines = []
+    for f in spec.files:
+        if f.content is None and f.source is not None:  # an upload: linked (no copy) from the user's folder
+            gone = q("hpgc: the uploaded input for " + f.path + " is gone (deleted or expired)")
+            lines.append(f"mkdir -p {q(posixpath.dirname(f.path) or '.')} && {{ ln -f -- {q(f.source)} {q(f.path)} "
+                         f"2>/dev/null || cp -- {q(f.source)} {q(f.path)}; }} || {{ echo {gone} >&2; exit 1; }}")
+    if cluster.stage_in != "job":
+        return lines
     for f in spec.files:
         if f.content is None and f.href is not None:
             # the job's own request, on the cluster's network (not the server's, not through its guard): it
