@@ -29,19 +29,21 @@ from hpgc.jobs.uploads import sweep_uploads
 from hpgc.net import GuardedClient
 from hpgc.packages.registry import ProcessRegistry
 from hpgc.packages.workers import DeployWorkers
+from hpgc.storage import ObjectStores
 from hpgc.store import Store
 
 log = logging.getLogger(__name__)
 MONITORS: web.AppKey[dict[str, Monitor]] = web.AppKey("monitors")
 
 
-def default_backends(settings: Settings, outbound: GuardedClient | None = None) -> dict[str, Backend]:
+def default_backends(settings: Settings, outbound: GuardedClient | None = None,
+                     storage: ObjectStores | None = None) -> dict[str, Backend]:
     backends: dict[str, Backend] = {"local": LocalBackend(settings.local, settings.data_dir / "jobs", outbound,
-                                                          poll_max_s=settings.poll_interval_s)}
+                                                          poll_max_s=settings.poll_interval_s, storage=storage)}
     if settings.clusters:
         from hpgc.backends.slurm.backend import SlurmBackend
 
-        backends["slurm"] = SlurmBackend(settings.clusters, outbound)
+        backends["slurm"] = SlurmBackend(settings.clusters, outbound, storage)
     return backends
 
 
@@ -81,11 +83,13 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
         log.info("built-in processes: %s", ", ".join(loaded) or "none")
         # the one client for every request made on a user's behalf: backends, callbacks, deploy
         outbound = GuardedClient(settings.outbound)
-        chosen = backends if backends is not None else default_backends(settings, outbound)
+        storage = ObjectStores(settings.storage)  # s3:// inputs and output destinations (docs/data.md)
+        chosen = backends if backends is not None else default_backends(settings, outbound, storage)
         service = JobService(store, registry, chosen, settings.default_backend, settings.max_inputs,
                              settings.limits)
         service.outbound = outbound
         service.upload_settings = settings.uploads
+        service.storage = storage
         monitors: dict[str, Monitor] = {}
         for name, backend in chosen.items():
             lo, hi = backend.poll_intervals

@@ -7,6 +7,7 @@ handlers call it and render what it answers. It is made of parts, one module eac
 from __future__ import annotations
 
 from hpgc.jobs.catalog import Catalog
+from hpgc.jobs.delivery import Delivery
 from hpgc.jobs.lifecycle import Lifecycle
 from hpgc.jobs.operations import Operations
 from hpgc.jobs.results import Results
@@ -15,5 +16,5 @@ from hpgc.jobs.submission import Submission
 from hpgc.jobs.uploads import Uploads
 
 
-class JobService(Submission, Lifecycle, Results, Catalog, Operations, RetentionPart, Uploads):
+class JobService(Delivery, Submission, Lifecycle, Results, Catalog, Operations, RetentionPart, Uploads):
     """The whole service; see each part for what it does."""

@@ -17,6 +17,7 @@ from hpgc.errors import (
     NotAllowed,
     ProcessNotReady,
 )
+from hpgc.jobs.delivery import check_data
 from hpgc.jobs.metrics import SUBMISSIONS, SUBMIT_SECONDS
 from hpgc.jobs.parts import ServiceParts, log
 from hpgc.jobs.uploads import resolve_uploads
@@ -63,6 +64,7 @@ class Submission(ServiceParts):
         cluster = self._cluster(backend_name, cluster or package_cluster(process))
         inputs, uploads = await resolve_uploads(self, principal.subject, inputs, backend_name, cluster)
         self._check_hrefs(inputs, self.backends[backend_name], cluster)
+        check_data(self, inputs, execute)
         subscriber = execute.subscriber.model_dump(exclude_none=True) if execute.subscriber else None
         if subscriber and self.callbacks is not None:
             await self.callbacks.check(subscriber)
@@ -98,7 +100,7 @@ class Submission(ServiceParts):
             return
         for input_id, values in inputs.items():
             for value in values:
-                if isinstance(value, FileRef):
+                if isinstance(value, FileRef) and not value.href.startswith("s3://"):  # checked by check_data
                     self.outbound.check_url(value.href, f"input '{input_id}'")
 
     async def _submit(self, row: dict[str, Any], spec: RunSpec | None = None) -> None:

@@ -18,7 +18,7 @@ import jsonschema
 from hpgc.errors import InvalidParameterValue
 from hpgc.models.ogc import ProcessDescription
 
-ALLOWED_HREF_SCHEMES = ("http://", "https://")
+ALLOWED_HREF_SCHEMES = ("http://", "https://", "s3://")  # s3://: an endpoint the site configured (hpgc/storage)
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def _one(input_id: str, schema: dict[str, Any], raw: Any) -> InputValue:
     if isinstance(raw, dict) and "href" in raw:
         href = raw["href"]
         if not isinstance(href, str) or not href.startswith(ALLOWED_HREF_SCHEMES):
-            raise InvalidParameterValue(f"input '{input_id}': href must be an http(s) URL")
+            raise InvalidParameterValue(f"input '{input_id}': href must be an http(s) or s3:// URL")
         return FileRef(href, raw.get("type") or raw.get("mediaType"))
     if isinstance(raw, dict) and "value" in raw and set(raw) <= {
         "value", "mediaType", "encoding", "schema", "format"

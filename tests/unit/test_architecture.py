@@ -15,7 +15,7 @@ HPGC = Path(__file__).resolve().parents[2] / "hpgc"
 # settings (leaf modules), `cli` and `client` are entry points on top.
 LAYERS = [
     {"models", "errors", "datadir", "logs"},
-    {"net", "auth"},
+    {"net", "auth", "storage"},
     {"store"},
     {"backends"},
     {"packages"},

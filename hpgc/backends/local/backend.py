@@ -49,6 +49,7 @@ from hpgc.backends.local.uploads import LocalUploads, link_or_copy
 from hpgc.models.ogc import StatusCode
 from hpgc.models.run import BackendStatus, Container, JobRef, Logs, RunSpec
 from hpgc.net import GuardedClient
+from hpgc.storage import ObjectStores
 
 log = logging.getLogger(__name__)
 EXIT_FILE = "exit_code"
@@ -66,12 +67,13 @@ class LocalBackend(LocalUploads, Backend):
     capabilities = Capabilities(resumable=False, runs_as_server=True)
 
     def __init__(self, settings: LocalBackendSettings, jobs_dir: Path, outbound: GuardedClient | None = None,
-                 poll_max_s: float = 1.0) -> None:
+                 poll_max_s: float = 1.0, storage: ObjectStores | None = None) -> None:
         self.settings = settings
         self.poll_max_s = poll_max_s
         self.jobs_dir = jobs_dir
         self.outbound = outbound or GuardedClient()  # href inputs; the app passes its one client
         self._own_outbound = outbound is None
+        self.storage = storage  # s3:// inputs
         self._slots = asyncio.Semaphore(settings.max_jobs)
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -119,7 +121,7 @@ class LocalBackend(LocalUploads, Backend):
         helper = jd / "bin" / "hpgc-progress"
         helper.write_text(PROGRESS_HELPER)
         helper.chmod(0o755)
-        downloads = Downloads(self.outbound)
+        downloads = Downloads(self.outbound, self.storage, spec.unix_user)
         for f in spec.files:
             target = self._inside(jd, f.path)
             target.parent.mkdir(parents=True, exist_ok=True)

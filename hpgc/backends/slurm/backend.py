@@ -32,13 +32,14 @@ from hpgc.backends.slurm.jobid import SlurmJobId, external_id, parse_external_id
 from hpgc.backends.slurm.poller import PolledJob, Poller
 from hpgc.backends.slurm.script import render
 from hpgc.backends.slurm.ssh import HostKeyError, RemoteExit, SSHClient, SSHError, SSHPool
-from hpgc.backends.slurm.stage_in import needs_server_stage_in, upload_hrefs
+from hpgc.backends.slurm.stage_in import needs_server_stage_in, sign_s3_inputs, upload_hrefs
 from hpgc.backends.slurm.uploads import SlurmUploads
 from hpgc.logs import set_fields
 from hpgc.models.ogc import StatusCode
 from hpgc.models.resources import ResourceLimits
 from hpgc.models.run import BackendStatus, Container, JobRef, Logs, RunSpec
 from hpgc.net import GuardedClient
+from hpgc.storage import ObjectStores
 
 log = logging.getLogger(__name__)
 CHUNK = 256 * 1024
@@ -50,11 +51,13 @@ class SlurmBackend(SlurmUploads, Backend):
     name = "slurm"
     capabilities = Capabilities(resumable=True, runs_as_server=False)
 
-    def __init__(self, clusters: dict[str, ClusterSettings], outbound: GuardedClient | None = None) -> None:
+    def __init__(self, clusters: dict[str, ClusterSettings], outbound: GuardedClient | None = None,
+                 storage: ObjectStores | None = None) -> None:
         if not clusters:
             raise BackendError("the slurm backend needs at least one cluster in [clusters]")
         self.outbound = outbound or GuardedClient()  # server-side stage-in; the app passes its one client
         self._own_outbound = outbound is None
+        self.storage = storage  # s3:// inputs: read by the server, or signed URLs for the job
         self.clusters = clusters
         self.default_cluster = next(iter(clusters))
         self.pool = SSHPool(clusters)
@@ -146,6 +149,8 @@ class SlurmBackend(SlurmUploads, Backend):
     async def _submit(self, spec: RunSpec) -> str:
         cluster, settings = self._cluster(spec.cluster)
         jd = job_dir(settings, spec.job_id, spec.unix_user)
+        if settings.stage_in == "job":
+            spec = await sign_s3_inputs(spec, self.storage)
         text = render(spec, settings, jd)
         client = self.pool.client(cluster, spec.unix_user)
         files: dict[str, tuple[bytes, int]] = {}
@@ -163,7 +168,7 @@ class SlurmBackend(SlurmUploads, Backend):
             # be running already (the batch command asks Slurm), so its inputs are not rewritten.
             if await self._read_small(client, f"{jd}/{SCRIPT_FILE}") is None:
                 await self._private_root(client, jd)
-                await upload_hrefs(self.outbound, client, spec, jd, settings.max_input_bytes)
+                await upload_hrefs(self.outbound, client, spec, jd, settings.max_input_bytes, self.storage)
         rel = jd.removeprefix(settings.work_root.rstrip("/") + "/")
         kind, slurm_id = await self._batcher(client).submit(rel, job_name(spec.job_id), files)
         set_fields(slurm_id=slurm_id, cluster=cluster)  # the rest of this job's submission logs with them
