@@ -20,6 +20,10 @@ class BackendError(Exception):
     """A backend could not do what was asked; the message is meant for the user."""
 
 
+class PathNotAllowed(BackendError):
+    """A path a request names may not be used by its user there (a 403, before any job exists)."""
+
+
 @dataclass(frozen=True)
 class Capabilities:
     resumable: bool  # a job still running when the server died can be followed after a restart
@@ -135,3 +139,9 @@ class Backend(ABC):
     def upload_path(self, upload: UploadRef) -> str:
         """The absolute path, where jobs run, of an uploaded file: a RunSpec's StagedFile.source."""
         raise BackendError(f"the {self.name} backend does not keep uploaded files")
+
+    # paths where jobs run (file:// inputs) ------------------------------------------------------------
+    async def check_path(self, path: str, cluster: str | None, unix_user: str | None) -> str:
+        """The physical path of a regular file on the machine where jobs run that `unix_user` may read, used in
+        place by the job; PathNotAllowed (saying why, the same words whether it is missing or forbidden) if not."""
+        raise PathNotAllowed(f"the {self.name} backend takes no file paths as inputs")

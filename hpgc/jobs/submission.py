@@ -20,6 +20,7 @@ from hpgc.errors import (
 from hpgc.jobs.delivery import check_data
 from hpgc.jobs.metrics import SUBMISSIONS, SUBMIT_SECONDS
 from hpgc.jobs.parts import ServiceParts, log
+from hpgc.jobs.paths import resolve_paths
 from hpgc.jobs.uploads import resolve_uploads
 from hpgc.logs import set_fields
 from hpgc.models.ogc import Execute, JobControlOption, StatusCode
@@ -63,6 +64,7 @@ class Submission(ServiceParts):
             raise BackendUnavailable(f"backend '{backend_name}' is not configured on this server")
         cluster = self._cluster(backend_name, cluster or package_cluster(process))
         inputs, uploads = await resolve_uploads(self, principal.subject, inputs, backend_name, cluster)
+        inputs = await resolve_paths(self, principal.unix_user, inputs, backend_name, cluster)
         self._check_hrefs(inputs, self.backends[backend_name], cluster)
         check_data(self, inputs, execute)
         subscriber = execute.subscriber.model_dump(exclude_none=True) if execute.subscriber else None
@@ -117,6 +119,7 @@ class Submission(ServiceParts):
                 execute = Execute.model_validate(row["request"])
                 inputs = validate_inputs(process.description, execute.inputs, self.max_inputs)
                 inputs, _ = await resolve_uploads(self, row["owner"], inputs, row["backend"], row.get("cluster"))
+                inputs = await resolve_paths(self, row.get("unix_user"), inputs, row["backend"], row.get("cluster"))
                 spec = build_run_spec(process, job_id, inputs, execute.outputs, execute.resources,
                                       backend.resource_limits(row.get("cluster")))
             spec.unix_user = row.get("unix_user")

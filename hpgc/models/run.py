@@ -81,6 +81,8 @@ class RunSpec(BaseModel):
         "'outputs.json' (CWL output-object form: {id: {'class': 'File', 'path': ...}}) for those that exist.",
     )
     env: dict[str, str] = Field(default_factory=dict)
+    binds: list[str] = Field(default_factory=list, description="Absolute paths of files used in place (cluster "
+                             "paths, checked as the user): bound read-only into the container at the same path.")
     resources: Resources = Field(default_factory=Resources)
     cluster: str | None = Field(default=None, description="Cluster name; None: the default one.")
     unix_user: str | None = Field(default=None, description="Identity to run as (Slurm backend).")

@@ -7,7 +7,7 @@ import re
 from urllib.parse import urlsplit
 
 from hpgc.models.run import StagedFile
-from hpgc.packages.inputs import FileData, FileRef, FileSource, InputValue, Literal
+from hpgc.packages.inputs import FileData, FileInPlace, FileRef, FileSource, InputValue, Literal
 
 _SAFE = re.compile(r"[^A-Za-z0-9_-]")
 EXTENSIONS = {"image/tiff": ".tif", "image/png": ".png", "image/jpeg": ".jpg", "application/json": ".json",
@@ -27,6 +27,9 @@ def stage(input_id: str, values: list[InputValue]) -> tuple[list[StagedFile], li
     for i, v in enumerate(values):
         if isinstance(v, Literal):
             seen.append(v.value)
+            continue
+        if isinstance(v, FileInPlace):  # used where it is: the command gets its path, nothing is staged
+            seen.append(StagedFile(path=v.path))
             continue
         media_type = v.media_type
         if media_type is None and isinstance(v, FileRef):

@@ -36,6 +36,7 @@ from hpgc.backends.jobfiles import (
 )
 from hpgc.backends.launch import check_container, command_argv, container_argv, cwltool_argv
 from hpgc.backends.local.environment import find_command, job_environment
+from hpgc.backends.local.paths import LocalPaths
 from hpgc.backends.local.results import (
     COMMAND_FILE,
     SMALL_FILE_BYTES,
@@ -61,7 +62,7 @@ STDERR_TAIL = 2000
 JOB_DIR_MODE = 0o700
 
 
-class LocalBackend(LocalUploads, Backend):
+class LocalBackend(LocalUploads, LocalPaths, Backend):
     name = "local"
     # a job here runs as the server's account: deploying to it is an admin's decision (deploy_needs_admin)
     capabilities = Capabilities(resumable=False, runs_as_server=True)
@@ -153,7 +154,7 @@ class LocalBackend(LocalUploads, Backend):
         assert cache is not None  # check_container refused none
         image = next((cache / n for n in spec.container.candidates() if (cache / n).exists()),
                      cache / spec.container.image)
-        return container_argv(runtime, str(image), argv)
+        return container_argv(runtime, str(image), argv, spec.binds)
 
     async def _run(self, spec: RunSpec, argv: list[str], jd: Path) -> None:
         async with self._slots:

@@ -29,6 +29,7 @@ from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.backends.slurm.health import cluster_healthy
 from hpgc.backends.slurm.jobdir import SCRIPT_FILE, SLURM_ID_FILE, STDERR_FILE, STDOUT_FILE, job_dir, job_name
 from hpgc.backends.slurm.jobid import SlurmJobId, external_id, parse_external_id
+from hpgc.backends.slurm.paths import SlurmPaths
 from hpgc.backends.slurm.poller import PolledJob, Poller
 from hpgc.backends.slurm.script import render
 from hpgc.backends.slurm.ssh import HostKeyError, RemoteExit, SSHClient, SSHError, SSHPool
@@ -47,7 +48,7 @@ MAX_SMALL_BYTES = 16 * 1024 * 1024  # outputs.json, job.sbatch, slurm_job_id: re
 SUBMIT_RETRY_S = 2.0
 
 
-class SlurmBackend(SlurmUploads, Backend):
+class SlurmBackend(SlurmUploads, SlurmPaths, Backend):
     name = "slurm"
     capabilities = Capabilities(resumable=True, runs_as_server=False)
 

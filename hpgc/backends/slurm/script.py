@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from hpgc.backends.base import BackendError
 from hpgc.backends.files import OUTPUTS_FILE, PROGRESS_FILE
-from hpgc.backends.launch import check_container, command_argv, container_argv, cwltool_argv
+from hpgc.backends.launch import bind_options, check_container, command_argv, container_argv, cwltool_argv
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.backends.slurm.jobdir import STDERR_FILE, STDOUT_FILE, job_name
 from hpgc.models.resources import clock
@@ -126,8 +126,9 @@ def _command_lines(spec: RunSpec, cluster: ClusterSettings) -> list[str]:
             site = f"{cluster.image_cache}/{spec.container.site_image}"
             pick = f"hpgc_image={q(image)}; if [ -e {q(site)} ]; then hpgc_image={q(site)}; fi"
             # the image is a shell variable here, so this one line is not container_argv's
-            return [*mkdir_lines(spec), pick, f'{shlex.join([runtime, "exec"])} "$hpgc_image" {shlex.join(argv)}']
-        argv = container_argv(runtime, image, argv)
+            head = shlex.join([runtime, "exec", *bind_options(spec.binds)])
+            return [*mkdir_lines(spec), pick, f'{head} "$hpgc_image" {shlex.join(argv)}']
+        argv = container_argv(runtime, image, argv, spec.binds)
     return [*mkdir_lines(spec), shlex.join(argv)]
 
 
