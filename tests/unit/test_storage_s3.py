@@ -88,3 +88,25 @@ async def test_a_source_cut_midway_leaves_no_object(s3: S3Server) -> None:
         await stores.write("s3://cut-bucket/half.tif", cut())
     with pytest.raises(StorageError, match="no such object"):
         await stores.size("s3://cut-bucket/half.tif")
+
+
+async def test_a_job_that_stages_itself_gets_a_signed_url_not_credentials(s3: S3Server) -> None:
+    """stage_in = "job": the script curls a presigned URL of that one object; no key or secret reaches it."""
+    from hpgc.backends.slurm.config import ClusterSettings
+    from hpgc.backends.slurm.script import render
+    from hpgc.backends.slurm.stage_in import sign_s3_inputs
+    from hpgc.models.run import RunSpec, StagedFile
+
+    s3.make_bucket("signed")
+    s3.put("signed", "in/a.tif", b"signed bytes")
+    stores = ObjectStores(s3.settings(["signed"]))
+    spec = RunSpec(job_id="j1", process_id="p", kind="command", argv=["cat", "inputs/a.tif"],
+                   files=[StagedFile(path="inputs/a.tif", href="s3://signed/in/a.tif")])
+    signed = await sign_s3_inputs(spec, stores)
+    url = signed.files[0].href or ""
+    with urllib.request.urlopen(url) as resp:
+        assert resp.read() == b"signed bytes"
+    cluster = ClusterSettings(host="h", known_hosts="/k", user="alice", work_root="/w", stage_in="job")
+    script = render(signed, cluster, "/w/alice/j1")
+    assert "curl -fsSL --proto =http,https" in script and "X-Amz-Signature" in script
+    assert SECRET not in script  # (the access key id is part of any SigV4 signed URL; the secret never is)
