@@ -145,3 +145,11 @@ class Backend(ABC):
         """The physical path of a regular file on the machine where jobs run that `unix_user` may read, used in
         place by the job; PathNotAllowed (saying why, the same words whether it is missing or forbidden) if not."""
         raise PathNotAllowed(f"the {self.name} backend takes no file paths as inputs")
+
+    async def check_folder(self, path: str, cluster: str | None, unix_user: str | None) -> None:
+        """Whether outputs may be copied into this folder for `unix_user` (theirs, writable); PathNotAllowed if not."""
+        raise PathNotAllowed(f"the {self.name} backend writes outputs to no folder outside the job")
+
+    async def copy_out(self, job: JobRef, path: str, folder: str, name: str) -> tuple[int, str]:
+        """Copy a job's output file into FOLDER/NAME as the job's user; (size, SHA-256 hex)."""
+        raise PathNotAllowed(f"the {self.name} backend writes outputs to no folder outside the job")

@@ -80,7 +80,8 @@ def value_of(name: str, desc: InputDescription | None, text: str) -> Any:
             return local_file(name, text[1:], media if isinstance(media, str) else None)
         if text.startswith(("http://", "https://", "s3://", "file:///")):
             return {"href": text, **({"type": media} if isinstance(media, str) else {})}
-        raise UsageError(f"input {name!r} is a file: give an http(s), s3:// or file:/// URL or @local-file, not {text[:60]!r}")
+        raise UsageError(f"input {name!r} is a file: give an http(s), s3:// or file:/// URL or @local-file, "
+                         f"not {text[:60]!r}")
     if text.startswith("@"):  # curl's convention: the value is the file's content
         try:
             text = Path(text[1:]).expanduser().read_text().rstrip("\n")

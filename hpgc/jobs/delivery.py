@@ -12,10 +12,11 @@ import posixpath
 import re
 from typing import Any
 
-from hpgc.backends.base import BackendError
-from hpgc.errors import InvalidParameterValue
+from hpgc.backends.base import Backend, BackendError, PathNotAllowed
+from hpgc.errors import BackendUnavailable, InvalidParameterValue, NotAllowed
 from hpgc.jobs.lifecycle import job_ref
 from hpgc.jobs.parts import ServiceParts, log
+from hpgc.jobs.paths import file_path
 from hpgc.models.ogc import Execute, StatusCode
 from hpgc.models.run import BackendStatus
 from hpgc.packages.inputs import FileRef, InputValue
@@ -25,19 +26,31 @@ _EXT = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
 DELIVERED = "hpgc:delivered"
 
 
-def check_data(parts: ServiceParts, inputs: dict[str, list[InputValue]], execute: Execute) -> None:
-    """A 400 naming the input (or the destination) for an s3:// URL this server cannot serve."""
+async def check_data(parts: ServiceParts, inputs: dict[str, list[InputValue]], execute: Execute, backend: Backend,
+                     cluster: str | None, unix_user: str | None) -> None:
+    """A 400 naming the input (or the destination) for an s3:// URL this server cannot serve; a 403 for a folder
+    destination the job's user may not write to (checked as them)."""
     for input_id, values in inputs.items():
         for value in values:
             if isinstance(value, FileRef) and value.href.startswith("s3://"):
                 _check(parts, value.href, f"input '{input_id}'")
-    if execute.delivery is not None:
-        dest = execute.delivery.destination
-        if not dest.startswith("s3://"):
-            raise InvalidParameterValue("hpgc:outputs.destination: must be an s3://bucket/prefix/ URL")
-        if not dest.endswith("/"):
-            raise InvalidParameterValue("hpgc:outputs.destination: must end with '/' (a prefix; outputs go under it)")
-        _check(parts, dest, "hpgc:outputs.destination", prefix=True)
+    if execute.delivery is None:
+        return
+    dest, what = execute.delivery.destination, "hpgc:outputs.destination"
+    if not dest.endswith("/"):
+        raise InvalidParameterValue(f"{what}: must end with '/' (a prefix or folder; outputs go under it)")
+    if dest.startswith("s3://"):
+        _check(parts, dest, what, prefix=True)
+    elif dest.startswith("file:"):
+        folder = file_path(dest[:-1], what)
+        try:
+            await backend.check_folder(folder, cluster, unix_user)
+        except PathNotAllowed as exc:
+            raise NotAllowed(f"{what}: {exc}") from None
+        except (BackendError, OSError) as exc:
+            raise BackendUnavailable(f"{what}: the folder could not be checked: {exc}") from None
+    else:
+        raise InvalidParameterValue(f"{what}: must be an s3://bucket/prefix/ or file:///folder/ URL")
 
 
 def _check(parts: ServiceParts, url: str, what: str, prefix: bool = False) -> None:
@@ -86,14 +99,18 @@ class Delivery(ServiceParts):
             backend = self.backends[row["backend"]]
             ref = job_ref(row)
             delivered: dict[str, Any] = {}
-            assert self.storage is not None  # check_data refused the request otherwise
             for oid, value in (await backend.outputs(ref)).items():
                 if not (isinstance(value, dict) and value.get("class") == "File"):
                     continue
                 path = value.get("path") or str(value.get("location", "")).removeprefix("file://")
                 url = dest + object_name(oid, path)
-                media = mimetypes.guess_type(path)[0]
-                size, sha256 = await self.storage.write(url, backend.read_file(ref, path), row.get("unix_user"), media)
+                if dest.startswith("file:"):  # copied on the cluster as the job's user
+                    size, sha256 = await backend.copy_out(ref, path, file_path(dest[:-1], "destination"),
+                                                          object_name(oid, path))
+                else:
+                    assert self.storage is not None  # check_data refused the request otherwise
+                    size, sha256 = await self.storage.write(url, backend.read_file(ref, path), row.get("unix_user"),
+                                                            mimetypes.guess_type(path)[0])
                 delivered[oid] = {"href": url, "size": size, "sha256": sha256}
                 log.info("job %s: output %s delivered to %s (%d bytes)", job_id, oid, url, size)
         except (BackendError, StorageError, OSError) as exc:

@@ -66,7 +66,7 @@ class Submission(ServiceParts):
         inputs, uploads = await resolve_uploads(self, principal.subject, inputs, backend_name, cluster)
         inputs = await resolve_paths(self, principal.unix_user, inputs, backend_name, cluster)
         self._check_hrefs(inputs, self.backends[backend_name], cluster)
-        check_data(self, inputs, execute)
+        await check_data(self, inputs, execute, self.backends[backend_name], cluster, principal.unix_user)
         subscriber = execute.subscriber.model_dump(exclude_none=True) if execute.subscriber else None
         if subscriber and self.callbacks is not None:
             await self.callbacks.check(subscriber)

@@ -135,11 +135,18 @@ class ObjectStores:
         source_error: list[BaseException] = []
 
         async def counted() -> AsyncIterator[bytes]:
+            # pieces of at least CHUNK: each one handed to obstore crosses into Rust, and sources read 64 KiB
+            buffer = bytearray()
             try:
                 async for chunk in chunks:
                     digest.update(chunk)
                     size[0] += len(chunk)
-                    yield chunk
+                    buffer += chunk
+                    if len(buffer) >= CHUNK:
+                        yield bytes(buffer)
+                        buffer.clear()
+                if buffer:
+                    yield bytes(buffer)
             except BaseException as exc:
                 source_error.append(exc)  # the source broke (a cluster connection): said by its own error
                 raise

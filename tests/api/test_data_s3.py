@@ -65,8 +65,8 @@ async def test_an_s3_input_runs_and_the_outputs_are_delivered(client: TestClient
     ({"inputs": {"f": {"href": "s3://data-in/../a.tif"}}}, "input 'f': the key has a '.' or '..' segment"),
     ({"inputs": {"f": {"href": "s3://data-in/a"}}, "hpgc:outputs": {"destination": "s3://data-out/x"}},
      "must end with '/'"),
-    ({"inputs": {"f": {"href": "s3://data-in/a"}}, "hpgc:outputs": {"destination": "file:///tmp/"}},
-     "must be an s3://bucket/prefix/ URL"),
+    ({"inputs": {"f": {"href": "s3://data-in/a"}}, "hpgc:outputs": {"destination": "ftp://host/x/"}},
+     "must be an s3://bucket/prefix/ or file:///folder/ URL"),
     ({"inputs": {"f": {"href": "s3://data-in/a"}}, "hpgc:outputs": {"destination": "s3://elsewhere/"}},
      "hpgc:outputs.destination: no S3 endpoint"),
     ({"inputs": {"f": {"href": "s3://data-in/a"}}, "hpgc:outputs": {"destination": "s3://data-out/", "x": 1}},
@@ -94,3 +94,11 @@ async def test_a_missing_input_object_fails_the_job(client: TestClient) -> None:
     resp = await client.post("/processes/copyfile/execution", json={"inputs": {"f": {"href": "s3://data-in/none"}}})
     assert resp.status == 500
     assert "s3://data-in/none: no such object or bucket" in (await resp.json())["detail"]
+
+
+async def test_a_folder_destination_is_403_on_the_local_backend(client: TestClient) -> None:
+    """Local jobs run as the server's account: it copies into no folder outside the job for a user."""
+    body = {"inputs": {"f": {"href": "s3://data-in/a"}}, "hpgc:outputs": {"destination": "file:///tmp/"}}
+    resp = await client.post("/processes/copyfile/execution", json=body, headers=ASYNC)
+    assert resp.status == 403, await resp.text()
+    assert "writes outputs to no folder outside the job" in (await resp.json())["detail"]

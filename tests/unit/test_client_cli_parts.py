@@ -39,7 +39,8 @@ def test_inputs_are_typed_by_the_description() -> None:
 
 @pytest.mark.parametrize(("pair", "message"), [
     ("n=three", "input 'n': 'three' is not an integer"), ("flag=maybe", "is not a boolean"),
-    ("obj=[1", "expected a JSON object"), ("f=/etc/passwd", r"input 'f' is a file: give an http\(s\), s3:// or file:/// URL"),
+    ("obj=[1", "expected a JSON object"),
+    ("f=/etc/passwd", r"input 'f' is a file: give an http\(s\), s3:// or file:/// URL"),
     ("noequals", "expected name=value"), ("f=@/no/such/file", "cannot read /no/such/file"),
 ])
 def test_bad_inputs_are_usage_errors(pair: str, message: str) -> None:
