@@ -154,3 +154,30 @@ async def test_an_s3_input_staged_by_the_server(api: TestClient, cluster: dict, 
     results = await (await api.get(f"/jobs/{job_id}/results", headers=alice)).json()
     delivered = s3_on_bridge.get("results", results["out"]["href"].removeprefix("s3://results/"))
     np.testing.assert_array_equal(tifffile.imread(io.BytesIO(delivered)), expected_sum(SCENE))
+
+
+async def test_outputs_into_a_folder_the_user_owns(api: TestClient, cluster: dict) -> None:
+    """hpgc:outputs to file:///folder/: checked and copied as the job's user; another user's folder is a 403."""
+    folder = "/home/alice/hpgc-results-test"
+    await ssh_run_async(cluster, f"rm -rf {folder}; mkdir -m 700 {folder}", check=True)
+    alice, bob = bearer(api, "alice", EXECUTE), bearer(api, "bob", EXECUTE)
+    resp = await api.post("/files", data=SCENE, headers={**bob, "Content-Type": "image/tiff"})
+    bobs = (await resp.json())["href"]
+    body = bandmath(bobs, **{"hpgc:outputs": {"destination": f"file://{folder}/"}})
+    resp = await api.post("/processes/BandMath/execution", json=body, headers={**bob, **ASYNC})
+    assert resp.status == 403, await resp.text()
+    assert "not a folder your account (bob) owns" in (await resp.json())["detail"]
+    resp = await api.post("/files", data=SCENE, headers={**alice, "Content-Type": "image/tiff"})
+    body = bandmath((await resp.json())["href"], **{"hpgc:outputs": {"destination": f"file://{folder}/"}})
+    resp = await api.post("/processes/BandMath/execution", json=body, headers={**alice, **ASYNC})
+    assert resp.status == 201, await resp.text()
+    job_id = (await resp.json())["jobID"]
+    status = await ended(api, job_id, alice)
+    assert status["status"] == "successful", status
+    out = (await (await api.get(f"/jobs/{job_id}/results", headers=alice)).json())["out"]
+    assert out["href"].startswith(f"file://{folder}/out") and out["href"].endswith(".tif")
+    path = out["href"].removeprefix("file://")
+    listed = await ssh_run_async(cluster, f"stat -c '%U' {path} && sha256sum {path}", check=True)
+    owner, sha = listed.stdout.split()[0], listed.stdout.split()[1]
+    written = await (await api.get(f"/jobs/{job_id}/results/out", headers=alice)).read()
+    assert owner == "alice" and sha == out["hpgc:sha256"] == hashlib.sha256(written).hexdigest()

@@ -54,3 +54,24 @@ def test_binds_and_sources_in_the_script_are_quoted() -> None:
     assert "ln -f -- '/data/hpgc/alice/uploads/abc'\"'\"'$(y)' inputs/f_0.tif" in text
     with pytest.raises(Exception, match="cannot be bound"):
         render(spec.model_copy(update={"binds": ["/data/a:b.tif"]}), cluster, "/data/hpgc/alice/j1")
+
+
+def test_copy_out_writes_whole_files_into_own_folders_only(tmp_path: Path) -> None:
+    import hashlib
+
+    from hpgc.backends.slurm.commands.check_path import copied, copy_out_command
+
+    def copy(src: str, folder: Path, name: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["/bin/sh", "-c", copy_out_command(src, str(folder), name)], capture_output=True,
+                              text=True, timeout=20)
+
+    (tmp_path / "out.tif").write_bytes(b"result")
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    done = copy(str(tmp_path / "out.tif"), dest, "o$(touch PWNED).tif")
+    assert copied(done.returncode, done.stdout) == (6, hashlib.sha256(b"result").hexdigest())
+    assert (dest / "o$(touch PWNED).tif").read_bytes() == b"result" and not (tmp_path / "PWNED").exists()
+    assert [p.name for p in dest.iterdir()] == ["o$(touch PWNED).tif"]  # no part file left
+    assert copy("", tmp_path / "missing", "x").returncode == 3
+    os.symlink(tmp_path / "out.tif", tmp_path / "link.tif")
+    assert copy(str(tmp_path / "link.tif"), dest, "y").returncode == 4
