@@ -15,20 +15,28 @@ from tests.security.conftest import Attacked, attacked_server
 from tests.security.test_net import _deploy_catfile
 
 
-@pytest.fixture
-def shared(tmp_path: Path) -> Path:
-    root = tmp_path / "shared"
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("data-paths")
+
+
+@pytest.fixture(scope="module")
+def shared(base: Path) -> Path:
+    root = base / "shared"
     root.mkdir()
     (root / "scene.txt").write_text("shared scene\n")
-    (tmp_path / "secret.txt").write_text("outside the shared folder\n")
-    os.symlink(tmp_path / "secret.txt", root / "link-out.txt")
+    (base / "secret.txt").write_text("outside the shared folder\n")
+    os.symlink(base / "secret.txt", root / "link-out.txt")
     os.symlink(root / "scene.txt", root / "link-in.txt")
     return root
 
 
-@pytest.fixture
-def server(tmp_path: Path, shared: Path) -> Iterator[Attacked]:
-    yield from attacked_server(tmp_path, {"HPGC_LOCAL__DATA_ROOTS": f'["{shared}"]'})
+@pytest.fixture(scope="module")
+def server(base: Path, shared: Path) -> Iterator[Attacked]:
+    """One server for the module (each test's requests stand alone): catfile deployed by the administrator."""
+    for srv in attacked_server(base, {"HPGC_LOCAL__DATA_ROOTS": f'["{shared}"]'}):
+        _deploy_catfile(srv)
+        yield srv
 
 
 def run(client: httpx.Client, href: str) -> httpx.Response:
@@ -36,15 +44,13 @@ def run(client: httpx.Client, href: str) -> httpx.Response:
 
 
 def test_a_shared_file_runs_in_place(server: Attacked, shared: Path) -> None:
-    _deploy_catfile(server)
     resp = run(server.alice, f"file://{shared}/scene.txt")
     assert resp.status_code == 200 and resp.text == "shared scene\n", resp.text
     resp = run(server.alice, f"file://{shared}/link-in.txt")  # a link that stays inside is fine
     assert resp.status_code == 200 and resp.text == "shared scene\n", resp.text
 
 
-def test_paths_outside_the_roots_are_refused(server: Attacked, shared: Path, tmp_path: Path) -> None:
-    _deploy_catfile(server)
+def test_paths_outside_the_roots_are_refused(server: Attacked, shared: Path, base: Path) -> None:
     data = server.server.data_dir
     refused = {
         "file:///etc/passwd": 403,
@@ -56,24 +62,24 @@ def test_paths_outside_the_roots_are_refused(server: Attacked, shared: Path, tmp
         f"file://{shared}//scene.txt": 400,
         f"file://evil.example{shared}/scene.txt": 400,
         f"file://{shared}/scene.txt%0a": 400,
-        f"file://{shared}/$(touch {tmp_path}/pwned)": 403,
-        f"file://{shared}/nope; touch {tmp_path}/pwned": 403,
+        f"file://{shared}/$(touch {base}/pwned)": 403,
+        f"file://{shared}/nope; touch {base}/pwned": 403,
         f"file://{shared}/scene.txt?x=1": 400,
         "file:relative/path": 400,
         f"file://{shared}": 403,  # a folder
     }
+    jobs_before = len(server.alice.get("/jobs").json()["jobs"])
     for href, status in refused.items():
         resp = run(server.alice, href)
         assert resp.status_code == status, (href, resp.text)
         body = resp.json()
         assert "outside the shared folder" not in resp.text and "SQLite" not in resp.text
         assert body["detail"].startswith("input 'f'"), body
-    assert not (tmp_path / "pwned").exists()
-    assert server.alice.get("/jobs").json()["jobs"] == []  # nothing ran
+    assert not (base / "pwned").exists()
+    assert len(server.alice.get("/jobs").json()["jobs"]) == jobs_before  # nothing ran
 
 
 def test_uploads_of_others_do_not_exist(server: Attacked) -> None:
-    _deploy_catfile(server)
     doc = server.alice.post("/files", content=b"alice's data\n", headers={"Content-Type": "text/plain"}).json()
     for path in (f"/files/{doc['id']}", "/files/..%2f..%2fhpgc.sqlite", "/files/%00"):
         assert server.bob.get(path).status_code == 404
