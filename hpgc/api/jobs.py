@@ -11,8 +11,9 @@ from aiohttp import web
 from hpgc.api.keys import JOBS
 from hpgc.api.params import int_param, number_param
 from hpgc.api.principal import principal
-from hpgc.api.render import JSON, base_url, respond, self_links, status_info
+from hpgc.api.render import JSON, base_url, respond, self_links, status_info, wants_html
 from hpgc.api.results import results_document, stream_output
+from hpgc.api.ui.context import job_page
 from hpgc.errors import InvalidParameterValue
 from hpgc.models.joblist import JobQuery
 from hpgc.models.ogc import Execute, JobList, Link, StatusCode
@@ -92,7 +93,8 @@ async def list_jobs(request: web.Request) -> web.Response:
 @routes.get("/jobs/{job_id}")
 async def get_job(request: web.Request) -> web.Response:
     row = await request.app[JOBS].get(principal(request), request.match_info["job_id"])
-    return respond(request, status_info(request, row), "job.html")
+    page = await job_page(request, row) if wants_html(request) else {}  # inputs, logs, previews (hpgc/api/ui)
+    return respond(request, status_info(request, row), "job.html", **page)
 
 
 @routes.delete("/jobs/{job_id}")

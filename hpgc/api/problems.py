@@ -16,8 +16,8 @@ from hpgc.models.parsing import load_json
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
-INLINE_PARSE_BYTES = 256 * 1024
-STREAMED_PATH = "/files"  # parsed on the event loop below this size (a few milliseconds at most)
+INLINE_PARSE_BYTES = 256 * 1024  # parsed on the event loop below this size (a few milliseconds at most)
+STREAMED_PATH = "/files"  # POST streams an upload to storage: uploads.* limits it, not max_body_bytes
 
 HTTP_TYPES = {
     404: ("about:blank", "Not found"),
