@@ -109,6 +109,7 @@ async def fake_slurm_site(tmp_path: Path, aiohttp_client: Callable[..., Awaitabl
     settings_ = ClusterSettings(host="127.0.0.1", port=server.port, known_hosts=server.known_hosts, user="alice",
                                 key_file=server.client_key_file, work_root=str(work), poll_min_s=0.05,
                                 poll_max_s=0.2, command_timeout_s=20, connect_timeout_s=5,
+                                follow_completions=False,  # the fake answers when a command ends: it cannot follow
                                 cwltool=str(Path(sys.executable).parent / "cwltool"), **cluster)
     settings = Settings(data_dir=tmp_path / "data", appkgs_dir=REPO / "appkgs", auth=AuthSettings(enabled=False),
                         default_backend="slurm", deploy=DeploySettings(start_with_server=False))

@@ -107,6 +107,11 @@ class ClusterSettings(BaseModel):
     poll_max_s: float = Field(
         default=30.0, gt=0, description="Longest poll interval, reached gradually while nothing changes."
     )
+    follow_completions: bool = Field(
+        default=True, description="Each job script appends a line to WORK_ROOT/USER/.hpgc-events when it ends, "
+        "and one long-lived SSH command per identity follows that file, so that a finished job is noticed at "
+        "once instead of at the next poll (polling stays the safety net). It holds one SSH channel per identity.",
+    )
     squeue_grace_s: float = Field(
         default=300.0, gt=0, description="How long a submitted job may be missing from both sacct and squeue "
         "before it is declared lost."

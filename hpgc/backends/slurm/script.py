@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from hpgc.backends.base import BackendError
 from hpgc.backends.files import OUTPUTS_FILE, PROGRESS_FILE
 from hpgc.backends.launch import bind_options, check_container, command_argv, container_argv, cwltool_argv
+from hpgc.backends.slurm.commands.follow import EVENTS_FILE, notice_trap
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.backends.slurm.jobdir import STDERR_FILE, STDOUT_FILE, job_name
 from hpgc.models.resources import clock
@@ -151,12 +152,19 @@ def _stage_out_lines(spec: RunSpec, jd: str) -> list[str]:
     return lines
 
 
+def _notice_lines(cluster: ClusterSettings, jd: str) -> list[str]:
+    """The script's end, whatever it is, is one line in its account's events file (commands/follow.py)."""
+    if not cluster.follow_completions:
+        return []
+    return ["# --- when it ends: tell hpgc at once", notice_trap(f"{jd.rsplit('/', 1)[0]}/{EVENTS_FILE}"), ""]
+
+
 def render(spec: RunSpec, cluster: ClusterSettings, jd: str) -> str:
     """The whole sbatch script for one job."""
     lines = ["#!/bin/bash", *sbatch_options(spec, cluster, jd).lines(),
              f"# hpgc job {spec.job_id}, process {_comment(spec.process_id)} ({spec.kind})",
              f"# Progress: `hpgc-progress PERCENT MESSAGE` writes $HPGC_JOB_DIR/{PROGRESS_FILE}.", "",
-             "# --- environment", *_env_lines(spec, cluster, jd)]
+             *_notice_lines(cluster, jd), "# --- environment", *_env_lines(spec, cluster, jd)]
     if cluster.setup:
         lines += ["", "# --- site set-up", *cluster.setup]
     stage_in = _stage_in_lines(spec, cluster)

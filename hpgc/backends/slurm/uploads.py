@@ -14,6 +14,7 @@ import asyncssh
 
 from hpgc.backends.base import BackendError
 from hpgc.backends.slurm.jobdir import job_dir
+from hpgc.backends.slurm.paths import SlurmPaths
 from hpgc.models.run import UploadRef
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def upload_file(settings: ClusterSettings, upload: UploadRef) -> str:
     return f"{user_root}/{UPLOADS}/{upload.file_id}"
 
 
-class SlurmUploads:
+class SlurmUploads(SlurmPaths):
     pool: SSHPool
 
     def _cluster(self, name: str | None) -> tuple[str, ClusterSettings]: ...  # SlurmBackend's
