@@ -21,6 +21,7 @@ from hpgc.api import (
     metrics,
     processes,
     request_id,
+    tasks,
 )
 from hpgc.api.bearer import auth_middleware, setup_auth
 from hpgc.api.hosts import host_middleware
@@ -83,6 +84,7 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
     app.add_routes(callbacks.routes)
     app.add_routes(deploy.routes)
     app.add_routes(job_inputs.routes)
+    app.add_routes(tasks.routes)
     app.add_routes(health.routes)
     app.add_routes(files.routes)
     app[landing.EXTRA_CONFORMANCE] = [*deploy.CONFORMANCE_PART2]
@@ -90,7 +92,8 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
     app.on_response_prepare.append(request_id.on_prepare)
     app.on_response_prepare.append(cors.on_prepare)
     app.setdefault(OPENAPI_EXTENSIONS, []).extend([deploy.openapi_paths, job_inputs.openapi_paths,
-                                                   health.openapi_paths, metrics.openapi_paths, files.openapi_paths])
+                                                   health.openapi_paths, metrics.openapi_paths, tasks.openapi_paths,
+                                                   files.openapi_paths])
     setup_auth(app, settings)
     setup_links(app)
     setup_signin(app)

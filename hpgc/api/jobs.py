@@ -109,6 +109,9 @@ async def job_results(request: web.Request) -> web.Response:
     jobs = request.app[JOBS]
     job_id = request.match_info["job_id"]
     row = await jobs.get(principal(request), job_id)
+    if row.get("tasks") is not None:  # a sweep: each output an array in task order
+        await jobs.results(principal(request), job_id)  # a failed or unfinished sweep answers as a job does
+        return web.json_response(await jobs.sweep_results_document(row, base_url(request)))
     req = Execute.model_validate(row["request"] or {})
     return web.json_response(await results_document(request, job_id, req))
 

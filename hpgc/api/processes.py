@@ -83,7 +83,8 @@ async def execute(request: web.Request) -> web.StreamResponse:
     process = await jobs.process_for(principal(request), request.match_info["process_id"])
     req = validated(Execute, await read_json(request), InvalidRequest, "execute request")
     want_async, wait = parse_prefer(request.headers.getall("Prefer", []))
-    run_async = runs_async(process.description.jobControlOptions, want_async)
+    # a sweep (hpgc:sweep) is always followed as a job: its results are many
+    run_async = runs_async(process.description.jobControlOptions, want_async) or req.sweep is not None
     row = await jobs.create(principal(request), process, req, base_url=base_url(request),
                             cluster=request.query.get("cluster"))
     applied: list[str] = []

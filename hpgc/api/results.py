@@ -115,6 +115,11 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 async def stream_output(request: web.Request) -> web.StreamResponse:
     job_id, oid = request.match_info["job_id"], request.match_info["output_id"]
     result = await request.app[JOBS].output(principal(request), job_id, oid)
+    return await send_output(request, result, oid)
+
+
+async def send_output(request: web.Request, result: OutputValue | ResultFile, oid: str) -> web.StreamResponse:
+    """One output: a value as JSON, a file streamed (with one byte range if asked for)."""
     if isinstance(result, OutputValue):
         return web.json_response(result.value)
     try:

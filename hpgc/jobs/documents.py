@@ -67,6 +67,10 @@ def status_document(row: dict[str, Any], base: str) -> dict[str, Any]:
         doc["hpgc:resources"] = row["resources"]
     if row.get("usage") and StatusCode(status).terminal:
         doc["hpgc:usage"] = row["usage"]
+    if row.get("tasks") is not None:  # a sweep: its tasks by state, and where each is
+        doc["hpgc:tasks"] = row["tasks"]
+        doc["links"].append({"href": f"{job_url}/tasks", "rel": "hpgc:tasks", "type": JSON,
+                             "title": "the sweep's tasks, each with its state and results"})
     return doc
 
 

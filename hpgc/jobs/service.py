@@ -13,8 +13,11 @@ from hpgc.jobs.operations import Operations
 from hpgc.jobs.results import Results
 from hpgc.jobs.retention import RetentionPart
 from hpgc.jobs.submission import Submission
+from hpgc.jobs.sweep_results import SweepResults
+from hpgc.jobs.sweeps import Sweeps
 from hpgc.jobs.uploads import Uploads
 
 
-class JobService(Delivery, Submission, Lifecycle, Results, Catalog, Operations, RetentionPart, Uploads):
+class JobService(Delivery, Sweeps, Submission, Lifecycle, SweepResults, Results, Catalog, Operations, RetentionPart,
+                 Uploads):
     """The whole service; see each part for what it does."""

@@ -79,6 +79,7 @@ class LocalBackend(LocalUploads, LocalPaths, Backend):
         self._slots = asyncio.Semaphore(settings.max_jobs)
         self._procs: dict[str, asyncio.subprocess.Process | ZygoteJob] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._gates: dict[str, asyncio.Semaphore] = {}  # a sweep's tasks share its maxParallel
         self._lost: dict[str, str] = {}  # jobs whose end could not be written into their directory
         self._on_change: Callable[[], None] = lambda: None
         self._zygote = Zygote(zygote_environment(settings), jobs_dir) if use_zygote(settings) else None
@@ -162,8 +163,13 @@ class LocalBackend(LocalUploads, LocalPaths, Backend):
                      cache / spec.container.image)
         return container_argv(runtime, str(image), argv, spec.binds)
 
+    async def submit_sweep(self, job_id: str, specs: list[RunSpec], max_parallel: int | None) -> tuple[str, list[str]]:
+        gate = asyncio.Semaphore(max_parallel or len(specs))
+        self._gates.update((spec.job_id, gate) for spec in specs)
+        return await super().submit_sweep(job_id, specs, max_parallel)
+
     async def _run(self, spec: RunSpec, argv: list[str], jd: Path) -> None:
-        async with self._slots:
+        async with self._gates.pop(spec.job_id, contextlib.nullcontext()), self._slots:
             if (jd / CANCEL_FILE).exists():
                 return
             env = job_environment(self.settings, jd, spec.env)

@@ -34,6 +34,7 @@ from hpgc.backends.slurm.poller import PolledJob, Poller
 from hpgc.backends.slurm.script import render
 from hpgc.backends.slurm.ssh import HostKeyError, RemoteExit, SSHClient, SSHError, SSHPool
 from hpgc.backends.slurm.stage_in import needs_server_stage_in, sign_s3_inputs, upload_hrefs
+from hpgc.backends.slurm.sweeps import SlurmSweeps
 from hpgc.backends.slurm.uploads import SlurmUploads
 from hpgc.logs import set_fields
 from hpgc.models.ogc import StatusCode
@@ -48,7 +49,7 @@ MAX_SMALL_BYTES = 16 * 1024 * 1024  # outputs.json, job.sbatch, slurm_job_id: re
 SUBMIT_RETRY_S = 2.0
 
 
-class SlurmBackend(SlurmUploads, Backend):  # SlurmUploads brings SlurmPaths (file:/// inputs, folder outputs)
+class SlurmBackend(SlurmSweeps, SlurmUploads, Backend):  # SlurmUploads brings SlurmPaths (file:///, folder outputs)
     name = "slurm"
     capabilities = Capabilities(resumable=True, runs_as_server=False)
 

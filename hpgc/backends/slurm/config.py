@@ -119,6 +119,11 @@ class ClusterSettings(BaseModel):
     sacct_chunk: int = Field(
         default=500, ge=1, description="Job ids per sacct command (a cycle with more jobs runs several)."
     )
+    max_array_size: int = Field(
+        default=1001, ge=1, description="The cluster's MaxArraySize (slurm.conf; `scontrol show config`): a sweep "
+        "(hpgc:sweep) is one job array of its N tasks when N is at most this, else several arrays of at most "
+        "this many tasks each. Slurm's default is 1001."
+    )
 
     @field_validator("partition", "account", "qos", "time_limit")
     @classmethod

@@ -156,7 +156,10 @@ def _notice_lines(cluster: ClusterSettings, jd: str) -> list[str]:
     """The script's end, whatever it is, is one line in its account's events file (commands/follow.py)."""
     if not cluster.follow_completions:
         return []
-    return ["# --- when it ends: tell hpgc at once", notice_trap(f"{jd.rsplit('/', 1)[0]}/{EVENTS_FILE}"), ""]
+    root = cluster.work_root.rstrip("/")
+    # the account's folder is the one under WORK_ROOT (a sweep's task lives deeper: JOB/tasks/<i>)
+    account = f"{root}/{jd[len(root) + 1:].split('/', 1)[0]}" if jd.startswith(root + "/") else jd.rsplit("/", 1)[0]
+    return ["# --- when it ends: tell hpgc at once", notice_trap(f"{account}/{EVENTS_FILE}"), ""]
 
 
 def render(spec: RunSpec, cluster: ClusterSettings, jd: str) -> str:
