@@ -137,3 +137,20 @@ async def test_each_action_is_counted(client: TestClient) -> None:
     assert (await client.delete("/processes/BandMath")).status == 204
     after = {a: _deploys(a) - before[a] for a in ("deploy", "replace", "undeploy")}
     assert after == {"deploy": 1.0, "replace": 2.0, "undeploy": 1.0}
+
+
+def _pulls(result: str) -> float:
+    return REGISTRY.get_sample_value("hpgc_image_pulls_total", {"backend": "local", "result": result}) or 0.0
+
+
+def _pull_durations() -> float:
+    return REGISTRY.get_sample_value("hpgc_image_pull_seconds_count", {"backend": "local"}) or 0.0
+
+
+async def test_each_pull_is_counted_by_result(client: TestClient, fake_backend: FakeBackend) -> None:
+    before = (_pulls("ok"), _pulls("failed"), _pull_durations())
+    await _deploy(client, BANDMATH)
+    fake_backend.pull_error = "manifest unknown"
+    assert "manifest unknown" in (await _deploy(client, _package("broken", image="docker://owner/tool:1")))[
+        "hpgc:status"]
+    assert (_pulls("ok") - before[0], _pulls("failed") - before[1], _pull_durations() - before[2]) == (1, 1, 2)
