@@ -1,0 +1,132 @@
+"""hpgc/jobs/submission.py beyond test_job_service.py: OGC's sync/async rule, the package's cluster, what a
+submission logs and counts, the log fields of its task. Expected values are written out."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from hpgc.auth.principal import Principal
+from hpgc.backends.base import BackendError
+from hpgc.jobs.limits import LimitSettings
+from hpgc.jobs.service import JobService
+from hpgc.jobs.submission import package_cluster, runs_async
+from hpgc.logs import current
+from hpgc.models.ogc import Execute, JobControlOption
+from hpgc.models.run import RunSpec
+from hpgc.packages.registry import ProcessRegistry
+from hpgc.store import Store
+from tests.api.fake_backend import FakeBackend
+
+REPO = Path(__file__).resolve().parents[2]
+ALICE = Principal(subject="alice", unix_user="alice")
+SYNC, ASYNC = JobControlOption.sync, JobControlOption.async_
+
+
+@pytest.fixture
+async def svc(tmp_path: Path) -> Any:
+    store = Store(tmp_path / "db.sqlite")
+    registry = ProcessRegistry(store)
+    registry.load_builtins(REPO / "appkgs")
+    backend = FakeBackend()
+    service = JobService(store, registry, {"local": backend}, "local",
+                         limits=LimitSettings(active_jobs_per_user=5, processes_per_user=0, retry_after_s=7))
+    service.fake = backend  # type: ignore[attr-defined]
+    service.recorded = asyncio.Event()  # type: ignore[attr-defined]  # set once a backend id is stored
+    service.on_submitted = lambda name: service.recorded.set()  # type: ignore[method-assign]
+    yield service
+    service.close()
+    store.close()
+
+
+@pytest.mark.parametrize(("options", "want_async", "expected"), [
+    ([SYNC, ASYNC], True, True),
+    ([SYNC, ASYNC], False, False),
+    ([SYNC], True, False),  # cannot run asynchronously: synchronously whatever the client prefers
+    ([SYNC], False, False),
+    ([ASYNC], True, True),
+    ([ASYNC], False, True),  # cannot run synchronously
+    ([], False, True),
+    ([], True, True),
+])
+def test_runs_async(options: list[JobControlOption], want_async: bool, expected: bool) -> None:
+    assert runs_async(options, want_async) is expected
+
+
+def test_package_cluster(svc: JobService) -> None:
+    echo = svc.registry.get("echo")
+    assert package_cluster(echo) is None
+
+    def naming(value: object) -> Any:
+        params = {"parameters": [{"name": "cluster", "value": value}]}
+        return dataclasses.replace(echo, description=echo.description.model_copy(
+            update={"additionalParameters": params}))
+
+    assert package_cluster(naming("gpu")) == "gpu"
+    assert package_cluster(naming(["gpu"])) == "gpu"
+    assert package_cluster(naming(7)) == "7"  # a name, whatever the JSON type
+    assert package_cluster(naming("")) is None
+
+
+def _submissions(result: str) -> float:
+    return REGISTRY.get_sample_value("hpgc_submissions_total", {"backend": "local", "result": result}) or 0.0
+
+
+def _submit_durations() -> float:
+    return REGISTRY.get_sample_value("hpgc_submit_seconds_count", {"backend": "local"}) or 0.0
+
+
+async def test_submissions_are_counted_by_result_and_timed_when_they_succeed(svc: JobService) -> None:
+    fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
+    echo = svc.registry.get("echo")
+    before = (_submissions("ok"), _submissions("failed"), _submit_durations())
+    await svc.create(ALICE, echo, Execute(inputs={"stringInput": "a"}))
+    await asyncio.wait_for(svc.recorded.wait(), 10)  # type: ignore[attr-defined]  # counted and timed before
+    for error in (BackendError("refused"), ValueError("bug")):
+        fake.fail_submit = error
+        job = await svc.create(ALICE, echo, Execute(inputs={"stringInput": "a"}))
+        assert (await svc.wait(job["id"], 10))["status"] == "failed"  # counted before the job failed
+    assert (_submissions("ok") - before[0], _submissions("failed") - before[1], _submit_durations() - before[2]) == (
+        1, 2, 1)
+
+
+async def test_a_submission_logs_where_the_job_went_with_the_jobs_fields(
+        svc: JobService, caplog: pytest.LogCaptureFixture) -> None:
+    fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
+    fake.cluster_names = ["c1"]
+    seen: list[dict[str, str]] = []
+    submit = fake.submit
+
+    async def submit_and_look(spec: RunSpec) -> str:
+        seen.append(current())
+        return await submit(spec)
+
+    fake.submit = submit_and_look  # type: ignore[method-assign]
+    with caplog.at_level(logging.INFO, logger="hpgc"):
+        job = await svc.create(ALICE, svc.registry.get("echo"), Execute(inputs={"stringInput": "a"}), cluster="c1")
+        await asyncio.wait_for(svc.recorded.wait(), 10)  # type: ignore[attr-defined]  # logged before
+    assert seen == [{"job_id": job["id"], "process_id": "echo", "user": "alice", "cluster": "c1"}]
+    (record,) = [r for r in caplog.records if "submitted to" in r.getMessage()]
+    assert (record.levelname, record.getMessage()) == (
+        "INFO", f"job {job['id']} submitted to local as fake-{job['id']}")
+
+
+async def test_a_job_dismissed_during_its_submission_whose_cancel_fails_is_still_removed(
+        svc: JobService, caplog: pytest.LogCaptureFixture) -> None:
+    fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
+    fake.submit_gate = gate = asyncio.Event()
+    fake.fail_cancel = BackendError("cluster unreachable")
+    job = await svc.create(ALICE, svc.registry.get("sleep"), Execute(inputs={}))
+    await fake.until(lambda: job["id"] in fake.submissions, "the submission begun")
+    await svc.dismiss(ALICE, job["id"])
+    with caplog.at_level(logging.WARNING, logger="hpgc"):
+        gate.set()
+        await fake.until(lambda: job["id"] in fake.removed, "the late submission removed")
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        f"job {job['id']} was dismissed during its submission and could not be cancelled: cluster unreachable"]
