@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client import REGISTRY
 
 from hpgc.backends.base import BackendError
+from hpgc.jobs import catalog as catalog_module
 from hpgc.models.run import Container
 from tests.api.fake_backend import FakeBackend
 
@@ -143,14 +145,23 @@ def _pulls(result: str) -> float:
     return REGISTRY.get_sample_value("hpgc_image_pulls_total", {"backend": "local", "result": result}) or 0.0
 
 
+def _pull_seconds() -> float:
+    return REGISTRY.get_sample_value("hpgc_image_pull_seconds_sum", {"backend": "local"}) or 0.0
+
+
 def _pull_durations() -> float:
     return REGISTRY.get_sample_value("hpgc_image_pull_seconds_count", {"backend": "local"}) or 0.0
 
 
-async def test_each_pull_is_counted_by_result(client: TestClient, fake_backend: FakeBackend) -> None:
-    before = (_pulls("ok"), _pulls("failed"), _pull_durations())
+async def test_each_pull_is_counted_by_result_and_timed(
+        client: TestClient, fake_backend: FakeBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = iter([100.0, 102.5, 200.0, 200.25, 300.0, 301.0])  # each pull's start and end, as monotonic() tells
+    monkeypatch.setattr(catalog_module, "time", SimpleNamespace(monotonic=lambda: next(clock)))
+    before = (_pulls("ok"), _pulls("failed"), _pull_durations(), _pull_seconds())
     await _deploy(client, BANDMATH)
+    await _deploy(client, _package("tool", image="docker://owner/tool:1"))
     fake_backend.pull_error = "manifest unknown"
-    assert "manifest unknown" in (await _deploy(client, _package("broken", image="docker://owner/tool:1")))[
+    assert "manifest unknown" in (await _deploy(client, _package("broken", image="docker://owner/tool:2")))[
         "hpgc:status"]
-    assert (_pulls("ok") - before[0], _pulls("failed") - before[1], _pull_durations() - before[2]) == (1, 1, 2)
+    assert (_pulls("ok") - before[0], _pulls("failed") - before[1], _pull_durations() - before[2]) == (2, 1, 3)
+    assert _pull_seconds() - before[3] == pytest.approx(3.75, abs=1e-9)  # 2.5 + 0.25 + 1: failed pulls are timed too

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from prometheus_client import REGISTRY
 
 from hpgc.auth.principal import Principal
 from hpgc.backends.base import BackendError
+from hpgc.jobs import submission as submission_module
 from hpgc.jobs.limits import LimitSettings
 from hpgc.jobs.service import JobService
 from hpgc.jobs.submission import package_cluster, runs_async
@@ -78,14 +81,21 @@ def _submissions(result: str) -> float:
     return REGISTRY.get_sample_value("hpgc_submissions_total", {"backend": "local", "result": result}) or 0.0
 
 
+def _submit_seconds() -> float:
+    return REGISTRY.get_sample_value("hpgc_submit_seconds_sum", {"backend": "local"}) or 0.0
+
+
 def _submit_durations() -> float:
     return REGISTRY.get_sample_value("hpgc_submit_seconds_count", {"backend": "local"}) or 0.0
 
 
-async def test_submissions_are_counted_by_result_and_timed_when_they_succeed(svc: JobService) -> None:
+async def test_submissions_are_counted_by_result_and_timed_when_they_succeed(
+        svc: JobService, monkeypatch: pytest.MonkeyPatch) -> None:
     fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
     echo = svc.registry.get("echo")
-    before = (_submissions("ok"), _submissions("failed"), _submit_durations())
+    clock = iter([50.0, 51.5, 60.0, 70.0])  # monotonic(): the first submission's start and end, then two starts
+    monkeypatch.setattr(submission_module, "time", SimpleNamespace(time=time.time, monotonic=lambda: next(clock)))
+    before = (_submissions("ok"), _submissions("failed"), _submit_durations(), _submit_seconds())
     await svc.create(ALICE, echo, Execute(inputs={"stringInput": "a"}))
     await asyncio.wait_for(svc.recorded.wait(), 10)  # type: ignore[attr-defined]  # counted and timed before
     for error in (BackendError("refused"), ValueError("bug")):
@@ -94,6 +104,7 @@ async def test_submissions_are_counted_by_result_and_timed_when_they_succeed(svc
         assert (await svc.wait(job["id"], 10))["status"] == "failed"  # counted before the job failed
     assert (_submissions("ok") - before[0], _submissions("failed") - before[1], _submit_durations() - before[2]) == (
         1, 2, 1)
+    assert _submit_seconds() - before[3] == pytest.approx(1.5, abs=1e-9)
 
 
 async def test_a_submission_logs_where_the_job_went_with_the_jobs_fields(
