@@ -168,3 +168,20 @@ def test_store_calls_run_one_at_a_time_in_the_store_thread(tmp_path: Path) -> No
     assert seen == [seen[0]] * 4 and seen[0].startswith("hpgc-db")
     assert store._worker is not None and store._worker._max_workers == 1
     store.close()
+
+
+def test_close_waits_for_the_store_call_under_way(tmp_path: Path) -> None:
+    """A call still running when the server stops finishes before its connection closes (shutdown waits)."""
+    store = Store(tmp_path / "db.sqlite")
+    asyncio.run(store.call(store.ping))
+    assert store._worker is not None
+    asked: list[dict[str, object]] = []
+    shutdown = store._worker.shutdown
+
+    def spy(*args: object, **kwargs: object) -> None:
+        asked.append({"args": args, **kwargs})
+        shutdown(*args, **kwargs)  # type: ignore[arg-type]
+
+    store._worker.shutdown = spy  # type: ignore[method-assign]
+    store.close()
+    assert asked == [{"args": (), "wait": True}]
