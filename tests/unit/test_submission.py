@@ -16,12 +16,14 @@ from prometheus_client import REGISTRY
 
 from hpgc.auth.principal import Principal
 from hpgc.backends.base import BackendError
+from hpgc.errors import InvalidParameterValue, NotAllowed
 from hpgc.jobs import submission as submission_module
 from hpgc.jobs.limits import LimitSettings
 from hpgc.jobs.service import JobService
 from hpgc.jobs.submission import package_cluster, runs_async
 from hpgc.logs import current
 from hpgc.models.ogc import Execute, JobControlOption
+from hpgc.models.resources import ResourceLimits
 from hpgc.models.run import RunSpec
 from hpgc.packages.registry import ProcessRegistry
 from hpgc.store import Store
@@ -141,3 +143,85 @@ async def test_a_job_dismissed_during_its_submission_whose_cancel_fails_is_still
         await fake.until(lambda: job["id"] in fake.removed, "the late submission removed")
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
         f"job {job['id']} was dismissed during its submission and could not be cancelled: cluster unreachable"]
+
+
+async def test_a_token_without_execute_is_refused_with_why(svc: JobService) -> None:
+    with pytest.raises(NotAllowed) as err:
+        await svc.create(Principal(subject="x", can_execute=False), svc.registry.get("echo"),
+                         Execute(inputs={"stringInput": "a"}))
+    assert err.value.detail == "your token does not allow executing processes"
+
+
+async def test_the_servers_cap_on_input_values_applies_to_a_new_job(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    registry = ProcessRegistry(store)
+    registry.load_builtins(REPO / "appkgs")
+    service = JobService(store, registry, {"local": FakeBackend()}, "local", max_inputs=2)
+    hrefs = [{"href": f"https://example.org/{i}.tif"} for i in range(3)]
+    try:
+        with pytest.raises(InvalidParameterValue, match=r"^too many input values \(more than 2\)$"):
+            await service.create(ALICE, registry.get("BandMath"), Execute(inputs={"il": hrefs, "exp": "im1b1"}))
+        two = await service.create(ALICE, registry.get("BandMath"), Execute(inputs={"il": hrefs[:2], "exp": "im1b1"}))
+        assert two["status"] == "accepted"
+    finally:
+        service.close()
+        store.close()
+
+
+class Callbacks:
+    def __init__(self) -> None:
+        self.checked: list[dict[str, str]] = []
+
+    async def check(self, subscriber: dict[str, str]) -> None:
+        self.checked.append(subscriber)
+
+
+async def test_the_subscriber_is_checked_and_stored_as_sent(svc: JobService) -> None:
+    echo = svc.registry.get("echo")
+    job = await svc.create(ALICE, echo, Execute.model_validate(
+        {"inputs": {"stringInput": "a"}, "subscriber": {"successUri": "https://example.org/done"}}))
+    assert job["subscriber"] == {"successUri": "https://example.org/done"}  # no members that were not sent
+    callbacks = Callbacks()
+    svc.callbacks = callbacks  # type: ignore[assignment]
+    job = await svc.create(ALICE, echo, Execute.model_validate(
+        {"inputs": {"stringInput": "a"}, "subscriber": {"failedUri": "https://example.org/failed"}}))
+    assert callbacks.checked == [{"failedUri": "https://example.org/failed"}]
+    assert (await svc.db(svc.store.get_job, job["id"]))["subscriber"] == {  # type: ignore[index]
+        "failedUri": "https://example.org/failed"}
+    await svc.create(ALICE, echo, Execute(inputs={"stringInput": "a"}))
+    assert len(callbacks.checked) == 1  # no subscriber: nothing to check
+
+
+async def test_the_requested_outputs_and_resources_reach_the_spec_within_the_clusters_limits(
+        svc: JobService) -> None:
+    fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
+    fake.cluster_names = ["small", "big"]
+    asked: list[str | None] = []
+
+    def limits(cluster: str | None) -> ResourceLimits:
+        asked.append(cluster)
+        return ResourceLimits(cpus=4 if cluster == "big" else 2, partitions=[], where=f"cluster '{cluster}'")
+
+    fake.resource_limits = limits  # type: ignore[method-assign]
+    bandmath = svc.registry.get("BandMath")
+    body = {"inputs": {"il": [{"href": "https://example.org/a.tif"}], "exp": "im1b1"},
+            "outputs": {"out": {"format": {"mediaType": "image/png"}}}, "hpgc:resources": {"cpus": 3}}
+    with pytest.raises(InvalidParameterValue, match="cluster 'small'"):
+        await svc.create(ALICE, bandmath, Execute.model_validate(body), cluster="small")
+    job = await svc.create(ALICE, bandmath, Execute.model_validate(body), cluster="big")
+    assert asked == ["small", "big"]
+    await asyncio.wait_for(svc.recorded.wait(), 10)  # type: ignore[attr-defined]
+    spec = fake.specs[job["id"]]
+    assert spec.outputs == {"out": "outputs/out.png"} and spec.resources.cpus == 3
+    assert job["resources"]["cpus"] == 3
+
+
+async def test_recover_logs_each_job_it_resubmits(svc: JobService, caplog: pytest.LogCaptureFixture) -> None:
+    await svc.db(svc.store.insert_job, {
+        "id": "new", "process_id": "echo", "owner": "alice", "status": "accepted", "backend": "local",
+        "created": 1.0, "updated": 1.0, "request": {"inputs": {"stringInput": "a"}}})
+    with caplog.at_level(logging.INFO, logger="hpgc"):
+        await svc.recover()
+        await asyncio.wait_for(svc.recorded.wait(), 10)  # type: ignore[attr-defined]
+    assert "resubmitting job new (the server stopped before it reached the backend)" in [
+        r.getMessage() for r in caplog.records]
