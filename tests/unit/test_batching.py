@@ -111,3 +111,20 @@ async def test_a_caller_that_stops_waiting_does_not_stop_the_write() -> None:
     write.gate.set()
     assert await patient == 4
     assert write.batches == [[1], [2]]  # the first write ran to its end
+
+
+async def test_a_write_that_answers_for_more_items_than_it_was_given_is_an_error() -> None:
+    """One result per item, in order, is the write's contract: one too many stops the writer loudly."""
+
+    async def one_too_many(items: list[int]) -> list[int]:
+        return [*items, 0]
+
+    group: GroupCommit[int, int] = GroupCommit(one_too_many, "w")
+    waiting = asyncio.create_task(group.add(7))
+    await _until(lambda: group.writer is not None)
+    writer = group.writer
+    assert writer is not None
+    with pytest.raises(ValueError, match="zip"):
+        await writer
+    assert await waiting == 7  # its own result was given before the extra one was seen
+    assert group.writer is None
