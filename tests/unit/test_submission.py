@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from hpgc.auth.principal import Principal
+from hpgc.auth.principal import InsufficientScope, Principal
 from hpgc.backends.base import BackendError
 from hpgc.errors import InvalidParameterValue, NotAllowed
 from hpgc.jobs import submission as submission_module
@@ -225,3 +225,19 @@ async def test_recover_logs_each_job_it_resubmits(svc: JobService, caplog: pytes
         await asyncio.wait_for(svc.recorded.wait(), 10)  # type: ignore[attr-defined]
     assert "resubmitting job new (the server stopped before it reached the backend)" in [
         r.getMessage() for r in caplog.records]
+
+
+async def test_who_may_deploy_on_which_backend(svc: JobService) -> None:
+    """Catalog.check_deploy: the backend a deployed package runs on (none named: the default) decides."""
+    local: FakeBackend = svc.fake  # type: ignore[attr-defined]
+    local.deploy_needs_admin = True  # jobs run as the server's account
+    svc.backends["cluster"] = FakeBackend()  # jobs run as their users: anyone may deploy
+    with pytest.raises(InsufficientScope) as err:
+        svc.check_deploy(ALICE)
+    assert err.value.detail.startswith("deployed processes run on the 'local' backend here, as the server's own")
+    with pytest.raises(InsufficientScope, match="'local' backend"):
+        svc.check_deploy(ALICE, "local")
+    svc.check_deploy(ALICE, "cluster")
+    svc.check_deploy(Principal(subject="root", is_admin=True))
+    svc.default_backend = "cluster"
+    svc.check_deploy(ALICE)
