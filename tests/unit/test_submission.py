@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 
 from hpgc.auth.principal import InsufficientScope, Principal
 from hpgc.backends.base import BackendError
-from hpgc.errors import InvalidParameterValue, NotAllowed
+from hpgc.errors import InvalidParameterValue, LimitReached, NotAllowed
 from hpgc.jobs import submission as submission_module
 from hpgc.jobs.limits import LimitSettings
 from hpgc.jobs.service import JobService
@@ -209,8 +209,8 @@ async def test_the_requested_outputs_and_resources_reach_the_spec_within_the_clu
     with pytest.raises(InvalidParameterValue, match="cluster 'small'"):
         await svc.create(ALICE, bandmath, Execute.model_validate(body), cluster="small")
     job = await svc.create(ALICE, bandmath, Execute.model_validate(body), cluster="big")
-    assert asked == ["small", "big"]
     await asyncio.wait_for(svc.recorded.wait(), 10)  # type: ignore[attr-defined]
+    assert asked == ["small", "big"]  # the spec built at the execute is the one submitted, not built again
     spec = fake.specs[job["id"]]
     assert spec.outputs == {"out": "outputs/out.png"} and spec.resources.cpus == 3
     assert job["resources"]["cpus"] == 3
@@ -241,3 +241,38 @@ async def test_who_may_deploy_on_which_backend(svc: JobService) -> None:
     svc.check_deploy(Principal(subject="root", is_admin=True))
     svc.default_backend = "cluster"
     svc.check_deploy(ALICE)
+
+
+async def test_the_new_job_as_returned_and_stored(svc: JobService) -> None:
+    body = {"inputs": {"stringInput": "a"}, "subscriber": {"successUri": "https://example.org/done"}}
+    created = await svc.create(ALICE, svc.registry.get("echo"), Execute.model_validate(body), base_url="http://h")
+    assert sorted(created) == [
+        "backend", "base_url", "cluster", "created", "error", "exit_code", "external_id", "finished", "id", "message",
+        "owner", "process_id", "progress", "request", "resources", "results", "started", "status", "subscriber",
+        "unix_user", "updated"]
+    assert {k: created[k] for k in ("error", "exit_code", "results", "finished", "started")} == dict.fromkeys(
+        ("error", "exit_code", "results", "finished", "started"))
+    request = {**body, "response": "raw"}  # as sent with OGC's default response; no empty members, URLs as text
+    assert created["request"] == request
+    stored = await svc.db(svc.store.get_job, created["id"])
+    assert stored is not None and stored["request"] == request and stored["subscriber"] == body["subscriber"]
+
+
+async def test_the_active_job_limits_message(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    registry = ProcessRegistry(store)
+    registry.load_builtins(REPO / "appkgs")
+    backend = FakeBackend()
+    backend.submit_gate = asyncio.Event()
+    service = JobService(store, registry, {"local": backend}, "local",
+                         limits=LimitSettings(active_jobs_per_user=1, processes_per_user=0, retry_after_s=7))
+    try:
+        await service.create(ALICE, registry.get("echo"), Execute(inputs={"stringInput": "a"}))
+        with pytest.raises(LimitReached) as err:
+            await service.create(ALICE, registry.get("echo"), Execute(inputs={"stringInput": "a"}))
+        assert err.value.detail == ("you have 1 jobs accepted or running, the most this server runs for one user "
+                                    "at once; wait for one to end or dismiss one")
+    finally:
+        backend.submit_gate.set()
+        service.close()
+        store.close()
