@@ -243,7 +243,8 @@ async def test_who_may_deploy_on_which_backend(svc: JobService) -> None:
     svc.check_deploy(ALICE)
 
 
-async def test_the_new_job_as_returned_and_stored(svc: JobService) -> None:
+async def test_the_new_job_as_returned_and_stored(svc: JobService, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(submission_module, "time", SimpleNamespace(time=lambda: 1234.5, monotonic=time.monotonic))
     body = {"inputs": {"stringInput": "a"}, "subscriber": {"successUri": "https://example.org/done"}}
     created = await svc.create(ALICE, svc.registry.get("echo"), Execute.model_validate(body), base_url="http://h")
     assert sorted(created) == [
@@ -254,6 +255,7 @@ async def test_the_new_job_as_returned_and_stored(svc: JobService) -> None:
         ("error", "exit_code", "results", "finished", "started"))
     request = {**body, "response": "raw"}  # as sent with OGC's default response; no empty members, URLs as text
     assert created["request"] == request
+    assert (created["created"], created["updated"]) == (1234.5, 1234.5)
     stored = await svc.db(svc.store.get_job, created["id"])
     assert stored is not None and stored["request"] == request and stored["subscriber"] == body["subscriber"]
 
