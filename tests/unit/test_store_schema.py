@@ -185,3 +185,16 @@ def test_close_waits_for_the_store_call_under_way(tmp_path: Path) -> None:
     store._worker.shutdown = spy  # type: ignore[method-assign]
     store.close()
     assert asked == [{"args": (), "wait": True}]
+
+
+def test_the_reader_may_be_used_from_another_thread(tmp_path: Path) -> None:
+    """The event loop's thread need not be the one that opened the store."""
+    store = Store(tmp_path / "db.sqlite")
+    store.insert_job({"id": "j", "process_id": "echo", "owner": "alice", "status": "running", "backend": "local",
+                      "created": 1.0, "updated": 1.0})
+    seen: list[object] = []
+    thread = threading.Thread(target=lambda: seen.append((store.read_job("j") or {}).get("status")))
+    thread.start()
+    thread.join()
+    assert seen == ["running"]
+    store.close()
