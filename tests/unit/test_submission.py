@@ -278,3 +278,24 @@ async def test_the_active_job_limits_message(tmp_path: Path) -> None:
         backend.submit_gate.set()
         service.close()
         store.close()
+
+
+async def test_a_resubmitted_job_keeps_its_resources_within_its_clusters_limits(svc: JobService) -> None:
+    fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
+    fake.cluster_names = ["small", "big"]
+    asked: list[str | None] = []
+
+    def limits(cluster: str | None) -> ResourceLimits:
+        asked.append(cluster)
+        return ResourceLimits(cpus=4 if cluster == "big" else 2, partitions=[], where=f"cluster '{cluster}'")
+
+    fake.resource_limits = limits  # type: ignore[method-assign]
+    await svc.db(svc.store.insert_job, {
+        "id": "again", "process_id": "echo", "owner": "alice", "status": "accepted", "backend": "local",
+        "cluster": "big", "created": 1.0, "updated": 1.0,
+        "request": {"inputs": {"stringInput": "a"}, "hpgc:resources": {"cpus": 3}}})
+    await svc.recover()
+    await asyncio.wait_for(svc.recorded.wait(), 10)  # type: ignore[attr-defined]
+    assert asked == ["big"]
+    spec = fake.specs["again"]
+    assert (spec.resources.cpus, spec.cluster) == (3, "big")
