@@ -19,6 +19,7 @@ from pydantic_settings import (
 )
 
 from hpgc.auth.settings import AuthSettings
+from hpgc.auth.web_settings import WebSettings
 from hpgc.backends.local.settings import LocalBackendSettings
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.jobs.callbacks.settings import CallbackSettings
@@ -81,6 +82,9 @@ class Settings(BaseSettings):
         "and the job, process, user, cluster and Slurm id wherever they apply (docs/operations.md).")
     local: LocalBackendSettings = Field(default_factory=LocalBackendSettings, description="Local backend.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Authentication.")
+    web: WebSettings = Field(
+        default_factory=WebSettings,
+        description="Browsers: signed result links, CORS origins, web sign-in sessions (docs/ui.md).")
     callbacks: CallbackSettings = Field(
         default_factory=CallbackSettings, description="Subscriber callbacks: delivery, retries."
     )

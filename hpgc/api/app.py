@@ -9,14 +9,31 @@ from collections.abc import AsyncIterator
 import jinja2
 from aiohttp import web
 
-from hpgc.api import callbacks, deploy, health, job_inputs, jobs, landing, metrics, processes, request_id
+from hpgc.api import (
+    callbacks,
+    cors,
+    deploy,
+    health,
+    job_inputs,
+    jobs,
+    landing,
+    metrics,
+    processes,
+    request_id,
+    tasks,
+)
 from hpgc.api.bearer import auth_middleware, setup_auth
 from hpgc.api.hosts import host_middleware
 from hpgc.api.keys import DEPLOY_WORKERS, JOBS, OUTBOUND, REGISTRY, SETTINGS, STORE, TEMPLATES
+from hpgc.api.links import openapi_links, setup_links
 from hpgc.api.metrics import metrics_middleware, setup_metrics
 from hpgc.api.openapi import OPENAPI_EXTENSIONS
 from hpgc.api.problems import body_limit_middleware, problem_middleware
 from hpgc.api.request_id import request_id_middleware
+from hpgc.api.ui.events import setup_events
+from hpgc.api.ui.pages import setup_pages
+from hpgc.api.ui.sessions import ui_forms_middleware
+from hpgc.api.ui.signin import csrf_field, setup_signin
 from hpgc.backends.base import Backend
 from hpgc.backends.local.backend import LocalBackend
 from hpgc.config import Settings
@@ -47,7 +64,7 @@ def default_backends(settings: Settings, outbound: GuardedClient | None = None) 
 def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -> web.Application:
     app = web.Application(
         middlewares=[request_id_middleware, metrics_middleware, problem_middleware, host_middleware,
-                     body_limit_middleware, auth_middleware],
+                     cors.cors_middleware, body_limit_middleware, ui_forms_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -55,19 +72,28 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
         loader=jinja2.PackageLoader("hpgc.api", "templates"), autoescape=True, trim_blocks=True,
         lstrip_blocks=True,
     )
+    app[TEMPLATES].globals.update(session_of=lambda request: None, csrf_field=csrf_field,
+                                  signin_offered=lambda request: False)  # signed-in pages: hpgc/api/ui/signin.py
     app.add_routes(landing.routes)
     app.add_routes(processes.routes)
     app.add_routes(jobs.routes)
     app.add_routes(callbacks.routes)
     app.add_routes(deploy.routes)
     app.add_routes(job_inputs.routes)
+    app.add_routes(tasks.routes)
     app.add_routes(health.routes)
     app[landing.EXTRA_CONFORMANCE] = [*deploy.CONFORMANCE_PART2]
     setup_metrics(app)
     app.on_response_prepare.append(request_id.on_prepare)
+    app.on_response_prepare.append(cors.on_prepare)
     app.setdefault(OPENAPI_EXTENSIONS, []).extend([deploy.openapi_paths, job_inputs.openapi_paths,
-                                                   health.openapi_paths, metrics.openapi_paths])
+                                                   health.openapi_paths, metrics.openapi_paths, tasks.openapi_paths])
     setup_auth(app, settings)
+    setup_links(app)
+    setup_signin(app)
+    setup_pages(app)
+    setup_events(app)
+    app[OPENAPI_EXTENSIONS].append(openapi_links)
 
     async def services(app: web.Application) -> AsyncIterator[None]:
         store = Store(await asyncio.to_thread(secure_data_dir, settings.data_dir))  # 0700 dir, 0600 database

@@ -4,6 +4,7 @@ OpenAPI security schemes. Checking a token is hpgc/auth/verifier.py; claims → 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -14,15 +15,18 @@ from aiohttp import web
 
 from hpgc.api.health import PUBLIC as HEALTH
 from hpgc.api.keys import SETTINGS
+from hpgc.api.links import SIGNER, is_signed_request, link_principal
 from hpgc.api.openapi import OPENAPI_EXTENSIONS
 from hpgc.api.principal import PRINCIPAL_KEY
 from hpgc.api.problems import problem
 from hpgc.api.resource_metadata import PATH as RESOURCE_METADATA
 from hpgc.api.resource_metadata import add_resource_metadata
+from hpgc.api.ui.sessions import csrf_refusal, current, signin_redirect
 from hpgc.auth.dev_issuer import (
     DEV_PREFIX,
     DEV_WARNING,
     DevIssuer,
+    Grant,
     dev_issuer_routes,
     dev_issuer_settings,
     dev_issuer_url,
@@ -38,10 +42,11 @@ from hpgc.logs import set_fields
 log = logging.getLogger(__name__)
 VERIFIER: web.AppKey[TokenVerifier] = web.AppKey("token_verifier")
 DEV_ISSUER: web.AppKey[DevIssuer] = web.AppKey("dev_issuer")
+DEV_GRANT: web.AppKey[Grant] = web.AppKey("dev_issuer_code_grant")  # its authorization_code grant, in-process
 # Public routes are recognised by the route the router matched, never by the raw path, so that no spelling
 # of a protected URL (dot segments, encodings) can pass for a public one.
 PUBLIC_RESOURCES = frozenset({"/", "/conformance", "/api", "/api.html", RESOURCE_METADATA, *HEALTH})
-PUBLIC_PREFIXES = ("/api.html/static", f"{DEV_PREFIX}/")
+PUBLIC_PREFIXES = ("/api.html/static", f"{DEV_PREFIX}/", "/ui/sign", "/ui/callback", "/ui/static/")
 BEARER = re.compile(r"Bearer +([A-Za-z0-9\-._~+/]+=*) *", re.IGNORECASE)
 QUERY_TOKEN_NAMES = ("access_token", "token", "bearer")
 
@@ -103,19 +108,38 @@ def _bearer(request: web.Request) -> str:
     return match.group(1)
 
 
+async def _principal_of(request: web.Request, token: str) -> None:
+    settings = request.app[SETTINGS].auth
+    issuer, claims = await request.app[VERIFIER].verify(token)
+    request[PRINCIPAL_KEY] = principal_from_claims(claims, issuer.id, issuer.settings.subject_prefix, settings)
+    set_fields(user=request[PRINCIPAL_KEY].subject)  # until the request ends (request_id.py's bind)
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     settings = request.app[SETTINGS].auth
     if not settings.enabled:
         return await handler(request)  # principal() answers ANONYMOUS
+    session = current(request)  # a browser's sign-in session stands for its bearer token
+    if session is not None and (why := await csrf_refusal(request, session)) is not None:
+        return problem(403, "Forbidden", f"refused as a cross-site request forgery: {why}", error="csrf")
     try:
-        if not _is_public(request):
-            issuer, claims = await request.app[VERIFIER].verify(_bearer(request))
-            request[PRINCIPAL_KEY] = principal_from_claims(claims, issuer.id, issuer.settings.subject_prefix,
-                                                           settings)
-            set_fields(user=request[PRINCIPAL_KEY].subject)  # until the request ends (request_id.py's bind)
+        if SIGNER in request.app and is_signed_request(request):  # a signed result link needs no token
+            reader = await link_principal(request)
+            if isinstance(reader, web.Response):
+                return reader
+            request[PRINCIPAL_KEY] = reader
+            set_fields(user=reader.subject)
+        elif not _is_public(request):
+            await _principal_of(request, session.token if session is not None else _bearer(request))
+        elif session is not None:  # a public page still says who is signed in
+            with contextlib.suppress(InvalidToken, UnmappedUser, AuthUnavailable):
+                await _principal_of(request, session.token)
         return await handler(request)
     except InvalidToken as exc:
+        redirect = signin_redirect(request)
+        if redirect is not None:
+            return redirect
         return unauthorized(settings, exc.detail)
     except InsufficientScope as exc:  # also from handlers, e.g. require_deploy
         return forbidden_scope(settings, exc)
@@ -138,7 +162,7 @@ def setup_auth(app: web.Application, settings: Settings) -> None:
     dev = DevIssuer(settings.data_dir, auth.dev_issuer.algorithm) if auth.dev_issuer_active else None
     if dev is not None:
         app[DEV_ISSUER] = dev
-        dev_issuer_routes(app, dev, dev_url)
+        app[DEV_GRANT] = dev_issuer_routes(app, dev, dev_url)
     add_resource_metadata(app, [i.issuer for i in auth.issuers] + ([dev_url] if dev is not None else []),
                           [*auth.execute_scopes[:1], *auth.deploy_scopes[:1], *auth.admin_scopes[:1]])
 
@@ -224,6 +248,16 @@ def openapi_security(app: web.Application, doc: dict[str, Any]) -> None:
                               {"200": {"description": "a page", "content": {"text/html": {"schema": {
                                   "type": "string"}}}}},
                               [{"name": "user_code", "in": "query", "schema": {"type": "string"}}])}
+        page = {"description": "a page", "content": {"text/html": {"schema": {"type": "string"}}}}
+        signin = {"200": page, "303": {"description": "back to the client's redirect_uri with a code"},
+                  "400": page, "403": {**page, "description": "not from this machine (the page works only there)"}}
+        oauth = [{"name": n, "in": "query", "schema": {"type": "string"}} for n in (
+            "response_type", "client_id", "redirect_uri", "state", "code_challenge", "code_challenge_method")]
+        doc["paths"][f"{DEV_PREFIX}/authorize"] = {
+            "get": _public_op("Development issuer: the browser sign-in page (authorization code with PKCE)",
+                              "devIssuerAuthorizePage", tag, signin, oauth),
+            "post": {**_public_op("Development issuer: sign in as a user name (this machine only)",
+                                  "devIssuerAuthorize", tag, signin), "requestBody": form}}
         doc["paths"][f"{DEV_PREFIX}/token"] = {"post": {**_public_op(
             "Development issuer: the token of an approved device login", "devIssuerToken", tag,
             {"200": _json_answer("an access token"), "400": oauth_error}), "requestBody": form}}

@@ -17,6 +17,8 @@ async def job_inputs(request: web.Request) -> web.Response:
     sent = row.get("request") or {}
     # the subscriber's URLs stay out: a rerun should not call them again without being asked
     body = {k: sent[k] for k in ("inputs", "outputs", "response") if k in sent}
+    if sent.get("sweep"):  # stored under its field name: given back as it was sent, so a rerun sweeps again
+        body["hpgc:sweep"] = sent["sweep"]
     return web.json_response({"inputs": {}, **body})
 
 

@@ -11,11 +11,12 @@ from aiohttp import web
 from hpgc.api.keys import JOBS
 from hpgc.api.params import int_param, number_param
 from hpgc.api.principal import principal
-from hpgc.api.render import JSON, base_url, respond, self_links, status_info
+from hpgc.api.render import JSON, base_url, respond, self_links, status_info, wants_html
 from hpgc.api.results import results_document, stream_output
+from hpgc.api.ui.context import job_page
 from hpgc.errors import InvalidParameterValue
 from hpgc.models.joblist import JobQuery
-from hpgc.models.ogc import Execute, JobList, Link, StatusCode
+from hpgc.models.ogc import Execute, Link, StatusCode
 
 routes = web.RouteTableDef()
 FILTERS = ("type", "processID", "status", "datetime", "minDuration", "maxDuration", "limit")
@@ -85,14 +86,16 @@ async def list_jobs(request: web.Request) -> web.Response:
     if newer and rows:
         links.append(Link(href=f"{base}/jobs?{urlencode([*kept, ('prev', _token(rows[0]))])}", rel="prev",
                           type=JSON, title="newer jobs"))
-    doc = JobList.model_validate({"jobs": [status_info(request, r) for r in rows], "links": links})
-    return respond(request, doc.wire(), "jobs.html")
+    # status_info is StatusInfo's wire form already (tests/unit/test_results_document.py): no model round trip
+    doc = {"jobs": [status_info(request, r) for r in rows], "links": [link.wire() for link in links]}
+    return respond(request, doc, "jobs.html")
 
 
 @routes.get("/jobs/{job_id}")
 async def get_job(request: web.Request) -> web.Response:
     row = await request.app[JOBS].get(principal(request), request.match_info["job_id"])
-    return respond(request, status_info(request, row), "job.html")
+    page = await job_page(request, row) if wants_html(request) else {}  # inputs, logs, previews (hpgc/api/ui)
+    return respond(request, status_info(request, row), "job.html", **page)
 
 
 @routes.delete("/jobs/{job_id}")
@@ -106,6 +109,9 @@ async def job_results(request: web.Request) -> web.Response:
     jobs = request.app[JOBS]
     job_id = request.match_info["job_id"]
     row = await jobs.get(principal(request), job_id)
+    if row.get("tasks") is not None:  # a sweep: each output an array in task order
+        await jobs.results(principal(request), job_id)  # a failed or unfinished sweep answers as a job does
+        return web.json_response(await jobs.sweep_results_document(row, base_url(request)))
     req = Execute.model_validate(row["request"] or {})
     return web.json_response(await results_document(request, job_id, req))
 

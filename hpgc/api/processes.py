@@ -11,8 +11,9 @@ from hpgc.api.keys import JOBS, SETTINGS
 from hpgc.api.params import int_param
 from hpgc.api.principal import principal
 from hpgc.api.problems import read_json
-from hpgc.api.render import HTML, JSON, base_url, respond, self_links, status_info
+from hpgc.api.render import HTML, JSON, base_url, respond, self_links, status_info, wants_html
 from hpgc.api.results import results_response
+from hpgc.api.ui.context import process_page
 from hpgc.errors import InvalidRequest, validated
 from hpgc.jobs.submission import runs_async
 from hpgc.models.ogc import REL_OGC, Execute, Link, ProcessList, StatusCode
@@ -55,7 +56,8 @@ async def describe_process(request: web.Request) -> web.Response:
     doc = process.description.model_copy(update={"links": process_links(request, process)}).wire()
     if process.status != "ready":
         doc["hpgc:status"] = process.status  # deploying (image pull under way) or why it failed
-    return respond(request, doc, "process.html")
+    page = process_page(request, process) if wants_html(request) else {}  # the run form (hpgc/api/ui)
+    return respond(request, doc, "process.html", **page)
 
 
 PREFER_WAIT = re.compile(r"^wait\s*=\s*(\d+)$")
@@ -81,7 +83,8 @@ async def execute(request: web.Request) -> web.StreamResponse:
     process = await jobs.process_for(principal(request), request.match_info["process_id"])
     req = validated(Execute, await read_json(request), InvalidRequest, "execute request")
     want_async, wait = parse_prefer(request.headers.getall("Prefer", []))
-    run_async = runs_async(process.description.jobControlOptions, want_async)
+    # a sweep (hpgc:sweep) is always followed as a job: its results are many
+    run_async = runs_async(process.description.jobControlOptions, want_async) or req.sweep is not None
     row = await jobs.create(principal(request), process, req, base_url=base_url(request),
                             cluster=request.query.get("cluster"))
     applied: list[str] = []

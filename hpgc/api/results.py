@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from hpgc.api.keys import JOBS
+from hpgc.api.links import sign_results
 from hpgc.api.principal import principal
 from hpgc.api.problems import problem
 from hpgc.api.render import base_url
@@ -32,9 +33,9 @@ async def _file_bytes(request: web.Request, job_id: str, oid: str) -> bytes:
 async def results_document(request: web.Request, job_id: str, req: Execute) -> dict[str, Any]:
     jobs = request.app[JOBS]
     _, outputs = await jobs.results(principal(request), job_id)
-    return await build_results_document(
-        job_id, outputs, req, base_url(request), lambda oid: _file_bytes(request, job_id, oid)
-    )
+    base = base_url(request)
+    doc = await build_results_document(job_id, outputs, req, base, lambda oid: _file_bytes(request, job_id, oid))
+    return sign_results(request, job_id, doc, base)
 
 
 async def results_response(
@@ -114,6 +115,11 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 async def stream_output(request: web.Request) -> web.StreamResponse:
     job_id, oid = request.match_info["job_id"], request.match_info["output_id"]
     result = await request.app[JOBS].output(principal(request), job_id, oid)
+    return await send_output(request, result, oid)
+
+
+async def send_output(request: web.Request, result: OutputValue | ResultFile, oid: str) -> web.StreamResponse:
+    """One output: a value as JSON, a file streamed (with one byte range if asked for)."""
     if isinstance(result, OutputValue):
         return web.json_response(result.value)
     try:

@@ -15,12 +15,14 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
 
-from hpgc.auth.device import DeviceGrants, device_metadata, device_routes  # `hpgc login` (RFC 8628)
+from hpgc.auth.dev_signin import AuthorizationCodes, code_grant, signin_routes  # the web pages' sign-in
+from hpgc.auth.device import TOKEN_TTL_S, DeviceGrants, device_metadata, device_routes  # `hpgc login` (RFC 8628)
 from hpgc.auth.jose import JsonWebKey, JsonWebToken
 from hpgc.auth.settings import DEFAULT_AUDIENCE, AuthSettings, IssuerSettings
 
@@ -158,7 +160,10 @@ def discovery(issuer: str) -> dict[str, Any]:
     return {
         "issuer": issuer,
         "jwks_uri": f"{issuer}/jwks",
-        "response_types_supported": ["token"],
+        "authorization_endpoint": f"{issuer}/authorize",
+        "token_endpoint": f"{issuer}/token",
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256", "RS256"],
         "token_endpoint_auth_methods_supported": ["none"],
@@ -195,9 +200,16 @@ def dev_issuer_settings(settings: ServerSettings, url: str) -> IssuerSettings:
 
 
 # HTTP -------------------------------------------------------------------------------
-def dev_issuer_routes(app: web.Application, dev: DevIssuer, issuer_url: str) -> None:
+Grant = Callable[[Any], dict[str, Any] | None]
+
+
+def dev_issuer_routes(app: web.Application, dev: DevIssuer, issuer_url: str) -> Grant:
+    """The issuer's routes; returns its authorization_code grant, which the embedded server's web sign-in
+    redeems in-process (the issuer's URL may not be the one a test client reaches the server at)."""
     async def openid_configuration(request: web.Request) -> web.Response:
-        return web.json_response({**discovery(issuer_url), **device_metadata(issuer_url)})
+        device = device_metadata(issuer_url)
+        return web.json_response({**discovery(issuer_url), **device,
+                                  "grant_types_supported": ["authorization_code", *device["grant_types_supported"]]})
 
     async def jwks(request: web.Request) -> web.Response:
         keys = await asyncio.to_thread(dev.jwks)
@@ -205,8 +217,15 @@ def dev_issuer_routes(app: web.Application, dev: DevIssuer, issuer_url: str) -> 
 
     app.router.add_get(f"{DEV_PREFIX}/.well-known/openid-configuration", openid_configuration)
     app.router.add_get(f"{DEV_PREFIX}/jwks", jwks)
-    device_routes(app, DEV_PREFIX, issuer_url, DeviceGrants(dev.dir),
-                  lambda user, scope, ttl: dev.mint(issuer_url, user, scope, ttl))
+    codes = AuthorizationCodes()
+    signin_routes(app, DEV_PREFIX, codes, issuer_url)
+
+    def mint(user: str, scope: str, ttl: int) -> str:
+        return dev.mint(issuer_url, user, scope, ttl)
+
+    grant = code_grant(codes, mint, TOKEN_TTL_S)
+    device_routes(app, DEV_PREFIX, issuer_url, DeviceGrants(dev.dir), mint, {"authorization_code": grant})
+    return grant
 
 
 def dev_issuer_app(dev: DevIssuer, issuer_url: str) -> web.Application:

@@ -163,7 +163,10 @@ def _oauth_error(error: str, description: str, status: int = 400) -> web.Respons
                              headers={"Cache-Control": "no-store"})
 
 
-def device_routes(app: web.Application, prefix: str, issuer: str, grants: DeviceGrants, mint: Mint) -> None:
+def device_routes(app: web.Application, prefix: str, issuer: str, grants: DeviceGrants, mint: Mint,
+                  other_grants: dict[str, Callable[[Any], dict[str, Any] | None]] | None = None) -> None:
+    """The device endpoints and the token endpoint; `other_grants` are more grant types of the token endpoint
+    (grant_type → the token answer for a form, or None for invalid_grant)."""
     async def authorize(request: web.Request) -> web.Response:
         form = await request.post()
         scope = str(form.get("scope") or DEFAULT_SCOPE)[:1000]
@@ -178,8 +181,16 @@ def device_routes(app: web.Application, prefix: str, issuer: str, grants: Device
 
     async def token(request: web.Request) -> web.Response:
         form = await request.post()
+        other = (other_grants or {}).get(str(form.get("grant_type")))
+        if other is not None:
+            answer = other(form)
+            if answer is None:
+                return _oauth_error("invalid_grant", "unknown, used or expired code, or a wrong code_verifier, "
+                                                     "client_id or redirect_uri")
+            return web.json_response(answer, headers={"Cache-Control": "no-store"})
         if form.get("grant_type") != DEVICE_GRANT:
-            return _oauth_error("unsupported_grant_type", f"this development issuer grants only {DEVICE_GRANT}")
+            return _oauth_error("unsupported_grant_type", f"this development issuer grants only {DEVICE_GRANT}"
+                                + "".join(f" and {g}" for g in other_grants or {}))
         outcome, grant = await asyncio.to_thread(grants.poll, str(form.get("device_code") or ""))
         descriptions = {"authorization_pending": "the code is not approved yet",
                         "slow_down": f"poll at most every {INTERVAL_S} s",

@@ -27,6 +27,7 @@ from hpgc.auth.jose import (
 )
 from hpgc.auth.principal import AuthUnavailable, InvalidToken
 from hpgc.auth.settings import AuthSettings, IssuerSettings
+from hpgc.auth.token_cache import Verified, VerifiedTokens, digest
 
 log = logging.getLogger(__name__)
 MAX_TOKEN = 16 * 1024
@@ -90,6 +91,7 @@ class TokenVerifier:
     def __init__(self, settings: AuthSettings, issuers: list[Issuer]) -> None:
         self.settings = settings
         self.issuers = {i.id: i for i in issuers}
+        self._verified = VerifiedTokens(settings.leeway_s)  # JWTs whose signature was checked (token_cache.py)
 
     async def warm_up(self) -> None:
         """Fetch discovery and keys early, so the first request is quick and a misconfiguration shows in the
@@ -107,13 +109,34 @@ class TokenVerifier:
         if parts is None:
             return await self._opaque(token)
         header, unverified = parts
+        cache_key = digest(token)
+        hit = self._verified.get(cache_key)
+        if hit is not None:
+            found = await self._cached(hit)
+            if found is not None:
+                return found
+            self._verified.drop(cache_key)
         iss = unverified.get("iss")
         issuer = self.issuers.get(iss) if isinstance(iss, str) else None
         if issuer is None:
             raise InvalidToken(f"the token's issuer {iss!r} is not trusted here"[:200])
-        return issuer, await self._verify_jwt(token, header, issuer)
+        claims, key = await self._verify_jwt(token, header, issuer)
+        kid = header.get("kid")
+        self._verified.put(cache_key, Verified(issuer.id, kid, key, claims, float(claims["exp"])))
+        return issuer, dict(claims)
 
-    async def _verify_jwt(self, token: str, header: dict[str, Any], issuer: Issuer) -> dict[str, Any]:
+    async def _cached(self, hit: Verified) -> tuple[Issuer, dict[str, Any]] | None:
+        """A verified token's issuer and claims while the key that verified it is still the issuer's key for
+        its kid (the issuer's keys are fetched again after jwks_max_age_s); None: verify it again."""
+        issuer = self.issuers[hit.issuer_id]
+        try:
+            current = await issuer.key(hit.kid)
+        except InvalidToken:
+            return None
+        return (issuer, dict(hit.claims)) if current is hit.key else None
+
+    async def _verify_jwt(self, token: str, header: dict[str, Any], issuer: Issuer) -> tuple[dict[str, Any], object]:
+        """The token's claims, and the key that verified its signature."""
         s = issuer.settings
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in s.algorithms:
@@ -147,7 +170,7 @@ class TokenVerifier:
             raise InvalidToken(f"the token lacks a claim: {exc.description}") from None
         except (JoseError, ValueError, TypeError) as exc:
             raise InvalidToken(f"the token is malformed: {getattr(exc, 'description', None) or exc}") from None
-        return dict(claims)
+        return dict(claims), key
 
     async def _opaque(self, token: str) -> tuple[Issuer, dict[str, Any]]:
         introspecting = [i for i in self.issuers.values() if i.settings.introspects]

@@ -7,6 +7,7 @@ only what is declared here; a hook a backend has no use for keeps its default.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -84,6 +85,19 @@ class Backend(ABC):
     async def submit(self, spec: RunSpec) -> str:
         """Stage inputs and start the job; return the backend's id for it (stored as JobRef.external_id).
         Idempotent per spec.job_id: a second call for a job already submitted returns the same id."""
+
+    async def submit_sweep(self, job_id: str, specs: list[RunSpec], max_parallel: int | None) -> tuple[str, list[str]]:
+        """Start every task of sweep `job_id` (`specs` in task order, their job ids its task keys,
+        hpgc.models.sweep.task_key), at most `max_parallel` at once (None: no limit of its own); return the
+        sweep's id (what `cancel_sweep` gets) and each task's id (what `poll` gets). Idempotent per job id.
+        The default submits each task as a job of its own, all at once (a backend that batches submissions,
+        as the Slurm backend's SubmitBatcher does, sends them in few round trips); a scheduler's arrays do better."""
+        return f"{self.name}:{job_id}", list(await asyncio.gather(*(self.submit(spec) for spec in specs)))
+
+    async def cancel_sweep(self, job: JobRef, tasks: list[JobRef]) -> None:
+        """Cancel a sweep's unfinished `tasks` (its whole array, for a scheduler that has them)."""
+        for task in tasks:
+            await self.cancel(task)
 
     @abstractmethod
     async def poll(self, jobs: list[JobRef]) -> dict[str, BackendStatus]:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import base64
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from hpgc.jobs.results import Output, OutputValue
-from hpgc.models.ogc import Execute, Link, StatusCode, StatusInfo, TransmissionMode
+from hpgc.models.ogc import Execute, StatusCode, TransmissionMode
 
 JSON = "application/json"
 HTML = "text/html"
@@ -24,32 +25,52 @@ def iso(ts: float | None) -> datetime | None:
 
 
 
+@lru_cache(maxsize=8192)  # a job's created/started/finished never change, and are rendered at every poll
+def _time(ts: float | None) -> str | None:
+    """A timestamp as pydantic writes a UTC datetime (…Z, microseconds only when there are some)."""
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()[:-6] + "Z"
+
+
+def _link(href: str, rel: str, media_type: str, title: str) -> dict[str, str]:
+    return {"href": href, "rel": rel, "type": media_type, "title": title}
+
+
 def status_document(row: dict[str, Any], base: str) -> dict[str, Any]:
-    """A job's statusInfo with links under `base` (callbacks build it without a request)."""
+    """A job's statusInfo with links under `base` (callbacks build it without a request).
+
+    Built as the plain dict that StatusInfo(...).wire() gives, without the models: it is what every client's
+    poll renders, and the models were a third of its cost (docs/performance.md); tests/unit/test_documents.py
+    holds it equal to the model's form."""
     job_url = f"{base}/jobs/{row['id']}"
+    status = StatusCode(row["status"]).value
     links = [
-        Link(href=job_url, rel="self", type=JSON, title="this job's status"),
-        Link(href=f"{job_url}?f=html", rel="alternate", type=HTML, title="this job's status as HTML"),
-        Link(href=f"{job_url}/logs", rel="logs", type=JSON, title="stdout, stderr and the event log"),
+        _link(job_url, "self", JSON, "this job's status"),
+        _link(f"{job_url}?f=html", "alternate", HTML, "this job's status as HTML"),
+        _link(f"{job_url}/logs", "logs", JSON, "stdout, stderr and the event log"),
     ]
-    if row["status"] == StatusCode.successful.value:
-        links.append(Link(href=f"{job_url}/results", rel="http://www.opengis.net/def/rel/ogc/1.0/results",
-                          type=JSON, title="results"))
-    elif row["status"] == StatusCode.failed.value:
-        links.append(Link(href=f"{job_url}/results", rel="http://www.opengis.net/def/rel/ogc/1.0/exceptions",
-                          type="application/problem+json", title="why the job failed"))
-    links.append(Link(href=f"{base}/processes/{row['process_id']}", rel="up", type=JSON, title="the process"))
-    info = StatusInfo(
-        processID=row["process_id"], jobID=row["id"], status=StatusCode(row["status"]), message=row.get("message"),
-        created=iso(row["created"]), started=iso(row.get("started")), finished=iso(row.get("finished")),
-        updated=iso(row.get("updated")), progress=row.get("progress"), links=links,
-    )
-    doc = info.wire()
+    if status == StatusCode.successful.value:
+        links.append(_link(f"{job_url}/results", "http://www.opengis.net/def/rel/ogc/1.0/results", JSON, "results"))
+    elif status == StatusCode.failed.value:
+        links.append(_link(f"{job_url}/results", "http://www.opengis.net/def/rel/ogc/1.0/exceptions",
+                           "application/problem+json", "why the job failed"))
+    links.append(_link(f"{base}/processes/{row['process_id']}", "up", JSON, "the process"))
+    fields = {
+        "processID": row["process_id"], "type": "process", "jobID": row["id"], "status": status,
+        "message": row.get("message"), "created": _time(row["created"]), "started": _time(row.get("started")),
+        "finished": _time(row.get("finished")), "updated": _time(row.get("updated")),
+        "progress": row.get("progress"),
+    }
+    doc: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+    doc["links"] = links
     # hpgc's extensions: what the job asked for (to size the next run) and, once it ended, what it used
     if row.get("resources"):
         doc["hpgc:resources"] = row["resources"]
-    if row.get("usage") and StatusCode(row["status"]).terminal:
+    if row.get("usage") and StatusCode(status).terminal:
         doc["hpgc:usage"] = row["usage"]
+    if row.get("tasks") is not None:  # a sweep: its tasks by state, and where each is
+        doc["hpgc:tasks"] = row["tasks"]
+        doc["links"].append({"href": f"{job_url}/tasks", "rel": "hpgc:tasks", "type": JSON,
+                             "title": "the sweep's tasks, each with its state and results"})
     return doc
 
 

@@ -24,7 +24,7 @@ from hpgc.models.run import BackendStatus, JobRef
 
 # what a monitor reads of each active job per cycle: enough to address it and to see whether it changed;
 # only the jobs that changed are read whole
-POLL_COLUMNS = ("id", "external_id", "cluster", "unix_user", "status", "progress", "message")
+POLL_COLUMNS = ("id", "external_id", "cluster", "unix_user", "status", "progress", "message", "tasks")
 RUNNING_PROGRESS = 5  # a running job that reports nothing: started, but no more is known
 
 
@@ -97,6 +97,7 @@ class Lifecycle(ServiceParts):
                 changes["usage"] = usage
             if st.status == StatusCode.successful:
                 changes["progress"] = 100
+            if st.status == StatusCode.successful and current.get("tasks") is None:  # a sweep's are its tasks'
                 try:
                     changes["results"] = await self.backends[current["backend"]].outputs(job_ref(current))
                 except (BackendError, OSError) as exc:
@@ -159,12 +160,17 @@ class Lifecycle(ServiceParts):
         backend = self.backends.get(row["backend"])
         if not status.terminal and backend is not None and row.get("external_id"):
             try:
-                await backend.cancel(job_ref(row))
+                if row.get("tasks") is not None:  # a sweep: all its tasks (Slurm: the array) at once
+                    await self.cancel_tasks(backend, row)  # type: ignore[attr-defined]
+                else:
+                    await backend.cancel(job_ref(row))
             except (BackendError, OSError) as exc:  # OSError: the connection to the cluster broke
                 raise BackendUnavailable(f"the job could not be cancelled: {exc}") from None
         now = time.time()
         changes = {"status": StatusCode.dismissed.value, "message": "dismissed by the user", "finished":
                    row["finished"] or now, "updated": now}
+        if row.get("tasks") is not None:
+            changes["tasks"] = await self.end_tasks(row)  # type: ignore[attr-defined]
         outbox = await self._outbox(row, changes)
         new = await self.db(lambda: self.store.update_job(job_id, changes, only_if_not_terminal=False,
                                                           outbox=outbox))

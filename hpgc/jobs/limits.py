@@ -23,3 +23,7 @@ class LimitSettings(BaseModel):
         "stay allowed). 0: no limit.")
     retry_after_s: int = Field(
         default=30, ge=1, description="Seconds sent in the Retry-After header of a 429 over a per-user limit.")
+    sweep_max_tasks: int = Field(
+        default=10000, ge=1,
+        description="Tasks one sweep (`hpgc:sweep` in an execute) may make; a larger sweep is a 400 saying so. A "
+        "sweep counts as one job toward active_jobs_per_user.")

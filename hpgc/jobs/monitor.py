@@ -41,7 +41,8 @@ class Monitor:
     async def poll_once(self) -> int:
         """One cycle; returns how many jobs changed."""
         active = await self.service.db(self.service.store.active_jobs, self.backend.name, POLL_COLUMNS)
-        refs = [job_ref(r) for r in active if r.get("external_id")]
+        refs = [job_ref(r) for r in active if r.get("external_id") and r.get("tasks") is None]
+        refs += await self.service.task_refs(active)  # a sweep's unfinished tasks, in the same poll
         if not refs:
             return 0
         statuses = await self.backend.poll(refs)
@@ -55,7 +56,7 @@ class Monitor:
                       cluster=row.get("cluster")):
                 if await self.service.apply(job_id, statuses[job_id], rows.get(job_id)) is not None:
                     changed += 1
-        return changed
+        return changed + await self.service.apply_task_reports(statuses)
 
     async def _run(self) -> None:
         interval = self.min_interval

@@ -12,7 +12,9 @@ from hpgc.jobs.operations import Operations
 from hpgc.jobs.results import Results
 from hpgc.jobs.retention import RetentionPart
 from hpgc.jobs.submission import Submission
+from hpgc.jobs.sweep_results import SweepResults
+from hpgc.jobs.sweeps import Sweeps
 
 
-class JobService(Submission, Lifecycle, Results, Catalog, Operations, RetentionPart):
+class JobService(Sweeps, Submission, Lifecycle, SweepResults, Results, Catalog, Operations, RetentionPart):
     """The whole service; see each part for what it does."""

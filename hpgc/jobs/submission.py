@@ -50,6 +50,8 @@ class Submission(ServiceParts):
             raise NotAllowed("your token does not allow executing processes")
         if process.status != "ready":
             raise ProcessNotReady(f"process '{process.id}' is not ready to run: {process.status}")
+        if execute.sweep is not None:  # hpgc:sweep: one job of many tasks (jobs/sweeps.py)
+            return await self.create_sweep(principal, process, execute, base_url, cluster)  # type: ignore[attr-defined]
         inputs = validate_inputs(process.description, execute.inputs, self.max_inputs)
         if execute.outputs:
             unknown = sorted(set(execute.outputs) - set(process.description.outputs))
@@ -164,4 +166,5 @@ class Submission(ServiceParts):
                     message=f"backend '{row['backend']}' is no longer configured on this server"))
             elif not row.get("external_id"):
                 log.info("resubmitting job %s (the server stopped before it reached the backend)", row["id"])
-                self._spawn(self._submit(row))
+                sweep = row.get("tasks") is not None
+                self._spawn(self._submit_sweep(row) if sweep else self._submit(row))  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hpgc.models.resources import ResourceRequest
+from hpgc.models.sweep import SweepRequest
 
 OGC_EXC = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0"
 CONF_PART1 = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf"
@@ -157,6 +158,10 @@ class Execute(Model):
         default=None, alias="hpgc:resources",
         description="hpgc's extension: resources for this job (CPUs, memory, time, scratch, GPUs, partition), "
         "within what the process and the site allow; asking for more is a 400 naming the limit (docs/api.md).")
+    sweep: SweepRequest | None = Field(
+        default=None, alias="hpgc:sweep",
+        description="hpgc's extension: run the process once per value (or combination of values) of some inputs, "
+        "as one job of many tasks (a Slurm job array); docs/api.md.")
 
 
 class StatusCode(StrEnum):

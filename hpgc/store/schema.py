@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
@@ -85,5 +85,16 @@ def _migrate_7(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX jobs_counts ON jobs(status, process_id, backend, cluster)")
 
 
+def _migrate_8(db: sqlite_utils.Database) -> None:
+    """Sweeps (hpgc:sweep): a job of many tasks. `jobs.tasks` holds its task counts by state (None: not a
+    sweep), shown in its status document; `job_tasks` one row per task."""
+    db["jobs"].add_column("tasks", str)
+    db["job_tasks"].create(
+        {"job_id": str, "idx": int, "status": str, "message": str, "exit_code": int, "external_id": str,
+         "results": str, "started": float, "finished": float, "updated": float},
+        pk=("job_id", "idx"),
+    )
+
+
 MIGRATIONS = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3, 4: _migrate_4, 5: _migrate_5, 6: _migrate_6,
-              7: _migrate_7}
+              7: _migrate_7, 8: _migrate_8}

@@ -9,7 +9,7 @@ from typing import Any
 import sqlite_utils
 
 JSON_COLUMNS = ("request", "results", "error", "subscriber", "details", "package", "description", "resources",
-                "usage")
+                "usage", "tasks")
 TERMINAL = ("successful", "failed", "dismissed")
 
 

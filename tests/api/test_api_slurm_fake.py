@@ -109,6 +109,7 @@ async def fake_slurm_site(tmp_path: Path, aiohttp_client: Callable[..., Awaitabl
     settings_ = ClusterSettings(host="127.0.0.1", port=server.port, known_hosts=server.known_hosts, user="alice",
                                 key_file=server.client_key_file, work_root=str(work), poll_min_s=0.05,
                                 poll_max_s=0.2, command_timeout_s=20, connect_timeout_s=5,
+                                follow_completions=False,  # the fake answers when a command ends: it cannot follow
                                 cwltool=str(Path(sys.executable).parent / "cwltool"), **cluster)
     settings = Settings(data_dir=tmp_path / "data", appkgs_dir=REPO / "appkgs", auth=AuthSettings(enabled=False),
                         default_backend="slurm", deploy=DeploySettings(start_with_server=False))
@@ -270,3 +271,27 @@ async def test_echo_runs_for_real_through_cwltool_on_the_fake_cluster(site: Site
     script = await site.client.get(f"/jobs/{job_id}/script")
     assert script.status == 200
     assert f"#SBATCH --job-name=hpgc-{job_id}" in await script.text()
+
+
+async def test_a_sweep_runs_each_task_in_its_own_directory_inside_the_sweeps(site: Site) -> None:
+    """hpgc:sweep on the Slurm backend: ONE job array (one sbatch), each task in WORK/alice/<job>/tasks/<i>
+    reading its own inputs through SLURM_ARRAY_TASK_ID; dismissing the sweep later removes them all."""
+    site.hold(False)
+    body = {"inputs": {}, "hpgc:sweep": {"inputs": {"stringInput": ["one", "two"]}}}
+    resp = await site.client.post("/processes/echo/execution", json=body, headers=ASYNC)
+    assert resp.status == 201, await resp.text()
+    job_id = (await resp.json())["jobID"]
+    doc = await site.job_where(job_id, lambda d: d["status"] in ("successful", "failed", "dismissed"),
+                               "finished", timeout=120)
+    assert doc["status"] == "successful", doc
+    results = await (await site.client.get(f"/jobs/{job_id}/results")).json()
+    assert results["stringOutput"] == ["one", "two"]
+    assert sorted(p.name for p in (site.job_dir(job_id) / "tasks").iterdir()) == ["0", "1"]
+    jobs = fake_jobs(site.state)
+    assert [(j["id"].split("_")[1], j["name"]) for j in jobs] == [("0", f"hpgc-{job_id}"), ("1", f"hpgc-{job_id}")]
+    assert len({j["id"].split("_")[0] for j in jobs}) == 1  # one sbatch: one array
+    tasks = (await (await site.client.get(f"/jobs/{job_id}/tasks")).json())["tasks"]
+    assert [t["backendId"] for t in tasks] == [f"fake:{j['id']}" for j in jobs]
+    script = (site.job_dir(job_id) / "job.sbatch").read_text()
+    assert "#SBATCH --array=0-1" in script
+    assert (await site.client.delete(f"/jobs/{job_id}")).status == 200

@@ -384,3 +384,22 @@ async def test_callbacks_listing_is_owner_only(
     assert "/jobs/{jobId}/callbacks" in doc["paths"]
     assert set(doc["paths"]["/processes/{processId}/execution"]["post"]["callbacks"]) == {
         "jobSucceeded", "jobInProgress", "jobFailed"}
+
+
+async def test_a_sweep_notifies_its_progress_and_once_its_end_with_arrays(
+        aiohttp_client: Callable[..., Awaitable[TestClient]], settings: Settings, receiver: Receiver) -> None:
+    """hpgc:sweep: an in-progress callback once its tasks run (progress_interval_s 0 here: each change), and
+    ONE final successCallback whose results are arrays in task order."""
+    gate = GateBackend()
+    client = await aiohttp_client(create_app(cb_settings(settings), backends={"local": gate}))
+    body = {"inputs": {}, "hpgc:sweep": {"inputs": {"stringInput": ["a", "b", "c"]}}}
+    job_id = await submit(client, {"successUri": f"{receiver.url}/ok", "inProgressUri": f"{receiver.url}/prog",
+                                   "failedUri": f"{receiver.url}/bad"}, body=body)
+    (running,) = await receiver.wait("/prog")
+    assert running.json()["status"] == "running" and running.json()["hpgc:tasks"]["running"] == 3
+    gate.release()
+    await settled(client, job_id, len(receiver.at("/prog")) + 1)
+    (final,) = receiver.at("/ok")
+    assert final.json()["stringOutput"] == ["a", "b", "c"] and signed(final)
+    validate(final.json(), "results.yaml")
+    assert receiver.at("/bad") == []

@@ -18,6 +18,10 @@ from tests.api.fake_backend import FakeBackend
 
 # Swagger UI's own files: assets of the page /api.html, not operations of the API
 ASSETS = "/api.html/static"
+# The web interface's own pages and forms (docs/ui.md): HTML for people, not operations of the API. The API
+# routes they show (the same URLs with f=html) stay documented; so do the signed links and the development
+# issuer's sign-in page, which other clients use.
+UI = "/ui/"
 METHODS = {"get", "post", "put", "delete", "patch"}
 
 
@@ -29,7 +33,7 @@ def _routes(app: web.Application) -> set[tuple[str, str]]:
     out = set()
     for route in app.router.routes():
         resource = route.resource
-        if resource is None or route.method in ("HEAD", "OPTIONS") or resource.canonical.startswith(ASSETS):
+        if resource is None or route.method in ("HEAD", "OPTIONS") or resource.canonical.startswith((ASSETS, UI)):
             continue
         out.add((route.method, _shape(resource.canonical)))
     return out

@@ -85,6 +85,32 @@ def test_a_job_sees_none_of_the_servers_settings(opted_in: Attacked) -> None:
         assert not leaked, leaked
 
 
+ENVIRON_OF_CWLTOOL = """cwlVersion: v1.2
+class: CommandLineTool
+id: cwltool-environ
+baseCommand: [sh, -c, 'tr "\\\\0" "\\\\n" < /proc/$PPID/environ; ls -l /proc/$PPID/fd']
+inputs: {}
+stdout: out.txt
+outputs:
+  out: {type: File, outputBinding: {glob: out.txt}}
+"""
+
+
+def test_a_cwl_job_finds_no_server_secret_in_its_cwltool_process(opted_in: Attacked) -> None:
+    """cwltool runs forked from the CWL zygote: what /proc shows of its process (its environment as started,
+    its open files) holds nothing of the server's: the zygote is a fresh process with the jobs' minimal
+    environment, and a child keeps only stdin, stdout and stderr."""
+    resp = opted_in.admin.post("/processes", content=ENVIRON_OF_CWLTOOL,
+                               headers={"Content-Type": "application/cwl+yaml"})
+    assert resp.status_code == 201, resp.text
+    job = run(opted_in.alice, "cwltool-environ")
+    assert job["status"] == "successful", job
+    text = opted_in.alice.get(f"/jobs/{job['jobID']}/results/out").text
+    assert "PATH=" in text and SECRET not in text, text
+    assert not [line for line in text.splitlines() if line.startswith("HPGC_")], text
+    assert "hpgc.sqlite" not in text and "socket:" not in text, "a descriptor of the server's leaked into the job"
+
+
 @pytest.mark.parametrize("how", ["ln", "ln -s"])
 def test_a_link_to_a_server_file_is_not_served(opted_in: Attacked, how: str) -> None:
     script = f'{how} "$HPGC_JOB_DIR/../../hpgc.sqlite" "$1"; {how} "$HPGC_JOB_DIR/../../auth/dev-issuer-keys.json" "$2"'

@@ -45,7 +45,7 @@ def knob(name, default=0.0):
 
 def all_jobs():
     out = []
-    for n in sorted(os.listdir(JOBS), key=lambda n: int(n.split(".")[0])):
+    for n in sorted(os.listdir(JOBS), key=lambda n: [int(x) for x in n.split(".")[0].split("_")]):
         if n.endswith(".json"):
             out.append(load(n[:-5]))
     return out
@@ -109,10 +109,18 @@ def sbatch(args):
            "script": script, "wrap": wrap, "chdir": opts.get("--chdir", os.getcwd()),
            "out": opts.get("--output"), "err": opts.get("--error"), "time": seconds(opts.get("--time")),
            "pid": None}
-    save(job)
+    tasks = [job]
+    if opts.get("--array"):  # an array: one record per task, ID_T, each told its SLURM_ARRAY_TASK_ID (no throttle)
+        lo, _, hi = opts["--array"].split("%")[0].partition("-")
+        tasks = [dict(job, id=f"{i}_{t}", env={"SLURM_ARRAY_TASK_ID": str(t)},
+                      out=(job["out"] or "").replace("%a", str(t)) or None,
+                      err=(job["err"] or "").replace("%a", str(t)) or None) for t in range(int(lo), int(hi or lo) + 1)]
+    for task in tasks:
+        save(task)
     if not hold and not knob("hold"):  # "hold": jobs stay PENDING until a test sets their state (set_fake_job)
-        subprocess.Popen([sys.executable, __file__, "_run", job["id"]], start_new_session=True,
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for task in tasks:
+            subprocess.Popen([sys.executable, __file__, "_run", task["id"]], start_new_session=True,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     federated = ";fed1" if knob("sbatch_federated") else ""  # a federation's --parsable says "id;cluster"
     print(job["id"] + federated if "--parsable" in args else "Submitted batch job " + job["id"])
     return 0
@@ -125,7 +133,8 @@ def run(i):
     save(job)
     out = open(job["out"] or os.devnull, "ab"); err = open(job["err"] or os.devnull, "ab")
     cmd = ["bash", job["script"]] if job["script"] else ["bash", "-c", job["wrap"]]
-    proc = subprocess.Popen(cmd, cwd=job["chdir"], stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=job["chdir"], stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                            env=dict(os.environ, **job.get("env", {})))
     limit = job["time"] * knob("time_scale", 1.0) if job["time"] else None
     try:
         code = proc.wait(timeout=limit)
@@ -152,7 +161,8 @@ def sacct(args):
     name = opt(args, "--name")
     fields = (opt(args, "--format") or "JobID,State").split(",")
     for job in all_jobs():
-        if ids and job["id"] not in ids or name and job["name"] != name or not visible_in_sacct(job):
+        if ids and not ({job["id"], job["id"].split("_")[0]} & ids) or name and job["name"] != name \
+                or not visible_in_sacct(job):
             continue
         row = {"JobID": job["id"], "JobName": job["name"], "State": job["state"], "ExitCode": job["exit"],
                "Reason": job.get("reason", "None"), "NodeList": "fake1", "Elapsed": "00:00:01", "TotalCPU": "00:00.100",
@@ -170,13 +180,13 @@ def squeue(args):
     name = opt(args, "--name")
     fmt = opt(args, "--format") or "%i %T"
     active = [j for j in all_jobs() if j["state"] in ("PENDING", "RUNNING")]
-    if len(ids) == 1 and not [j for j in active if j["id"] in ids]:
+    if len(ids) == 1 and not [j for j in active if {j["id"], j["id"].split("_")[0]} & ids]:
         print("slurm_load_jobs error: Invalid job id specified")  # like squeue -j with one unknown id
         return 1
     for job in all_jobs():
         if job["state"] not in ("PENDING", "RUNNING"):
             continue
-        if ids and job["id"] not in ids or name and job["name"] != name:
+        if ids and not ({job["id"], job["id"].split("_")[0]} & ids) or name and job["name"] != name:
             continue
         reason = job.get("reason", "None")
         print(fmt.replace("%i", job["id"]).replace("%T", job["state"]).replace("%r", reason).replace("%j", job["name"]))
@@ -186,7 +196,7 @@ def scancel(args):
     name = opt(args, "--name")
     targets = [a for a in args if not a.startswith("-")]
     for job in all_jobs():
-        if job["id"] in targets or name and job["name"] == name:
+        if job["id"] in targets or job["id"].split("_")[0] in targets or name and job["name"] == name:
             if job["state"] in ("PENDING", "RUNNING"):
                 pid = job["pid"]
                 job["state"], job["exit"] = "CANCELLED", "0:15"

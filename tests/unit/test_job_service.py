@@ -584,7 +584,8 @@ async def test_poll_once_counts_only_changes_that_were_stored(svc: JobService) -
 
 
 def test_poll_columns_address_a_job_and_show_a_change() -> None:
-    assert set(POLL_COLUMNS) == {"id", "external_id", "cluster", "unix_user", "status", "progress", "message"}
+    assert set(POLL_COLUMNS) == {"id", "external_id", "cluster", "unix_user", "status", "progress", "message",
+                                 "tasks"}  # a sweep (tasks not None) is polled by its tasks
 
 
 class _Clock:

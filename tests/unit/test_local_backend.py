@@ -193,3 +193,26 @@ async def test_only_a_pulled_image_is_removed(tmp_path: Path) -> None:
                                          site_image="site.sif"), None)
     await backend.remove_image(Container(image="gone-0123456789abcdef.sif", source="docker://x/gone"), None)
     assert sorted(p.name for p in cache.iterdir()) == ["site.sif"]
+
+
+async def test_a_sweep_runs_its_tasks_in_the_sweeps_directory_at_most_max_parallel_at_once(tmp_path: Path) -> None:
+    """Each task is a subprocess in JOB/tasks/<i>; with maxParallel 2 no third one starts while two run (each
+    task counts the running ones in a shared folder and exits 9 if it sees more than two)."""
+    from hpgc.models.sweep import task_key
+
+    backend = LocalBackend(LocalBackendSettings(max_jobs=4), tmp_path)
+    changed = await _start(backend)
+    script = ("mkdir -p ../../running; touch ../../running/$$; n=$(ls ../../running | wc -l); "
+              "sleep 0.3; rm ../../running/$$; [ \"$n\" -le 2 ] || exit 9; pwd > where.txt")
+    specs = [RunSpec(job_id=task_key("sw", i), process_id="x", kind="command", argv=["sh", "-c", script],
+                     outputs={"where": "where.txt"}) for i in range(5)]
+    sweep_id, task_ids = await backend.submit_sweep("sw", specs, 2)
+    assert sweep_id == "local:sw" and task_ids == [f"local:sw/tasks/{i}" for i in range(5)]
+    for i in range(5):
+        ref = JobRef(job_id=task_key("sw", i), external_id=task_ids[i])
+        st = await _until_final(backend, ref, changed)
+        assert st.status == StatusCode.successful, st
+        assert (tmp_path / "sw" / "tasks" / str(i) / "where.txt").read_text().strip().endswith(f"sw/tasks/{i}")
+    await backend.remove(JobRef(job_id="sw", external_id=sweep_id))
+    assert not (tmp_path / "sw").exists()
+    await backend.close()

@@ -3,6 +3,11 @@ word, not a fact."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+
+import pytest
+
 from hpgc.jobs.documents import INLINE_LIMIT, build_results_document
 from hpgc.jobs.results import OutputFile
 from hpgc.models.ogc import Execute
@@ -144,3 +149,32 @@ async def test_a_file_exactly_at_the_limit_is_inlined() -> None:
 
 async def test_a_text_file_that_is_not_utf8_is_inlined_with_replacement_characters() -> None:
     assert (await _document(b"a\xffb", 3))["out"] == {"value": "a\ufffdb", "mediaType": "text/plain"}
+
+
+@pytest.mark.parametrize("row", [
+    {"status": "successful", "started": 150.0, "finished": 200.25, "message": "done", "progress": 100},
+    {"status": "failed", "started": 150.0, "finished": 1_700_000_000.0, "message": "x", "progress": 0},
+    {"status": "accepted", "message": None, "progress": None, "updated": None},
+    {"status": "running", "started": 1_700_000_000.000001, "progress": 50, "resources": {"cpus": 2}},
+    {"status": "dismissed", "finished": 0.0, "usage": {"cpu_s": 1.5}, "resources": {"cpus": 1}},
+    {"status": "running", "usage": {"cpu_s": 1.5}},  # usage only once the job ended
+])
+def test_status_document_is_what_the_status_info_model_would_write(row: dict) -> None:
+    """status_document builds its dict without the models (the hot path of every poll): it must be exactly
+    StatusInfo's wire form, with the same keys in the same order, and valid against the model."""
+    from hpgc.models.ogc import Link, StatusInfo
+
+    doc = _status(**row)
+    extensions = {k: doc.pop(k) for k in ("hpgc:resources", "hpgc:usage") if k in doc}
+    model = StatusInfo(processID="echo", jobID="j", status=row["status"], message=row.get("message", "m"),
+                       created=datetime.fromtimestamp(100.5, UTC),
+                       started=_dt(row.get("started")), finished=_dt(row.get("finished")),
+                       updated=_dt(row.get("updated", 200.0)), progress=row.get("progress", 3),
+                       links=[Link(**link) for link in doc["links"]])
+    assert json.dumps(doc) == json.dumps(model.wire())
+    assert StatusInfo.model_validate(doc).wire() == doc
+    assert ("hpgc:usage" in extensions) == ("usage" in row and row["status"] != "running")
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)

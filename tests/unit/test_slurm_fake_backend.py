@@ -60,7 +60,8 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     settings = ClusterSettings(host="127.0.0.1", port=server.port, known_hosts=server.known_hosts, user="alice",
                                key_file=server.client_key_file, work_root=str(work), poll_min_s=0.1,
                                command_timeout_s=10, connect_timeout_s=5, unreachable_timeout_s=30,
-                               squeue_grace_s=30)
+                               squeue_grace_s=30,
+                               follow_completions=False)  # the fake answers when a command ends: it cannot follow
     backend = SlurmBackend({"fake": settings})
     await backend.start(lambda: None)
     try:

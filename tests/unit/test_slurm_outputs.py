@@ -49,8 +49,10 @@ def test_recorded_sacct_answers(version: str) -> None:
 @pytest.mark.parametrize("version", VERSIONS)
 def test_recorded_squeue_answers(version: str) -> None:
     queued = parse_squeue((DATA / version / "squeue.txt").read_text())
-    assert queued == {"64_[0-3%1]": ("PENDING", "BeginTime", "s-arrp"), "63": ("PENDING", "BeginTime", "s-pend"),
-                      "56": ("RUNNING", "None", "s-timeout")}
+    pending = ("PENDING", "BeginTime", "s-arrp")
+    assert queued == {"64_[0-3%1]": pending, "63": ("PENDING", "BeginTime", "s-pend"),
+                      "56": ("RUNNING", "None", "s-timeout"),
+                      "64_0": pending, "64_1": pending, "64_2": pending, "64_3": pending}  # the range's tasks
     assert SlurmJobId.parse("64_[0-3%1]").is_array
 
 

@@ -179,6 +179,9 @@ FULL_COMMAND_SCRIPT = """#!/bin/bash
 # hpgc job 0b7c-12, process BandMath?v2 (command)
 # Progress: `hpgc-progress PERCENT MESSAGE` writes $HPGC_JOB_DIR/progress.
 
+# --- when it ends: tell hpgc at once
+trap 'printf "%s %s\\n" "$SLURM_JOB_ID" "$?" >> /data/hpgc/alice/.hpgc-events 2>/dev/null' EXIT
+
 # --- environment
 export HPGC_JOB_DIR=/data/hpgc/alice/0b7c-12
 cd "$HPGC_JOB_DIR" || exit 1
@@ -228,6 +231,9 @@ FULL_CWL_SCRIPT = """#!/bin/bash
 #SBATCH --error=/data/hpgc/alice/j2/stderr.log
 # hpgc job j2, process echo (cwl)
 # Progress: `hpgc-progress PERCENT MESSAGE` writes $HPGC_JOB_DIR/progress.
+
+# --- when it ends: tell hpgc at once
+trap 'printf "%s %s\\n" "$SLURM_JOB_ID" "$?" >> /data/hpgc/alice/.hpgc-events 2>/dev/null' EXIT
 
 # --- environment
 export HPGC_JOB_DIR=/data/hpgc/alice/j2

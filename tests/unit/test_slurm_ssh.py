@@ -151,6 +151,8 @@ async def test_check_report(server: FakeSSHServer, tmp_path: Path) -> None:
     fake_bin = tmp_path / "slurm" / "bin"
     (fake_bin / "sinfo").write_text("#!/bin/sh\necho 'debug up 2'\n")
     (fake_bin / "sinfo").chmod(0o755)
+    (fake_bin / "scontrol").write_text("#!/bin/sh\necho 'MaxArraySize            = 1001'\n")
+    (fake_bin / "scontrol").chmod(0o755)
     images = tmp_path / "images"
     images.mkdir()
     (images / "a.sif").write_text("")
@@ -161,6 +163,9 @@ async def test_check_report(server: FakeSSHServer, tmp_path: Path) -> None:
     assert items["sbatch"].ok and "24.11.5" in items["sbatch"].detail
     assert "1 images" in items["image cache"].detail
     assert items["partition"].ok
+    assert items["array size"].ok and "MaxArraySize 1001" in items["array size"].detail
+    small = await check_cluster("fake", _settings(server, max_array_size=5000))
+    assert not next(i for i in small.items if i.name == "array size").ok  # a warning: sweeps then fail to submit
     assert not items["container runtime"].ok  # no apptainer on this machine
     assert not report.ok and "FAIL" in report.text()
     server.write_known_hosts(asyncssh.generate_private_key("ssh-ed25519"))

@@ -30,7 +30,7 @@ def store(tmp_path: Path) -> Any:
 
 def test_schema_version_and_wal(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite")
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     store.close()
 
@@ -42,7 +42,7 @@ def test_reopening_migrates_nothing_and_keeps_data(tmp_path: Path) -> None:
                        "description": {"id": "tool"}})
     store.close()
     again = Store(tmp_path / "db.sqlite")
-    assert again.db.execute("PRAGMA user_version").fetchone()[0] == 7
+    assert again.db.execute("PRAGMA user_version").fetchone()[0] == 8
     job = again.get_job("job-00001")
     assert job is not None and job["status"] == "running" and job["request"] == {"inputs": {"n": 1}}
     assert [e["message"] for e in again.job_events("job-00001")] == ["job created"]
@@ -52,9 +52,9 @@ def test_reopening_migrates_nothing_and_keeps_data(tmp_path: Path) -> None:
 
 def test_a_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "db.sqlite")
-    conn.execute("PRAGMA user_version=8")
+    conn.execute("PRAGMA user_version=9")
     conn.close()
-    with pytest.raises(RuntimeError, match=r"database schema 8 is newer than this hpgc \(7\)"):
+    with pytest.raises(RuntimeError, match=r"database schema 9 is newer than this hpgc \(8\)"):
         Store(tmp_path / "db.sqlite")
 
 
@@ -395,4 +395,39 @@ def test_job_counts_read_a_covering_index(tmp_path: Path) -> None:
     plan = store.db.execute("EXPLAIN QUERY PLAN SELECT status, process_id, backend, COALESCE(cluster, ''), COUNT(*)"
                             " FROM jobs GROUP BY status, process_id, backend, cluster").fetchall()
     assert "USING COVERING INDEX jobs_counts" in plan[0][3]
+    store.close()
+
+
+def test_a_version_7_database_gains_sweeps_with_its_jobs(tmp_path: Path) -> None:
+    """Migration 8 (sweeps): jobs.tasks and the job_tasks table appear; old jobs are kept, not sweeps."""
+    import sqlite3
+
+    import sqlite_utils
+
+    from hpgc.store.schema import MIGRATIONS
+
+    path = tmp_path / "v7.sqlite"
+    db = sqlite_utils.Database(sqlite3.connect(str(path), isolation_level=None))
+    for version in range(1, 8):
+        MIGRATIONS[version](db)
+    db.execute("PRAGMA user_version=7")
+    db.execute("INSERT INTO jobs (id, owner, status, created) VALUES ('old', 'alice', 'running', 1)")
+    db.conn.close()
+    store = Store(path)
+    assert store.get_job("old")["tasks"] is None  # type: ignore[index]
+    row = {"id": "sw", "process_id": "p", "owner": "bob", "status": "accepted", "backend": "local", "created": 2.0,
+           "updated": 2.0, "tasks": {"total": 3, "accepted": 3}}
+    assert store.insert_sweep(row, 3, "sweep accepted") is True
+    assert [(t["idx"], t["status"]) for t in store.job_tasks("sw")] == [(0, "accepted"), (1, "accepted"),
+                                                                       (2, "accepted")]
+    assert store.record_sweep_submitted("sw", "local:sw", ["t0", "t1", "t2"], "submitted") is True
+    assert store.active_tasks(["sw"]) == {"sw": [(0, "t0"), (1, "t1"), (2, "t2")]}
+    assert store.update_tasks("sw", {1: {"status": "successful", "results": {"o": 1}}}, {"total": 3}) is True
+    assert store.job_task("sw", 1)["results"] == {"o": 1}  # type: ignore[index]
+    assert store.active_tasks(["sw"]) == {"sw": [(0, "t0"), (2, "t2")]}
+    assert store.end_tasks("sw", "dismissed", "bye") == {"dismissed": 2, "successful": 1}
+    store.update_job("sw", {"status": "dismissed"}, only_if_not_terminal=False)
+    assert store.update_tasks("sw", {0: {"status": "running"}}, {"total": 3}) is False  # final: changes nothing
+    assert store.job_task("sw", 0)["status"] == "dismissed"  # type: ignore[index]
+    assert store.job_task("sw", 9) is None
     store.close()

@@ -36,6 +36,7 @@ from hpgc.backends.jobfiles import (
 )
 from hpgc.backends.launch import check_container, command_argv, container_argv, cwltool_argv
 from hpgc.backends.local.environment import find_command, job_environment
+from hpgc.backends.local.orphans import PID_FILE, kill_orphan
 from hpgc.backends.local.results import (
     COMMAND_FILE,
     SMALL_FILE_BYTES,
@@ -45,6 +46,7 @@ from hpgc.backends.local.results import (
     stream_file,
 )
 from hpgc.backends.local.settings import LocalBackendSettings
+from hpgc.backends.local.zygote_client import Zygote, ZygoteJob, use_zygote, zygote_environment
 from hpgc.models.ogc import StatusCode
 from hpgc.models.run import BackendStatus, Container, JobRef, Logs, RunSpec
 from hpgc.net import GuardedClient
@@ -52,7 +54,6 @@ from hpgc.net import GuardedClient
 log = logging.getLogger(__name__)
 EXIT_FILE = "exit_code"
 CANCEL_FILE = "cancelled"
-PID_FILE = "pid"
 KILL_GRACE_S = 3  # after SIGTERM, before SIGKILL: cwltool cleans up its temporary folders
 MAX_INPUT_BYTES = 10 * 1024**3
 STDERR_TAIL = 2000
@@ -72,15 +73,19 @@ class LocalBackend(Backend):
         self.outbound = outbound or GuardedClient()  # href inputs; the app passes its one client
         self._own_outbound = outbound is None
         self._slots = asyncio.Semaphore(settings.max_jobs)
-        self._procs: dict[str, asyncio.subprocess.Process] = {}
+        self._procs: dict[str, asyncio.subprocess.Process | ZygoteJob] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._gates: dict[str, asyncio.Semaphore] = {}  # a sweep's tasks share its maxParallel
         self._lost: dict[str, str] = {}  # jobs whose end could not be written into their directory
         self._on_change: Callable[[], None] = lambda: None
+        self._zygote = Zygote(zygote_environment(settings), jobs_dir) if use_zygote(settings) else None
 
     @property
     def poll_intervals(self) -> tuple[float, float]:
-        # a job's end wakes the monitor (on_change): polls only catch progress
-        return (0.2, self.poll_max_s)
+        # a job's end wakes the monitor (on_change): polls only catch progress. A woken monitor polls at most
+        # once per minimum interval: this one is what a short sync job waits at most after its end, and a
+        # poll here is only file reads (docs/performance.md)
+        return (0.05, self.poll_max_s)
 
     @property
     def deploy_needs_admin(self) -> bool:
@@ -100,6 +105,8 @@ class LocalBackend(Backend):
         for task in self._tasks.values():
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        if self._zygote is not None:
+            await self._zygote.close()
         if self._own_outbound:
             await self.outbound.close()
 
@@ -150,18 +157,20 @@ class LocalBackend(Backend):
                      cache / spec.container.image)
         return container_argv(runtime, str(image), argv)
 
+    async def submit_sweep(self, job_id: str, specs: list[RunSpec], max_parallel: int | None) -> tuple[str, list[str]]:
+        gate = asyncio.Semaphore(max_parallel or len(specs))
+        self._gates.update((spec.job_id, gate) for spec in specs)
+        return await super().submit_sweep(job_id, specs, max_parallel)
+
     async def _run(self, spec: RunSpec, argv: list[str], jd: Path) -> None:
-        async with self._slots:
+        async with self._gates.pop(spec.job_id, contextlib.nullcontext()), self._slots:
             if (jd / CANCEL_FILE).exists():
                 return
             env = job_environment(self.settings, jd, spec.env)
             stdout_name = OUTPUTS_FILE if spec.kind == "cwl" else "stdout.log"
             try:
                 with (jd / stdout_name).open("wb") as out, (jd / "stderr.log").open("wb") as err:
-                    proc = await asyncio.create_subprocess_exec(
-                        *argv, cwd=jd, env=env, stdout=out, stderr=err, stdin=asyncio.subprocess.DEVNULL,
-                        start_new_session=True,  # own process group: dismiss kills the whole tree
-                    )
+                    proc = await self._start_process(spec, argv, jd, env, out.fileno(), err.fileno())
                     self._procs[spec.job_id] = proc
                     write_inside(jd, PID_FILE, str(proc.pid))
                     self._on_change()
@@ -181,6 +190,15 @@ class LocalBackend(Backend):
                 log.warning("job %s: its exit code could not be recorded: %s", spec.job_id, exc)
                 self._lost[spec.job_id] = f"the job's directory was changed under hpgc: {exc}"
             self._on_change()
+
+    async def _start_process(self, spec: RunSpec, argv: list[str], jd: Path, env: dict[str, str], out: int,
+                             err: int) -> asyncio.subprocess.Process | ZygoteJob:
+        if spec.kind == "cwl" and self._zygote is not None:  # cwltool forked ready-loaded (cwl_zygote.py)
+            return await self._zygote.spawn(argv, jd, env, out, err)
+        return await asyncio.create_subprocess_exec(
+            *argv, cwd=jd, env=env, stdout=out, stderr=err, stdin=asyncio.subprocess.DEVNULL,
+            start_new_session=True,  # own process group: dismiss kills the whole tree
+        )
 
     async def ensure_image(self, container: Container, cluster: str | None = None) -> None:
         """Pull a package's image into the image cache once (deploy time), with the runtime's own pull."""
@@ -235,7 +253,7 @@ class LocalBackend(Backend):
             return BackendStatus(status=StatusCode.dismissed, message="dismissed by the user")
         if job_id in self._tasks:
             return BackendStatus(status=StatusCode.accepted, message="waiting for a free slot")
-        _kill_orphan(jd)
+        kill_orphan(jd)
         return BackendStatus(
             status=StatusCode.failed,
             message="hpgc stopped while this job ran on the local backend; it cannot be followed after a "
@@ -293,17 +311,3 @@ class LocalBackend(Backend):
                 await asyncio.wait_for(asyncio.shield(task), KILL_GRACE_S * 2)
             self._tasks.pop(job.job_id, None)
         await asyncio.to_thread(shutil.rmtree, self.job_dir(job.job_id), True)
-
-
-def _kill_orphan(jd: Path) -> None:
-    """A job left running by a server that died: kill its process group, if that pid is still this job's
-    (a recycled pid belongs to someone else: its environment would not name this job directory)."""
-    try:
-        pid = int(read_text_or_empty(jd, PID_FILE, SMALL_FILE_BYTES))
-        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    except (OSError, ValueError):
-        return
-    if f"HPGC_JOB_DIR={jd}".encode() in environ:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-            log.warning("killed the processes of %s, left running by a previous server", jd.name)

@@ -29,7 +29,7 @@ def job_environment(
     env.update(spec_env)
     env["PATH"] = f"{jd / 'bin'}:{env.get('PATH') or os.defpath}"
     env["TMPDIR"] = str(jd / "tmp")
-    env["HPGC_JOB_DIR"] = str(jd)  # the one hpgc variable: the helper and _kill_orphan rely on it
+    env["HPGC_JOB_DIR"] = str(jd)  # the one hpgc variable: the helper and kill_orphan rely on it
     if settings.image_cache:
         env["CWL_SINGULARITY_CACHE"] = str(settings.image_cache)
     return env

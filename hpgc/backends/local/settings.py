@@ -10,6 +10,13 @@ from pydantic import BaseModel, Field, field_validator
 class LocalBackendSettings(BaseModel):
     max_jobs: int = Field(default=4, ge=1, description="Jobs run at once on this machine; others wait.")
     cwltool: str = Field(default="cwltool", description="cwltool command used for CWL packages.")
+    cwl_zygote: bool = Field(
+        default=True,
+        description="Run CWL jobs in processes forked from one pre-started Python that has cwltool loaded, "
+        "instead of a new cwltool process per job (which spends about a second starting). Only with the default "
+        "`cwltool` and when this Python can import it; each job is still its own process, session, working "
+        "directory and environment (docs/performance.md).",
+    )
     container_runtime: str | None = Field(
         default=None,
         description="Run container packages with this runtime (apptainer/singularity); "

@@ -26,6 +26,7 @@ from hpgc.backends.slurm.commands.private_dir import private_dir_command
 from hpgc.backends.slurm.commands.read_file import FILE_MISSING, read_command
 from hpgc.backends.slurm.commands.remove import remove_command
 from hpgc.backends.slurm.config import ClusterSettings
+from hpgc.backends.slurm.follower import Followers
 from hpgc.backends.slurm.health import cluster_healthy
 from hpgc.backends.slurm.jobdir import SCRIPT_FILE, SLURM_ID_FILE, STDERR_FILE, STDOUT_FILE, job_dir, job_name
 from hpgc.backends.slurm.jobid import SlurmJobId, external_id, parse_external_id
@@ -33,6 +34,7 @@ from hpgc.backends.slurm.poller import PolledJob, Poller
 from hpgc.backends.slurm.script import render
 from hpgc.backends.slurm.ssh import HostKeyError, RemoteExit, SSHClient, SSHError, SSHPool
 from hpgc.backends.slurm.stage_in import needs_server_stage_in, upload_hrefs
+from hpgc.backends.slurm.sweeps import SlurmSweeps
 from hpgc.logs import set_fields
 from hpgc.models.ogc import StatusCode
 from hpgc.models.resources import ResourceLimits
@@ -45,7 +47,7 @@ MAX_SMALL_BYTES = 16 * 1024 * 1024  # outputs.json, job.sbatch, slurm_job_id: re
 SUBMIT_RETRY_S = 2.0
 
 
-class SlurmBackend(Backend):
+class SlurmBackend(SlurmSweeps, Backend):
     name = "slurm"
     capabilities = Capabilities(resumable=True, runs_as_server=False)
 
@@ -62,6 +64,7 @@ class SlurmBackend(Backend):
         self._batchers: dict[tuple[str, str], SubmitBatcher] = {}
         self._warmups: list[asyncio.Task[None]] = []
         self._private_roots: set[tuple[str, str]] = set()
+        self.followers = Followers()  # job ends, pushed (follower.py)
 
     @property
     def cluster_names(self) -> list[str]:
@@ -75,7 +78,7 @@ class SlurmBackend(Backend):
     async def start(self, on_change: Callable[[], None]) -> None:
         # Each cluster's connection opens in the background: the first job does not wait for the SSH
         # handshake, an unreachable cluster is reported at once, and it does not keep the server from starting.
-        self._on_change = on_change
+        self._on_change = self.followers.on_change = on_change
         self._warmups = [asyncio.create_task(self._connect(name)) for name in self.clusters]
 
     async def _connect(self, cluster: str) -> None:
@@ -94,6 +97,7 @@ class SlurmBackend(Backend):
         for task in self._warmups:
             task.cancel()
         await asyncio.gather(*self._warmups, return_exceptions=True)
+        await self.followers.close()
         await self.pool.close()
         if self._own_outbound:
             await self.outbound.close()
@@ -228,6 +232,7 @@ class SlurmBackend(Backend):
             if slurm_id is None:
                 continue
             groups.setdefault(id(client), (client, []))[1].append(PolledJob(job, slurm_id, jd))
+            self.followers.follow(client)
         results = await asyncio.gather(*(self.poller.poll_group(c, js) for c, js in groups.values()))
         for r in results:
             out.update(r)

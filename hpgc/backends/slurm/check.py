@@ -73,6 +73,12 @@ async def check_cluster(name: str, settings: ClusterSettings, unix_user: str | N
             _item(client, "cwltool", f"command -v {q(settings.cwltool)} && {q(settings.cwltool)} --version "
                   "| tail -n 1", "CWL runner on the login node", optional=True),
         ]
+        # a sweep is one job array of up to max_array_size tasks: more than the cluster's MaxArraySize is refused
+        checks.append(_item(client, "array size", "m=$(scontrol show config | sed -n 's/^MaxArraySize *= *//p') && "
+                            f"echo \"MaxArraySize $m\" && [ \"$m\" -ge {int(settings.max_array_size)} ] || "
+                            f"{{ echo \"MaxArraySize $m is below max_array_size = {int(settings.max_array_size)}\" "
+                            ">&2; exit 1; }", f"sweeps up to {settings.max_array_size} tasks are one array",
+                            optional=True))
         if settings.partition:
             checks.append(_item(client, "partition", f"sinfo --noheader -p {q(settings.partition)} -o '%P %a %D' "
                                 f"| grep .", "partition"))

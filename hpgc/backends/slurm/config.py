@@ -107,12 +107,22 @@ class ClusterSettings(BaseModel):
     poll_max_s: float = Field(
         default=30.0, gt=0, description="Longest poll interval, reached gradually while nothing changes."
     )
+    follow_completions: bool = Field(
+        default=True, description="Each job script appends a line to WORK_ROOT/USER/.hpgc-events when it ends, "
+        "and one long-lived SSH command per identity follows that file, so that a finished job is noticed at "
+        "once instead of at the next poll (polling stays the safety net). It holds one SSH channel per identity.",
+    )
     squeue_grace_s: float = Field(
         default=300.0, gt=0, description="How long a submitted job may be missing from both sacct and squeue "
         "before it is declared lost."
     )
     sacct_chunk: int = Field(
         default=500, ge=1, description="Job ids per sacct command (a cycle with more jobs runs several)."
+    )
+    max_array_size: int = Field(
+        default=1001, ge=1, description="The cluster's MaxArraySize (slurm.conf; `scontrol show config`): a sweep "
+        "(hpgc:sweep) is one job array of its N tasks when N is at most this, else several arrays of at most "
+        "this many tasks each. Slurm's default is 1001."
     )
 
     @field_validator("partition", "account", "qos", "time_limit")

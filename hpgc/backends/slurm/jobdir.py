@@ -9,6 +9,7 @@ import re
 from hpgc.backends.base import BackendError
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.models.names import unix_user_error
+from hpgc.models.sweep import split_task_key
 
 SCRIPT_FILE = "job.sbatch"  # written last: its presence means "sbatch may have run"
 SLURM_ID_FILE = "slurm_job_id"  # what sbatch printed, or empty while it runs, or 'failed'
@@ -18,12 +19,15 @@ _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
 
 def job_name(job_id: str) -> str:
-    return f"hpgc-{job_id}"
+    """A sweep's task is a task of its sweep's array: it has the sweep's name."""
+    task = split_task_key(job_id)
+    return f"hpgc-{task[0] if task else job_id}"
 
 
 def job_dir(cluster: ClusterSettings, job_id: str, unix_user: str | None) -> str:
     user = unix_user or cluster.user
-    if not _JOB_ID.match(job_id):
+    task = split_task_key(job_id)  # a sweep's task: its directory is inside the sweep's
+    if not _JOB_ID.match(task[0] if task else job_id):
         raise BackendError(f"job id {job_id!r} cannot name a Slurm job")
     error = unix_user_error(user)  # the rule auth's mapping applies: a mapped user always passes here
     if error is not None:

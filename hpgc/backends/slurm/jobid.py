@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+MAX_EXPANDED = 100_000  # array tasks one pending range may stand for (above any MaxArraySize)
 _ID = re.compile(
     r"(?P<job>[0-9]{1,20})"
     r"(?:_(?P<task>[0-9]{1,10}|\[[0-9,%\-]{1,200}\]))?"
@@ -55,6 +56,22 @@ class SlurmJobId:
     @property
     def is_array(self) -> bool:
         return self.task is not None and self.task.startswith("[")
+
+    def tasks(self, limit: int = MAX_EXPANDED) -> list[SlurmJobId]:
+        """The array tasks a bracketed range names (`123_[0-3,7%2]` → 123_0..123_3, 123_7; `%N` is the
+        throttle, not a task); [] for anything else or a range of more than `limit` tasks."""
+        if not self.is_array or self.task is None:
+            return []
+        out: list[SlurmJobId] = []
+        for part in self.task[1:-1].split("%")[0].split(","):
+            lo, _, hi = part.partition("-")
+            if not lo.isdigit() or (hi and not hi.isdigit()):
+                return []
+            first, last = int(lo), int(hi or lo)
+            if last - first + len(out) >= limit:
+                return []
+            out.extend(SlurmJobId(self.job, str(t), self.het) for t in range(first, last + 1))
+        return out
 
 
 def split_step(text: str) -> tuple[str, str]:

@@ -81,7 +81,8 @@ class Poller:
             sid, job_id = job.key, job.ref.job_id
             rec = records.get(sid)
             other = rec.name if rec is not None else queued.get(sid, ("", "", ""))[2]
-            if other and other != job_name(job_id):
+            # a sweep split into several arrays names the ones after the first `hpgc-<job id>.<k>`
+            if other and other != job_name(job_id) and not other.startswith(job_name(job_id) + "."):
                 # Slurm reuses ids after its state is reset: this id now belongs to someone else's job.
                 out[job_id] = BackendStatus(status=StatusCode.failed, message=(
                     f"Slurm job {sid} on cluster {cluster} is now '{other}', not this job: the cluster's "

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from hpgc.backends.base import BackendError
 from hpgc.backends.files import OUTPUTS_FILE, PROGRESS_FILE
 from hpgc.backends.launch import check_container, command_argv, container_argv, cwltool_argv
+from hpgc.backends.slurm.commands.follow import EVENTS_FILE, notice_trap
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.backends.slurm.jobdir import STDERR_FILE, STDOUT_FILE, job_name
 from hpgc.models.resources import clock
@@ -144,12 +145,22 @@ def _stage_out_lines(spec: RunSpec, jd: str) -> list[str]:
     return lines
 
 
+def _notice_lines(cluster: ClusterSettings, jd: str) -> list[str]:
+    """The script's end, whatever it is, is one line in its account's events file (commands/follow.py)."""
+    if not cluster.follow_completions:
+        return []
+    root = cluster.work_root.rstrip("/")
+    # the account's folder is the one under WORK_ROOT (a sweep's task lives deeper: JOB/tasks/<i>)
+    account = f"{root}/{jd[len(root) + 1:].split('/', 1)[0]}" if jd.startswith(root + "/") else jd.rsplit("/", 1)[0]
+    return ["# --- when it ends: tell hpgc at once", notice_trap(f"{account}/{EVENTS_FILE}"), ""]
+
+
 def render(spec: RunSpec, cluster: ClusterSettings, jd: str) -> str:
     """The whole sbatch script for one job."""
     lines = ["#!/bin/bash", *sbatch_options(spec, cluster, jd).lines(),
              f"# hpgc job {spec.job_id}, process {_comment(spec.process_id)} ({spec.kind})",
              f"# Progress: `hpgc-progress PERCENT MESSAGE` writes $HPGC_JOB_DIR/{PROGRESS_FILE}.", "",
-             "# --- environment", *_env_lines(spec, cluster, jd)]
+             *_notice_lines(cluster, jd), "# --- environment", *_env_lines(spec, cluster, jd)]
     if cluster.setup:
         lines += ["", "# --- site set-up", *cluster.setup]
     stage_in = _stage_in_lines(spec, cluster)

@@ -122,6 +122,8 @@ class Notifier:
         return info
 
     async def _results(self, row: dict[str, Any], base: str) -> dict[str, Any]:
+        if row.get("tasks") is not None:  # a sweep: each output an array in task order
+            return await self.service.sweep_results_document(row, base)
         outputs = await self.service.output_items(row)
         req = Execute.model_validate(row.get("request") or {})
         backend = self.service.backends.get(row["backend"])

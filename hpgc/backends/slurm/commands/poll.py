@@ -73,6 +73,7 @@ def parse_sacct(stdout: str) -> dict[str, SacctRecord]:
     """`sacct --parsable2 --noheader --format=FIELDS` → the main record per job id (as `str(SlurmJobId)`);
     its steps add what only they know (MaxRSS lives on the batch step)."""
     records: dict[str, SacctRecord] = {}
+    pending: dict[str, SacctRecord] = {}
     steps: dict[str, list[dict[str, str]]] = {}
     for line in stdout.splitlines():
         parts = line.split("|")
@@ -92,6 +93,9 @@ def parse_sacct(stdout: str) -> dict[str, SacctRecord]:
         if row["Start"] in ("Unknown", "None"):  # not started: sacct still says Elapsed 00:00:00, TotalCPU 00:00:00
             acct = {k: v for k, v in acct.items() if k not in ("Elapsed", "TotalCPU")}
         records[key] = SacctRecord(key, base_state(row["State"]), code, sig, row["Reason"], acct, row["JobName"])
+        for task in SlurmJobId.parse(key).tasks():  # an array's pending tasks, in one line: each task's state
+            pending.setdefault(str(task), SacctRecord(str(task), base_state(row["State"]), code, sig, row["Reason"],
+                                                      {}, row["JobName"]))
     for job, rows in steps.items():
         rec = records.get(job)
         if rec is None:
@@ -99,7 +103,7 @@ def parse_sacct(stdout: str) -> dict[str, SacctRecord]:
         rss = [_rss_kb(r["MaxRSS"]) for r in rows if r["MaxRSS"]]
         if rss:
             rec.accounting["MaxRSS"] = f"{max(rss)}K"
-    return records
+    return {**pending, **records}  # a task's own line, once it has one, says more than its array's range
 
 
 def parse_squeue(stdout: str) -> dict[str, tuple[str, str, str]]:
@@ -113,6 +117,8 @@ def parse_squeue(stdout: str) -> dict[str, tuple[str, str, str]]:
             continue
         if parts[1]:
             out[key] = (parts[1], parts[2], parts[3])
+            for task in SlurmJobId.parse(key).tasks():  # an array's pending tasks, in one line
+                out.setdefault(str(task), (parts[1], parts[2], parts[3]))
     return out
 
 
