@@ -15,7 +15,7 @@ import sqlite_utils
 from hpgc.store import Store
 from hpgc.store.schema import MIGRATIONS
 
-# sqlite_master as migrations 1 to 7 leave it: (type, name, table) -> the SQL SQLite keeps
+# sqlite_master as migrations 1 to 8 leave it: (type, name, table) -> the SQL SQLite keeps
 SCHEMA = {
     ("table", "processes", "processes"):
         'CREATE TABLE "processes" (\n   "id" TEXT PRIMARY KEY,\n   "kind" TEXT,\n   "owner" TEXT,\n'
@@ -26,7 +26,7 @@ SCHEMA = {
         '   "unix_user" TEXT,\n   "status" TEXT,\n   "message" TEXT,\n   "progress" INTEGER,\n   "backend" TEXT,\n'
         '   "external_id" TEXT,\n   "created" REAL,\n   "started" REAL,\n   "finished" REAL,\n   "updated" REAL,\n'
         '   "request" TEXT,\n   "results" TEXT,\n   "error" TEXT,\n   "subscriber" TEXT,\n   "exit_code" INTEGER,\n'
-        '   "base_url" TEXT, "cluster" TEXT, "resources" TEXT, "usage" TEXT)',
+        '   "base_url" TEXT, "cluster" TEXT, "resources" TEXT, "usage" TEXT, "tasks" TEXT)',
     ("table", "job_events", "job_events"):
         'CREATE TABLE "job_events" (\n   "id" INTEGER PRIMARY KEY,\n   "job_id" TEXT,\n   "ts" REAL,\n'
         '   "status" TEXT,\n   "progress" INTEGER,\n   "message" TEXT,\n   "details" TEXT\n)',
@@ -38,6 +38,10 @@ SCHEMA = {
     ("table", "outbox_attempts", "outbox_attempts"):
         'CREATE TABLE "outbox_attempts" (\n   "id" INTEGER PRIMARY KEY,\n   "outbox_id" INTEGER,\n   "ts" REAL,\n'
         '   "status" INTEGER,\n   "error" TEXT,\n   "duration_ms" REAL\n)',
+    ("table", "job_tasks", "job_tasks"):
+        'CREATE TABLE "job_tasks" (\n   "job_id" TEXT,\n   "idx" INTEGER,\n   "status" TEXT,\n   "message" TEXT,\n'
+        '   "exit_code" INTEGER,\n   "external_id" TEXT,\n   "results" TEXT,\n   "started" REAL,\n   "finished" REAL,\n'
+        '   "updated" REAL,\n   PRIMARY KEY ("job_id", "idx")\n)',
     ("index", "idx_jobs_created_id", "jobs"): 'CREATE INDEX "idx_jobs_created_id"\n    ON "jobs" ("created", "id")',
     ("index", "idx_jobs_owner_created_id", "jobs"):
         'CREATE INDEX "idx_jobs_owner_created_id"\n    ON "jobs" ("owner", "created", "id")',
@@ -60,6 +64,7 @@ SCHEMA = {
     ("index", "jobs_counts", "jobs"): "CREATE INDEX jobs_counts ON jobs(status, process_id, backend, cluster)",
     ("index", "sqlite_autoindex_processes_1", "processes"): None,  # the text primary keys
     ("index", "sqlite_autoindex_jobs_1", "jobs"): None,
+    ("index", "sqlite_autoindex_job_tasks_1", "job_tasks"): None,
 }
 
 
@@ -70,11 +75,11 @@ def _schema(db: sqlite3.Connection) -> dict[tuple[str, str, str], str | None]:
 def test_a_new_database_has_exactly_the_schema(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite")
     assert _schema(store.db.conn) == SCHEMA
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 7
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 8
     store.close()
 
 
-@pytest.mark.parametrize("version", [0, 1, 2, 3, 4, 5, 6, 7])
+@pytest.mark.parametrize("version", [0, 1, 2, 3, 4, 5, 6, 7, 8])
 def test_a_database_of_any_version_ends_with_the_same_schema(tmp_path: Path, version: int) -> None:
     """What the migrations after `version` add is what a new database has: no index forgotten on the way."""
     path = tmp_path / "old.sqlite"
@@ -85,12 +90,12 @@ def test_a_database_of_any_version_ends_with_the_same_schema(tmp_path: Path, ver
     db.conn.close()
     store = Store(path)
     assert _schema(store.db.conn) == SCHEMA
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 7
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 8
     store.close()
 
 
-def test_the_migrations_are_numbered_one_to_seven() -> None:
-    assert sorted(MIGRATIONS) == [1, 2, 3, 4, 5, 6, 7]
+def test_the_migrations_are_numbered_one_to_eight() -> None:
+    assert sorted(MIGRATIONS) == [1, 2, 3, 4, 5, 6, 7, 8]
 
 
 def test_the_connection_settings(tmp_path: Path) -> None:
@@ -112,7 +117,7 @@ def test_the_connection_is_usable_from_another_thread(tmp_path: Path) -> None:
     thread = threading.Thread(target=lambda: seen.append(store.db.execute("PRAGMA user_version").fetchone()[0]))
     thread.start()
     thread.join()
-    assert seen == [7]
+    assert seen == [8]
     store.close()
 
 
