@@ -14,6 +14,10 @@ NET=${HPGC_CLUSTER_NET:-10.213.47}
 # with other HPGC_CLUSTER_RUN, HPGC_CLUSTER_NET, HPGC_CLUSTER_BRIDGE and HPGC_CLUSTER_NS_PREFIX.
 BRIDGE=${HPGC_CLUSTER_BRIDGE:-hpgcbr0}
 PREFIX=${HPGC_CLUSTER_NS_PREFIX:-hpgc-}   # network namespace and host veth names start with this
+# The Debian suite of the root, hence the Slurm: bookworm 22.05, trixie 24.11 (default), sid 26.05.
+SUITE=${HPGC_CLUSTER_SUITE:-trixie}
+case $SUITE in bookworm|trixie|sid) ;; *) echo "HPGC_CLUSTER_SUITE: bookworm, trixie or sid, not $SUITE" >&2; exit 2 ;; esac
+export HPGC_CLUSTER_SUITE=$SUITE
 NODES=(login node1 node2)
 declare -A ADDR=([login]=$NET.10 [node1]=$NET.11 [node2]=$NET.12)
 CLUSTER_NAME=hpgc

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from hpgc.auth.grants import slurm_grant
 from hpgc.auth.principal import InsufficientScope, InvalidToken, Principal, UnmappedUser
 from hpgc.auth.settings import AuthSettings, IdentitySettings
 from hpgc.models.names import unix_user_error
@@ -108,6 +109,7 @@ def principal_from_claims(claims: dict[str, Any], issuer: str, subject_prefix: s
     return Principal(
         subject=owner, name=name, issuer=issuer, scopes=frozenset(granted),
         unix_user=map_unix_user(claims, settings.identity), is_admin=admin,
+        slurm=slurm_grant(claims, settings.identity.slurm),
         can_execute=can_execute,
         can_deploy=admin or bool(granted & set(settings.deploy_scopes)),
     )

@@ -9,6 +9,15 @@ from pydantic import BaseModel
 from hpgc.errors import HpgcError, NotAllowed
 
 
+class SlurmGrant(BaseModel):
+    """What the token's claims allow on Slurm (hpgc/auth/grants.py); a list None: no restriction."""
+
+    account: str | None = None  # charged when the request names none
+    accounts: list[str] = []
+    partitions: list[str] | None = None
+    qos: list[str] | None = None
+
+
 class Principal(BaseModel):
     subject: str
     name: str | None = None
@@ -18,6 +27,7 @@ class Principal(BaseModel):
     is_admin: bool = False
     issuer: str | None = None
     scopes: frozenset[str] = frozenset()
+    slurm: SlurmGrant | None = None  # None: the site grants nothing by identity (no restriction by hpgc)
 
 
 ANONYMOUS = Principal(subject="anonymous", is_admin=True)

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
+from hpgc.auth.grants import SlurmGrantSettings
+
 # Symmetric algorithms would need a secret shared with the issuer, and they are what an attacker reaches
 # for when a verifier lets the token's header pick the algorithm: they are never accepted.
 ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
@@ -117,6 +119,8 @@ class IdentitySettings(BaseModel):
     table: dict[str, str] = Field(default_factory=dict, description="Table mode: claim value → Unix user.")
     forbidden: list[str] = Field(default_factory=lambda: ["root"],
                                  description="Unix users no token may map to.")
+    slurm: SlurmGrantSettings = Field(
+        default_factory=SlurmGrantSettings, description="Slurm accounts, partitions and QOS from claims.")
 
 
 class DevIssuerSettings(BaseModel):

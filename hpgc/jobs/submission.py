@@ -7,6 +7,7 @@ import time
 import uuid
 from typing import Any
 
+from hpgc.auth.grants import authorize_resources
 from hpgc.auth.principal import Principal
 from hpgc.backends.base import Backend, BackendError
 from hpgc.errors import (
@@ -53,6 +54,8 @@ class Submission(ServiceParts):
         if execute.sweep is not None:  # hpgc:sweep: one job of many tasks (jobs/sweeps.py)
             return await self.create_sweep(principal, process, execute, base_url, cluster)  # type: ignore[attr-defined]
         inputs = validate_inputs(process.description, execute.inputs, self.max_inputs)
+        # the identity's account is written into the stored request, so a resubmission after a restart uses it
+        execute.resources = authorize_resources(principal, execute.resources)
         if execute.outputs:
             unknown = sorted(set(execute.outputs) - set(process.description.outputs))
             if unknown:

@@ -11,7 +11,7 @@ import math
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 PARTITION = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _MEMORY = re.compile(r"^([0-9]{1,12})(?:\.([0-9]{1,6}))?\s?([KMGT]?)(?:i?B)?$", re.IGNORECASE)
@@ -94,6 +94,11 @@ class ResourceRequest(BaseModel):
     gpus: int | None = Field(default=None, ge=0, le=1024, description="GPUs (sbatch --gpus).")
     partition: str | None = Field(
         default=None, description="Slurm partition, one of those the site allows (sbatch --partition).")
+    account: str | None = Field(
+        default=None, description="Slurm account to charge, one of those your identity grants (sbatch "
+        "--account); default: your identity's own account, else the cluster's.")
+    qos: str | None = Field(
+        default=None, description="Slurm QOS, one of those your identity grants (sbatch --qos).")
 
     @field_validator("memory", "tmp")
     @classmethod
@@ -109,11 +114,12 @@ class ResourceRequest(BaseModel):
             seconds(v)
         return v
 
-    @field_validator("partition")
+    @field_validator("partition", "account", "qos")
     @classmethod
-    def _partition(cls, v: str | None) -> str | None:
+    def _partition(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is not None and not PARTITION.match(v):
-            raise ValueError("a partition name is 1 to 64 letters, digits and _.-")
+            what = "QOS" if info.field_name == "qos" else info.field_name
+            raise ValueError(f"a {what} name is 1 to 64 letters, digits and _.-")
         return v
 
 
@@ -132,11 +138,11 @@ class ResourceLimits(BaseModel):
 
 def as_request(cpus: int | None = None, memory_mb: int | None = None, time_limit_s: int | None = None,
                tmp_mb: int | None = None, gpus: int | None = None, partition: str | None = None,
-               nodes: int | None = None) -> dict[str, Any]:
+               nodes: int | None = None, account: str | None = None, qos: str | None = None) -> dict[str, Any]:
     """Resources in the request's own form (what `GET /jobs/{id}` shows as `hpgc:resources`): a client can
     copy it into its next request."""
     out: dict[str, Any] = {"cpus": cpus, "memory": f"{memory_mb}M" if memory_mb else None,
                            "time": clock(time_limit_s) if time_limit_s else None,
                            "tmp": f"{tmp_mb}M" if tmp_mb else None, "gpus": gpus, "partition": partition,
-                           "nodes": nodes}
+                           "nodes": nodes, "account": account, "qos": qos}
     return {k: v for k, v in out.items() if v is not None}

@@ -32,11 +32,15 @@ class Resources(BaseModel):
     gpus: int | None = Field(default=None, ge=1, description="GPUs (sbatch --gpus).")
     partition: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$",
                                   description="Partition (sbatch --partition); None: the cluster's default.")
+    account: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                                description="Account (sbatch --account); None: the cluster's default.")
+    qos: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                            description="QOS (sbatch --qos); None: the cluster's default.")
 
     def shown(self) -> dict[str, Any]:
         """In the form of an execute request's `hpgc:resources`."""
         return as_request(self.cpus, self.memory_mb, self.time_limit_s, self.tmp_mb, self.gpus, self.partition,
-                          self.nodes)
+                          self.nodes, self.account, self.qos)
 
 
 class Container(BaseModel):

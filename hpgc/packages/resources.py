@@ -64,4 +64,7 @@ def job_resources(base: Resources, process: ResourceLimits, site: ResourceLimits
             raise InvalidParameterValue(f"{MEMBER}: partition '{request.partition}' is not one {site.where} "
                                         f"allows; partitions: {offered}")
         merged.partition = request.partition
+    if request is not None:  # who may charge which account or use which QOS: the identity's grants (hpgc/jobs)
+        merged.account = request.account or merged.account
+        merged.qos = request.qos or merged.qos
     return merged

@@ -31,7 +31,8 @@ start_one() {
         launch munge setpriv --reuid=munge --regid=munge --clear-groups munged -F
         wait_for 10 test -S /run/munge/munge.socket.2 ;;
     mariadb)
-        mkdir -p /run/mysqld; chown mysql:mysql /run/mysqld
+        # the socket's folder: /run/mysqld up to trixie's MariaDB, /run/mariadbd in sid's
+        mkdir -p /run/mysqld /run/mariadbd; chown mysql:mysql /run/mysqld /run/mariadbd
         launch mariadb setpriv --reuid=mysql --regid=mysql --clear-groups \
             mariadbd --bind-address=127.0.0.1 --skip-name-resolve
         wait_for 30 mariadb -e 'select 1'
@@ -50,7 +51,12 @@ start_one() {
     accounting)
         sacctmgr -i add cluster hpgc >/dev/null 2>&1 || true
         sacctmgr -i add account hpgc Cluster=hpgc Description=test Organization=hpgc >/dev/null 2>&1 || true
-        sacctmgr -i add user alice,bob Account=hpgc Cluster=hpgc >/dev/null 2>&1 || true ;;
+        sacctmgr -i add user alice,bob Account=hpgc Cluster=hpgc >/dev/null 2>&1 || true
+        # A second account and QOS levels (enforced, slurm.conf): alice may also charge geo, at QOS normal
+        # only; bob is not in geo, and nobody may use QOS high.
+        sacctmgr -i add qos high Priority=10 >/dev/null 2>&1 || true
+        sacctmgr -i add account geo Cluster=hpgc Description=geo Organization=hpgc >/dev/null 2>&1 || true
+        sacctmgr -i add user alice Account=geo Cluster=hpgc QOS=normal DefaultQOS=normal >/dev/null 2>&1 || true ;;
     slurmctld)
         launch slurmctld slurmctld -D -i
         wait_for 30 scontrol ping ;;

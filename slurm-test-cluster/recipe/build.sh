@@ -1,11 +1,15 @@
 #!/bin/bash
 # Build the cluster's root file system and its container images into OUT:
-#   OUT/root/                      Debian trixie: Slurm, MariaDB, munge, sshd, Apptainer, cwltool
+#   OUT/root/                      Debian SUITE (trixie by default): Slurm, MariaDB, munge, sshd, Apptainer, cwltool
 #   OUT/images/otbtf_4.1.0-cpu.sif Debian bookworm: OTB (otbcli_*), GDAL, numpy
 #   OUT/images/python_3.11-slim.sif Debian bookworm: Python 3.11 + numpy
-# Every file in this directory is hashed into the cache key: edit one and `up` rebuilds.
+# SUITE (HPGC_CLUSTER_SUITE) picks the Slurm: bookworm 22.05, trixie 24.11, sid 26.05. bookworm's libc is
+# too old for any Apptainer Debian has, so its root has none and no images are built for it.
+# Every file in this directory is hashed into the cache key (with the suite): edit one and `up` rebuilds.
 set -euo pipefail
 OUT=$1
+SUITE=${HPGC_CLUSTER_SUITE:-trixie}
+case $SUITE in bookworm|trixie|sid) ;; *) echo "unknown suite $SUITE (bookworm, trixie or sid)" >&2; exit 2 ;; esac
 RECIPE=$(cd "$(dirname "$0")" && pwd)
 export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
 
@@ -35,7 +39,7 @@ fetch_apptainer() {
     echo "deb $MIRROR sid main" > "$a/sources.list"
     local o=(-o Dir::Etc::SourceList="$a/sources.list" -o Dir::Etc::SourceParts=/dev/null
              -o Dir::State::Lists="$a/lists" -o Dir::Cache="$a/cache" -o Dir::State::status=/dev/null)
-    apt-get "${o[@]}" -q update >/dev/null
+    apt-get "${o[@]}" -o Acquire::Check-Valid-Until=false -q update >/dev/null
     (cd "$OUT/debs" && rm -f apptainer_*.deb && apt-get "${o[@]}" -q download apptainer >/dev/null)
     ls "$OUT"/debs/apptainer_*.deb
 }
@@ -44,16 +48,23 @@ CLUSTER_PKGS=slurmctld,slurmd,slurm-client,slurmdbd,munge,mariadb-server,openssh
 CLUSTER_PKGS+=,python3,squashfs-tools,uidmap,ca-certificates,e2fsprogs,squashfuse,fuse2fs,fuse-overlayfs
 CLUSTER_PKGS+=,fuse3,containernetworking-plugins,libseccomp2,libsqlite3-0,iproute2,procps,cwltool
 CLUSTER_PKGS+=,less,iputils-ping,netcat-openbsd
+# bookworm's cwltool imports pkg_resources without depending on python3-setuptools
+[ "$SUITE" != bookworm ] || CLUSTER_PKGS+=,python3-setuptools
 
 build_cluster_root() {
-    local deb; deb=$(fetch_apptainer)
-    mmdebstrap --quiet --variant=apt --include="$CLUSTER_PKGS" "${SLIM[@]}" \
-        --customize-hook="copy-in $deb /tmp" \
-        --customize-hook="chroot \"\$1\" apt-get install -y -q /tmp/$(basename "$deb")" \
-        --customize-hook="chroot \"\$1\" rm -f /tmp/$(basename "$deb")" \
+    local hooks=() deb
+    if [ "$SUITE" != bookworm ]; then
+        deb=$(fetch_apptainer)
+        hooks=(--customize-hook="copy-in $deb /tmp"
+               --customize-hook="chroot \"\$1\" apt-get install -y -q /tmp/$(basename "$deb")"
+               --customize-hook="chroot \"\$1\" rm -f /tmp/$(basename "$deb")")
+    fi
+    # sid's Release file is valid for a week only: a mirror snapshot older than that is still sid
+    [ "$SUITE" = sid ] && hooks+=(--aptopt='Acquire::Check-Valid-Until "false"')
+    mmdebstrap --quiet --variant=apt --include="$CLUSTER_PKGS" "${SLIM[@]}" "${hooks[@]}" \
         --customize-hook="copy-in $RECIPE/cluster-setup.sh /tmp" \
         --customize-hook="chroot \"\$1\" bash /tmp/cluster-setup.sh" \
-        trixie "$OUT/root" "$MIRROR"
+        "$SUITE" "$OUT/root" "$MIRROR"
 }
 
 # Apptainer keeps a sandbox's /.singularity.d when it builds a SIF from it.
@@ -79,6 +90,10 @@ build_python_root() {
 # The three downloads and unpacks are independent: run them side by side.
 pids=()
 build_cluster_root > "$OUT/cluster-root.log" 2>&1 & pids+=($!)
+if [ "$SUITE" = bookworm ]; then   # no Apptainer to build or run images with
+    wait "${pids[0]}" || { tail -n 30 "$OUT/cluster-root.log" >&2; exit 1; }
+    rm -rf "$OUT/apt-sid"; exit 0
+fi
 build_otb_root     > "$OUT/otb-root.log" 2>&1 & pids+=($!)
 build_python_root  > "$OUT/python-root.log" 2>&1 & pids+=($!)
 fail=0

@@ -163,5 +163,6 @@ async def test_the_openapi_execute_schema_documents_the_member(client: TestClien
     schemas = doc["components"]["schemas"]
     member = schemas["Execute"]["properties"]["hpgc:resources"]
     assert "within what the process and the site allow" in member["description"]
-    assert set(schemas["ResourceRequest"]["properties"]) == {"cpus", "memory", "time", "tmp", "gpus", "partition"}
+    assert set(schemas["ResourceRequest"]["properties"]) == {"cpus", "memory", "time", "tmp", "gpus", "partition",
+                                                                 "account", "qos"}
     assert schemas["ResourceRequest"]["additionalProperties"] is False

@@ -24,6 +24,11 @@ INJECTIONS: list[Any] = [
     {"cpus": "2 --uid=0"},
     {"cpus": 2, "sbatch": "--uid=0"},  # an unknown key is refused, not ignored
     {"gpus": "1\n"},
+    {"account": "geo\n#SBATCH --uid=0"},
+    {"account": "$(id)"},
+    {"qos": "high --uid=0"},
+    {"qos": "--uid=0"},
+    {"qos": "normal;reboot"},
     "--uid=0",
 ]
 

@@ -183,8 +183,9 @@ def squeue(args):
     if len(ids) == 1 and not [j for j in active if {j["id"], j["id"].split("_")[0]} & ids]:
         print("slurm_load_jobs error: Invalid job id specified")  # like squeue -j with one unknown id
         return 1
+    every = opt(args, "--states") == "all"  # as squeue -t all: ended jobs slurmctld still holds too
     for job in all_jobs():
-        if job["state"] not in ("PENDING", "RUNNING"):
+        if job["state"] not in ("PENDING", "RUNNING") and not every:
             continue
         if ids and not ({job["id"], job["id"].split("_")[0]} & ids) or name and job["name"] != name:
             continue
@@ -282,6 +283,8 @@ class FakeSSHServer:
         self.gate.set()
         self._sessions_changed = asyncio.Condition()
         self.login_shell = "bash"
+        self.trusted_ca: asyncssh.SSHKey | None = None  # set before start(): certificates it signed log in
+        self.logins: list[str] = []  # the user of each connection that authenticated
         self._server: asyncssh.SSHAcceptor | None = None
         self._conns: list[asyncssh.SSHServerConnection] = []
         self._procs: set[asyncio.subprocess.Process] = set()
@@ -319,16 +322,25 @@ class FakeSSHServer:
         class Server(asyncssh.SSHServer):
             def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
                 outer._conns.append(conn)
+                self.conn = conn
+
+            def auth_completed(self) -> None:
+                outer.logins.append(self.conn.get_extra_info("username"))
 
         self._server = await asyncssh.create_server(
             Server, "127.0.0.1", self.port, server_host_keys=[self.host_key],
-            authorized_client_keys=asyncssh.import_authorized_keys(
-                self.client_key.export_public_key().decode()),
+            authorized_client_keys=asyncssh.import_authorized_keys(self._authorized()),
             process_factory=self._handle, sftp_factory=True, encoding=None, reuse_address=True,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         if not self.known_hosts.exists():
             self.write_known_hosts()
+
+    def _authorized(self) -> str:
+        lines = self.client_key.export_public_key().decode()
+        if self.trusted_ca is not None:
+            lines += "cert-authority " + self.trusted_ca.export_public_key().decode()
+        return lines
 
     async def stop(self) -> None:
         """Like sshd going away: stop listening and drop every connection."""

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hpgc.backends.slurm.commands import MARK
-from hpgc.backends.slurm.commands.poll import FIELDS
+from hpgc.backends.slurm.commands.poll import FIELDS, parse_poll
 from hpgc.backends.slurm.commands.pull_image import pull_image_command
 from hpgc.backends.slurm.commands.tails import tails_input
 from hpgc.backends.slurm.config import ClusterSettings
@@ -103,3 +103,33 @@ def test_remove_image_command_text() -> None:
     from hpgc.backends.slurm.commands.pull_image import remove_image_command
 
     assert remove_image_command("/c/", "a b.sif") == "rm -f -- '/c/a b.sif'"
+
+
+async def test_a_record_slurmdbd_has_not_named_yet_is_no_news(tmp_path: Path) -> None:
+    """slurmdbd 22.05 may name a batch job 'allocation' until its name arrives (seen on the test cluster):
+    not another job's id, not a state to report yet; the job's own queue entry still counts."""
+    answer = "\n".join([f"{MARK} sacct", _sacct("9", "allocation", "FAILED", "1:0"),
+                        _sacct("10", "allocation", "RUNNING", "0:0"), f"{MARK} files", f"{MARK} squeue",
+                        "10|RUNNING|None|hpgc-c"])
+    client = _Client(answer, "", tmp_path)
+    out = await Poller().poll_group(client, [_job("b", "9"), _job("c", "10")])  # type: ignore[arg-type]
+    assert "b" not in out  # no news yet: polled again
+    assert out["c"].status == StatusCode.running
+
+
+async def test_failed_with_exit_0_and_no_end_waits_for_the_real_exit_code(tmp_path: Path) -> None:
+    """slurmdbd 22.05 once recorded a job that exited 3 as FAILED 0:0 with no End time, before its real
+    record: that record is not reported (the next poll has the code); with its End it is, and after
+    squeue_grace_s without one the job fails anyway rather than running for ever."""
+    early = "\n".join([f"{MARK} sacct", _sacct("9", "hpgc-b", "FAILED", "0:0"), f"{MARK} files", f"{MARK} squeue"])
+    poller, client = Poller(), _Client(early, "", tmp_path)
+    assert "b" not in await poller.poll_group(client, [_job("b", "9")])  # type: ignore[arg-type]
+    final = _sacct("9", "hpgc-b", "FAILED", "3:0").replace("2026-12-01T10:00:00|", "2026-12-01T10:00:00|"
+                                                                 "2026-12-01T10:00:05", 1)
+    client.poll = "\n".join([f"{MARK} sacct", final, f"{MARK} files", f"{MARK} squeue"])
+    out = await poller.poll_group(client, [_job("b", "9")])  # type: ignore[arg-type]
+    assert out["b"].status == StatusCode.failed
+    assert out["b"].exit_code == 3
+    no_grace = Poller()
+    statuses = no_grace.interpret("c1", 0.0, [_job("b", "9")], parse_poll(early), {})
+    assert statuses["b"].status == StatusCode.failed

@@ -265,7 +265,7 @@ def test_submit_batch_new_existing_found_busy_and_failed(slurm: Path, tmp_path: 
     assert all(c.startswith("sbatch --parsable ") for c in calls(slurm) if c.startswith("sbatch"))
     lookups = [c for c in calls(slurm) if not c.startswith("sbatch")]
     assert "sacct --parsable2 --noheader -X -S now-60days --name=hpgc-crashed --format=JobID" in lookups
-    assert "squeue --noheader --name=hpgc-crashed --format=%i" in lookups
+    assert "squeue --noheader --states=all --name=hpgc-crashed --format=%i" in lookups
     assert not [c for c in lookups if "hpgc-new" in c or "hpgc-done" in c]  # no script yet, or an id: no lookup
 
 

@@ -160,7 +160,7 @@ async def test_check_report(server: FakeSSHServer, tmp_path: Path) -> None:
                                                    container_runtime="apptainer"))
     items = {i.name: i for i in report.items}
     assert items["ssh"].ok and items["work root"].ok and items["image cache"].ok and items["sacct"].ok
-    assert items["sbatch"].ok and "24.11.5" in items["sbatch"].detail
+    assert items["sbatch"].ok and items["sbatch"].detail == "Slurm 24.11.5"
     assert "1 images" in items["image cache"].detail
     assert items["partition"].ok
     assert items["array size"].ok and "MaxArraySize 1001" in items["array size"].detail

@@ -6,6 +6,8 @@ import asyncio
 import shlex
 from dataclasses import dataclass, field
 
+from hpgc.backends.slurm.certs import CertIssuer
+from hpgc.backends.slurm.commands.versions import VERSION_COMMAND, dialect
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.backends.slurm.ssh import SSHClient, SSHError
 
@@ -36,6 +38,18 @@ class CheckReport:
         return "\n".join(lines)
 
 
+async def _version(client: SSHClient) -> CheckItem:
+    """The Slurm version, which decides the command dialect (commands/versions.py); an untested one is a warning."""
+    try:
+        r = await client.run(VERSION_COMMAND, retry=False)
+    except SSHError as exc:
+        return CheckItem("sbatch", False, str(exc))
+    d = dialect(r.stdout)
+    if not r.ok or d.version is None:
+        return CheckItem("sbatch", False, f"sbatch --version said: {(r.stderr or r.stdout).strip()[-200:]}")
+    return CheckItem("sbatch", d.tested, d.describe(), optional=True)
+
+
 async def _item(client: SSHClient, name: str, command: str, describe: str, optional: bool = False) -> CheckItem:
     try:
         r = await client.run(command, retry=False)
@@ -51,20 +65,24 @@ async def _item(client: SSHClient, name: str, command: str, describe: str, optio
 async def check_cluster(name: str, settings: ClusterSettings, unix_user: str | None = None) -> CheckReport:
     report = CheckReport(name)
     login, key = settings.key_for(unix_user)
-    client = SSHClient(name, settings, login, key)
+    issuer = CertIssuer(name, settings.certificates) if settings.uses_certificate(login) else None
+    client = SSHClient(name, settings, login, key, issuer)
     q = shlex.quote
     try:
         try:
             r = await client.run("echo ok", retry=False)
-        except SSHError as exc:
+        except SSHError as exc:  # a certificate that cannot be made too (CertificateError)
             report.items.append(CheckItem("ssh", False, str(exc)))
             return report
+        how = (f"with a certificate for {login} signed by {issuer.ca_fingerprint()}, valid "
+               f"{settings.certificates.validity_minutes:g} min" if issuer and settings.certificates else
+               f"with the key {key}" if key else "with the SSH agent's keys")
         report.items.append(CheckItem(
-            "ssh", r.ok, f"logged in as {login}@{settings.host}:{settings.port}; host key matches "
+            "ssh", r.ok, f"logged in as {login}@{settings.host}:{settings.port} {how}; host key matches "
             f"{settings.known_hosts}"))
         user_dir = f"{settings.work_root}/{login}"
         checks = [
-            _item(client, "sbatch", "sbatch --version", "Slurm"),
+            _version(client),
             _item(client, "sacct", "sacct --parsable2 --noheader -X -S now-1hours --format=JobID >/dev/null "
                   "&& echo accounting answers", "accounting"),
             _item(client, "squeue", "squeue --noheader --me --format=%i | wc -l", "jobs queued by this user"),

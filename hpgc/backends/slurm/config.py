@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from hpgc.backends.slurm.cert_settings import CertificateSettings
 from hpgc.models.names import unix_user_error
 from hpgc.models.resources import PARTITION, ResourceLimits, seconds
 
@@ -37,6 +38,9 @@ class ClusterSettings(BaseModel):
         description="Private key per mapped unix user (identity mapping): jobs of that user are submitted "
         "over a connection logged in as that user.",
     )
+    certificates: CertificateSettings | None = Field(
+        default=None, description="Log in as each mapped unix user with a short-lived SSH certificate signed "
+        "for that user (docs/auth.md), instead of a key per user. user_keys entries still win for their users.")
     connect_timeout_s: float = Field(default=15.0, gt=0, description="Timeout of one SSH connection attempt.")
     keepalive_s: float = Field(
         default=15.0, gt=0, description="SSH keepalive interval; 3 missed answers close the connection."
@@ -197,6 +201,14 @@ class ClusterSettings(BaseModel):
         """(SSH login, key file) for a job's identity."""
         if unix_user is None or unix_user == self.user:
             return self.user, self.key_file
-        if unix_user not in self.user_keys:
-            raise ValueError(f"no SSH key configured for unix user {unix_user!r} (user_keys)")
-        return unix_user, self.user_keys[unix_user]
+        if unix_user in self.user_keys:
+            return unix_user, self.user_keys[unix_user]
+        if self.certificates is not None:
+            return unix_user, None
+        raise ValueError(f"no SSH key configured for unix user {unix_user!r} (user_keys, or certificates)")
+
+    def uses_certificate(self, login: str) -> bool:
+        """Whether `login` logs in with a certificate: certificates are configured and no key is."""
+        if self.certificates is None:
+            return False
+        return self.key_file is None if login == self.user else login not in self.user_keys

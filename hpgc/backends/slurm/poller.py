@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from hpgc.backends.files import parse_progress
 from hpgc.backends.slurm.commands.poll import PollOutput, parse_poll, poll_command, poll_input
 from hpgc.backends.slurm.commands.tails import parse_tails, tails_command, tails_input
+from hpgc.backends.slurm.commands.versions import PLACEHOLDER_JOB_NAMES, provisional_failure
 from hpgc.backends.slurm.jobdir import STDERR_FILE, job_name
 from hpgc.backends.slurm.jobid import SlurmJobId
 from hpgc.backends.slurm.ssh import SSHClient, SSHError
@@ -80,6 +81,8 @@ class Poller:
         for job in jobs:
             sid, job_id = job.key, job.ref.job_id
             rec = records.get(sid)
+            if rec is not None and rec.name in PLACEHOLDER_JOB_NAMES:
+                rec = None  # not named yet (commands/versions.py): as if sacct did not know it yet
             other = rec.name if rec is not None else queued.get(sid, ("", "", ""))[2]
             # a sweep split into several arrays names the ones after the first `hpgc-<job id>.<k>`
             if other and other != job_name(job_id) and not other.startswith(job_name(job_id) + "."):
@@ -88,6 +91,11 @@ class Poller:
                     f"Slurm job {sid} on cluster {cluster} is now '{other}', not this job: the cluster's "
                     "job records were reset, and this job was lost"))
                 continue
+            if rec is not None and provisional_failure(rec.state, rec.exit_code, rec.signal,
+                                                       rec.accounting.get("End")):
+                first = self._missing_since.setdefault(job_id, now)
+                if now - first < squeue_grace_s:
+                    continue  # the exit code is still to come (commands/versions.py)
             if rec is not None:
                 self._missing_since.pop(job_id, None)
                 tail = tails.get(sid, "")

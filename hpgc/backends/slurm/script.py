@@ -74,7 +74,8 @@ def sbatch_options(spec: RunSpec, cluster: ClusterSettings, jd: str) -> SbatchOp
         job_name=job_name(spec.job_id), chdir=jd, output=f"{jd}/{STDOUT_FILE}", error=f"{jd}/{STDERR_FILE}",
         cpus_per_task=r.cpus, mem_mb=r.memory_mb, tmp_mb=r.tmp_mb, nodes=r.nodes,
         time=slurm_time(r.time_limit_s) if r.time_limit_s else cluster.time_limit,
-        gpus=r.gpus, partition=r.partition or cluster.partition, account=cluster.account, qos=cluster.qos,
+        gpus=r.gpus, partition=r.partition or cluster.partition, account=r.account or cluster.account,
+        qos=r.qos or cluster.qos,
         extra=tuple(cluster.sbatch_options),
     )
 

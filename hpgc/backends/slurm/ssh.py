@@ -3,66 +3,56 @@
 A connection carries many channels at once (sbatch ×N, sacct, SFTP), up to `max_channels` so sshd's
 MaxSessions is never hit. A lost connection is re-opened on next use, with exponential backoff so a
 dead cluster is not hammered. Host keys are always checked against the configured known_hosts file.
+With certificates (certs.py) each connection logs in with a fresh one, and is replaced by a new connection
+before it expires (sshd checks a certificate only at login: this bounds how long a revoked CA keeps a session).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
-import signal
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncssh
 
 from hpgc.backends.base import BackendError
 from hpgc.backends.metrics import CLIENTS, SSH_CONNECTS, SSH_ROUND_TRIPS
+from hpgc.backends.slurm.certs import CertIssuer
 from hpgc.backends.slurm.config import ClusterSettings
+from hpgc.backends.slurm.ssh_retire import Retiring
+from hpgc.backends.slurm.ssh_types import (
+    HostKeyError,
+    RemoteExit,
+    Result,
+    SSHError,
+    _describe,
+    _signal_number,
+    _text,
+    for_any_login_shell,
+)
+
+__all__ = ["HostKeyError", "RemoteExit", "Result", "SSHClient", "SSHError", "SSHPool", "for_any_login_shell"]
 
 log = logging.getLogger(__name__)
 BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 30.0
 
 
-class SSHError(BackendError):
-    """The cluster could not be reached, or a command did not finish in time."""
-
-
-class RemoteExit(BackendError):
-    """A streamed command exited non-zero: its own refusal (stderr is the message), not a connection problem."""
-
-    def __init__(self, message: str, exit_status: int) -> None:
-        super().__init__(message)
-        self.exit_status = exit_status
-
-
-class HostKeyError(SSHError):
-    """The login node's host key is not the one in known_hosts: never retried silently."""
-
-
-@dataclass
-class Result:
-    exit_status: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_status == 0
-
-
 class SSHClient:
     """One connection to one cluster as one SSH user, opened on first use (or `connect`) and re-opened when lost."""
 
-    def __init__(self, cluster: str, settings: ClusterSettings, login: str, key_file: Path | None) -> None:
+    def __init__(self, cluster: str, settings: ClusterSettings, login: str, key_file: Path | None,
+                 issuer: CertIssuer | None = None) -> None:
         self.cluster = cluster
         self.settings = settings
         self.login = login
         self.key_file = key_file
+        self.issuer = issuer  # set: every connection logs in with a fresh certificate for `login`
+        self._renew_at: float | None = None  # issuer's clock: when the connection's certificate is due
+        self.retiring = Retiring()  # connections replaced by a renewal, closed once idle
         self._conn: asyncssh.SSHClientConnection | None = None
         self._sftp: asyncssh.SFTPClient | None = None
         self._lock = asyncio.Lock()
@@ -83,49 +73,78 @@ class SSHClient:
     def __repr__(self) -> str:
         return f"<SSHClient {self.login}@{self.settings.host}:{self.settings.port} ({self.cluster})>"
 
+    def _due(self) -> bool:
+        """The connection's certificate is near its end: open a new connection with a fresh one."""
+        return self.issuer is not None and self._renew_at is not None and self.issuer.clock() >= self._renew_at
+
     async def _connection(self) -> asyncssh.SSHClientConnection:
         conn = self._conn
-        if conn is not None and not conn.is_closed():
+        if conn is not None and not conn.is_closed() and not self._due():
             return conn
         async with self._lock:
-            if self._conn is not None and not self._conn.is_closed():
-                return self._conn
-            wait = self._next_try - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            old = self._conn
+            if old is not None and not old.is_closed():
+                if not self._due():
+                    return old
+            else:
+                old = None
+                wait = self._next_try - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
             try:
-                self._conn = await self._open()
-            except Exception:
+                new, renew_at = await self._open()
+            except Exception as exc:
                 SSH_CONNECTS.labels(self.cluster, "failed").inc()
                 self._backoff = min(BACKOFF_MAX_S, max(BACKOFF_START_S, self._backoff * 2))
                 self._next_try = time.monotonic() + self._backoff
-                raise
+                if old is None:
+                    raise
+                # the old connection still works (sshd checks a certificate at login only): keep it a while
+                log.warning("%r: renewing the certificate failed, retrying later: %s", self, exc)
+                assert self.issuer is not None
+                self._renew_at = self.issuer.clock() + self._backoff
+                return old
+            self._conn, self._renew_at = new, renew_at
+            if old is not None:
+                self.retiring.retire(old)
             self._backoff = 0.0
             self._sftp = None
             self.connects += 1
             SSH_CONNECTS.labels(self.cluster, "ok").inc()
             return self._conn
 
-    async def _open(self) -> asyncssh.SSHClientConnection:
+    async def _open(self) -> tuple[asyncssh.SSHClientConnection, float | None]:
         s = self.settings
         if not s.known_hosts.is_file():
             raise SSHError(f"cluster {self.cluster}: known_hosts file {s.known_hosts} does not exist")
+        keys: list[object] = [str(self.key_file)] if self.key_file else []
+        cert = None
+        if self.issuer is not None:
+            cert = await self.issuer.issue(self.login)  # CertificateError (a BackendError) when it cannot
+            keys = [cert.client_key]
         try:
-            return await asyncssh.connect(
+            conn = await asyncssh.connect(
                 s.host, s.port, username=self.login, known_hosts=str(s.known_hosts),
-                client_keys=[str(self.key_file)] if self.key_file else (),
-                agent_path=None if self.key_file else (),
+                client_keys=keys or (),
+                agent_path=None if keys else (),
                 config=None,  # ~/.ssh/config of the server's account must not change where we connect
                 keepalive_interval=s.keepalive_s, keepalive_count_max=3,
                 connect_timeout=s.connect_timeout_s, login_timeout=s.connect_timeout_s,
             )
+            return conn, cert.renew_at if cert else None
         except asyncssh.HostKeyNotVerifiable as exc:
             raise HostKeyError(
                 f"cluster {self.cluster}: the host key of {s.host}:{s.port} does not match {s.known_hosts} "
                 f"({exc.reason}); refusing to connect"
             ) from None
         except asyncssh.PermissionDenied:
-            raise SSHError(f"cluster {self.cluster}: {self.login}@{s.host} refused our key") from None
+            if cert is None:
+                raise SSHError(f"cluster {self.cluster}: {self.login}@{s.host} refused our key") from None
+            assert self.issuer is not None
+            raise SSHError(
+                f"cluster {self.cluster}: {self.login}@{s.host} refused our certificate {cert.key_id} signed by "
+                f"{self.issuer.ca_fingerprint()}: sshd does not trust this CA (TrustedUserCAKeys), has revoked "
+                "it (RevokedKeys), or does not accept the principal") from None
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             raise SSHError(f"cluster {self.cluster}: cannot connect to {s.host}:{s.port}: "
                            f"{_describe(exc)}") from None
@@ -135,6 +154,9 @@ class SSHClient:
             conn.abort()
             self._conn = None
             self._sftp = None
+        elif conn is not None:
+            self.retiring.forget(conn)
+            conn.abort()
 
     async def connect(self) -> None:
         """Open the connection now rather than on first use."""
@@ -148,8 +170,10 @@ class SSHClient:
         for attempt in range(attempts):
             conn = await self._connection()
             try:
-                async with self._channels:
-                    result = await self._exec(conn, command, input, timeout or self.settings.command_timeout_s)
+                with self.retiring.using(conn):
+                    async with self._channels:
+                        result = await self._exec(conn, command, input,
+                                                  timeout or self.settings.command_timeout_s)
                 self.last_ok = time.monotonic()
                 return result
             except (asyncssh.ConnectionLost, asyncssh.DisconnectError, asyncssh.ChannelOpenError,
@@ -189,6 +213,12 @@ class SSHClient:
         have been handed out already."""
         timeout = timeout or self.settings.command_timeout_s
         conn = await self._connection()
+        with self.retiring.using(conn):
+            async for data in self._stream(conn, command, chunk, timeout):
+                yield data
+
+    async def _stream(self, conn: asyncssh.SSHClientConnection, command: str, chunk: int,
+                      timeout: float) -> AsyncIterator[bytes]:
         async with self._channels:
             self.round_trips += 1
             SSH_ROUND_TRIPS.labels(self.cluster).inc()
@@ -243,13 +273,15 @@ class SSHClient:
                 if attempt == 1:
                     raise SSHError(f"cluster {self.cluster}: SFTP unavailable: {_describe(exc)}") from None
         try:
-            yield client
+            with self.retiring.using(conn):
+                yield client
             self.last_ok = time.monotonic()
         except (asyncssh.ConnectionLost, asyncssh.DisconnectError) as exc:
             self._drop(conn)
             raise SSHError(f"cluster {self.cluster}: connection lost: {_describe(exc)}") from None
 
     async def close(self) -> None:
+        self.retiring.close_all()
         conn, self._conn, self._sftp = self._conn, None, None
         if conn is not None:
             conn.close()
@@ -263,6 +295,7 @@ class SSHPool:
     def __init__(self, clusters: dict[str, ClusterSettings]) -> None:
         self.clusters = clusters
         self._clients: dict[tuple[str, str], SSHClient] = {}
+        self.issuers = {name: CertIssuer(name, c.certificates) for name, c in clusters.items() if c.certificates}
 
     def client(self, cluster: str, unix_user: str | None = None) -> SSHClient:
         settings = self.clusters.get(cluster)
@@ -274,7 +307,8 @@ class SSHPool:
             raise BackendError(str(exc)) from None
         key_id = (cluster, login)
         if key_id not in self._clients:
-            self._clients[key_id] = SSHClient(cluster, settings, login, key)
+            issuer = self.issuers[cluster] if settings.uses_certificate(login) else None
+            self._clients[key_id] = SSHClient(cluster, settings, login, key, issuer)
         return self._clients[key_id]
 
     def all(self) -> list[SSHClient]:
@@ -283,27 +317,3 @@ class SSHPool:
     async def close(self) -> None:
         await asyncio.gather(*(c.close() for c in self._clients.values()), return_exceptions=True)
         self._clients.clear()
-
-
-def for_any_login_shell(script: str) -> str:
-    """The command line that has /bin/sh run `script` whatever the account's login shell is (sh, bash, zsh,
-    csh, tcsh, fish...): sshd hands every command to the login shell, and hpgc's scripts are POSIX sh.
-    The script travels base64-encoded, a text no shell gives any meaning to, inside single quotes."""
-    encoded = base64.b64encode(script.encode()).decode()
-    return f"exec /bin/sh -c 'eval \"$(printf %s {encoded} | base64 -d)\"'"
-
-
-def _signal_number(name: str) -> int:
-    try:
-        return int(signal.Signals(f"SIG{name}"))
-    except ValueError:
-        return 127
-
-
-def _text(data: bytes | str) -> str:
-    return data.decode(errors="replace") if isinstance(data, bytes) else data
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if isinstance(exc, asyncssh.Error) else f"{type(exc).__name__}: {text}"

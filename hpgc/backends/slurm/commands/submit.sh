@@ -16,9 +16,11 @@ while [ $# -gt 0 ]; do
   fi
   if [ -s "$f" ]; then read -r id < "$f"; fi
   case $id in ''|failed) ;; *) echo "{{MARK}} existing $rel $id"; excl="$excl --exclude=$rel"; continue;; esac
+  # squeue --states=all: also a job that already ended (slurmctld keeps it for MinJobAge), which slurmdbd
+  # 22.05 may not know by its name yet (commands/versions.py); otherwise a quick job could run twice
   if [ -e "$jd/{{SCRIPT_FILE}}" ]; then
     if ! found=$(sacct --parsable2 --noheader -X -S now-60days --name="$name" --format=JobID 2>&1) || \
-       ! q=$(squeue --noheader --name="$name" --format=%i 2>&1); then
+       ! q=$(squeue --noheader --states=all --name="$name" --format=%i 2>&1); then
       echo "{{MARK}} failed $rel Slurm cannot tell whether the job was submitted already; not resubmitting"
       excl="$excl --exclude=$rel"; continue
     fi
