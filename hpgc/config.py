@@ -25,8 +25,10 @@ from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.jobs.callbacks.settings import CallbackSettings
 from hpgc.jobs.limits import LimitSettings
 from hpgc.jobs.ops_settings import HealthSettings, MetricsSettings, RetentionSettings
+from hpgc.jobs.upload_settings import UploadSettings
 from hpgc.net.settings import OutboundSettings
 from hpgc.packages.workers import DeploySettings
+from hpgc.storage.settings import StorageSettings
 
 _config_file: Path | None = None  # set by load_settings for the duration of one load
 REPO_APPKGS = Path(__file__).resolve().parent.parent / "appkgs"
@@ -96,6 +98,12 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(
         default_factory=LimitSettings, description="Per-user limits: active jobs, deployed processes (429 past them)."
     )
+    storage: StorageSettings = Field(
+        default_factory=StorageSettings, description="S3-compatible object storage: endpoints, buckets, site and "
+        "per-user credentials for s3:// inputs and output destinations (docs/data.md).")
+    uploads: UploadSettings = Field(
+        default_factory=UploadSettings, description="Uploaded files (POST /files): size, per-user quota, expiry "
+        "(docs/data.md).")
     clusters: dict[str, ClusterSettings] = Field(
         default_factory=dict, description="Slurm clusters by name; the first is the default one."
     )

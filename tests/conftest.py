@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,7 @@ from hpgc.auth.settings import AuthSettings
 from hpgc.config import Settings
 from hpgc.packages.workers import DeploySettings
 from tests.fake_issuer import FakeIssuer
+from tests.s3_server import S3Server, moto_server
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,6 +36,13 @@ def settings(tmp_path: Path) -> Settings:
     """Embedded defaults in a temporary data dir, without auth (auth has its own tests)."""
     return Settings(data_dir=tmp_path / "data", appkgs_dir=REPO / "appkgs", auth=AuthSettings(enabled=False),
                     poll_interval_s=0.2, deploy=DeploySettings(start_with_server=False))
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """A real S3 HTTP endpoint on loopback (moto's server), one per test session: each test its own buckets."""
+    with moto_server() as server:
+        yield server
 
 
 @pytest.fixture

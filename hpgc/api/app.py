@@ -13,6 +13,7 @@ from hpgc.api import (
     callbacks,
     cors,
     deploy,
+    files,
     health,
     job_inputs,
     jobs,
@@ -42,22 +43,25 @@ from hpgc.jobs.callbacks.notifier import Notifier
 from hpgc.jobs.monitor import Monitor
 from hpgc.jobs.retention import RetentionSweeper
 from hpgc.jobs.service import JobService
+from hpgc.jobs.uploads import sweep_uploads
 from hpgc.net import GuardedClient
 from hpgc.packages.registry import ProcessRegistry
 from hpgc.packages.workers import DeployWorkers
+from hpgc.storage import ObjectStores
 from hpgc.store import Store
 
 log = logging.getLogger(__name__)
 MONITORS: web.AppKey[dict[str, Monitor]] = web.AppKey("monitors")
 
 
-def default_backends(settings: Settings, outbound: GuardedClient | None = None) -> dict[str, Backend]:
+def default_backends(settings: Settings, outbound: GuardedClient | None = None,
+                     storage: ObjectStores | None = None) -> dict[str, Backend]:
     backends: dict[str, Backend] = {"local": LocalBackend(settings.local, settings.data_dir / "jobs", outbound,
-                                                          poll_max_s=settings.poll_interval_s)}
+                                                          poll_max_s=settings.poll_interval_s, storage=storage)}
     if settings.clusters:
         from hpgc.backends.slurm.backend import SlurmBackend
 
-        backends["slurm"] = SlurmBackend(settings.clusters, outbound)
+        backends["slurm"] = SlurmBackend(settings.clusters, outbound, storage)
     return backends
 
 
@@ -82,12 +86,14 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
     app.add_routes(job_inputs.routes)
     app.add_routes(tasks.routes)
     app.add_routes(health.routes)
+    app.add_routes(files.routes)
     app[landing.EXTRA_CONFORMANCE] = [*deploy.CONFORMANCE_PART2]
     setup_metrics(app)
     app.on_response_prepare.append(request_id.on_prepare)
     app.on_response_prepare.append(cors.on_prepare)
     app.setdefault(OPENAPI_EXTENSIONS, []).extend([deploy.openapi_paths, job_inputs.openapi_paths,
-                                                   health.openapi_paths, metrics.openapi_paths, tasks.openapi_paths])
+                                                   health.openapi_paths, metrics.openapi_paths, tasks.openapi_paths,
+                                                   files.openapi_paths])
     setup_auth(app, settings)
     setup_links(app)
     setup_signin(app)
@@ -105,10 +111,13 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
         log.info("built-in processes: %s", ", ".join(loaded) or "none")
         # the one client for every request made on a user's behalf: backends, callbacks, deploy
         outbound = GuardedClient(settings.outbound)
-        chosen = backends if backends is not None else default_backends(settings, outbound)
+        storage = ObjectStores(settings.storage)  # s3:// inputs and output destinations (docs/data.md)
+        chosen = backends if backends is not None else default_backends(settings, outbound, storage)
         service = JobService(store, registry, chosen, settings.default_backend, settings.max_inputs,
                              settings.limits)
         service.outbound = outbound
+        service.upload_settings = settings.uploads
+        service.storage = storage
         monitors: dict[str, Monitor] = {}
         for name, backend in chosen.items():
             lo, hi = backend.poll_intervals
@@ -124,7 +133,9 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
             monitor.start()
         retention = RetentionSweeper(service, settings.retention)
         retention.start()
+        uploads_sweep = asyncio.create_task(sweep_uploads(service, settings.uploads.sweep_interval_s))
         yield
+        uploads_sweep.cancel()
         await retention.stop()
         for monitor in monitors.values():
             await monitor.stop()

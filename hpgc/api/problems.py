@@ -17,6 +17,7 @@ from hpgc.models.parsing import load_json
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 INLINE_PARSE_BYTES = 256 * 1024  # parsed on the event loop below this size (a few milliseconds at most)
+STREAMED_PATH = "/files"  # POST streams an upload to storage: uploads.* limits it, not max_body_bytes
 
 HTTP_TYPES = {
     404: ("about:blank", "Not found"),
@@ -68,6 +69,8 @@ async def problem_middleware(request: web.Request, handler: Any) -> web.StreamRe
 async def body_limit_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     """Refuse an announced oversized body before reading a byte of it."""
     limit = request.app[SETTINGS].max_body_bytes
+    if request.path == STREAMED_PATH and request.method == "POST":
+        return await handler(request)  # an upload streams to storage: its own limits (uploads.*) apply
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
     return await handler(request)

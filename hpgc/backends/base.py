@@ -14,11 +14,15 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from hpgc.models.resources import ResourceLimits
-from hpgc.models.run import BackendStatus, Container, JobRef, Logs, RunSpec
+from hpgc.models.run import BackendStatus, Container, JobRef, Logs, RunSpec, UploadRef
 
 
 class BackendError(Exception):
     """A backend could not do what was asked; the message is meant for the user."""
+
+
+class PathNotAllowed(BackendError):
+    """A path a request names may not be used by its user there (a 403, before any job exists)."""
 
 
 @dataclass(frozen=True)
@@ -139,3 +143,32 @@ class Backend(ABC):
     def public_url(self, job: JobRef, path: str) -> str | None:
         """Where the site serves a result file itself (links in results documents); None: through hpgc."""
         return None
+
+    # uploads (POST /files) ---------------------------------------------------------------------------
+    async def store_upload(self, upload: UploadRef, chunks: AsyncIterator[bytes]) -> None:
+        """Write an uploaded file where this backend's jobs read it, chunk by chunk as `chunks` yields them
+        (never whole in memory). It appears under its name only when complete: when `chunks` raises (a cut
+        connection, a size limit) nothing is left."""
+        raise BackendError(f"the {self.name} backend does not keep uploaded files")
+
+    async def remove_upload(self, upload: UploadRef) -> None:
+        """Delete an uploaded file (one already gone is not an error)."""
+        return None
+
+    def upload_path(self, upload: UploadRef) -> str:
+        """The absolute path, where jobs run, of an uploaded file: a RunSpec's StagedFile.source."""
+        raise BackendError(f"the {self.name} backend does not keep uploaded files")
+
+    # paths where jobs run (file:// inputs) ------------------------------------------------------------
+    async def check_path(self, path: str, cluster: str | None, unix_user: str | None) -> str:
+        """The physical path of a regular file on the machine where jobs run that `unix_user` may read, used in
+        place by the job; PathNotAllowed (saying why, the same words whether it is missing or forbidden) if not."""
+        raise PathNotAllowed(f"the {self.name} backend takes no file paths as inputs")
+
+    async def check_folder(self, path: str, cluster: str | None, unix_user: str | None) -> None:
+        """Whether outputs may be copied into this folder for `unix_user` (theirs, writable); PathNotAllowed if not."""
+        raise PathNotAllowed(f"the {self.name} backend writes outputs to no folder outside the job")
+
+    async def copy_out(self, job: JobRef, path: str, folder: str, name: str) -> tuple[int, str]:
+        """Copy a job's output file into FOLDER/NAME as the job's user; (size, SHA-256 hex)."""
+        raise PathNotAllowed(f"the {self.name} backend writes outputs to no folder outside the job")

@@ -10,6 +10,7 @@ from typing import Any
 
 from hpgc.backends.base import BackendError
 from hpgc.net import GuardedClient, OutboundError
+from hpgc.storage import ObjectStores, StorageError
 
 PROGRESS_FILE = "progress"
 OUTPUTS_FILE = "outputs.json"
@@ -34,14 +35,23 @@ class Downloads:
     together at most `outbound.max_job_bytes` (counted after content decoding, checked before a byte is
     written, so nothing staged ever exceeds either)."""
 
-    def __init__(self, client: GuardedClient) -> None:
+    def __init__(self, client: GuardedClient, storage: ObjectStores | None = None,
+                 unix_user: str | None = None) -> None:
         self.client = client
+        self.storage = storage  # s3:// inputs: read with the site's (or the user's) credentials
+        self.unix_user = unix_user
         self.staged = 0
 
     async def fetch(self, href: str, max_bytes: int) -> AsyncIterator[bytes]:
         limit = self.client.settings.max_job_bytes
         try:
-            async with contextlib.aclosing(self.client.stream(href, max_bytes, "input")) as chunks:
+            if href.startswith("s3://"):
+                if self.storage is None:
+                    raise BackendError("s3:// inputs are not configured on this server (storage.s3)")
+                source = self.storage.read(href, max_bytes, self.unix_user)
+            else:
+                source = self.client.stream(href, max_bytes, "input")
+            async with contextlib.aclosing(source) as chunks:  # type: ignore[type-var]
                 async for chunk in chunks:
                     self.staged += len(chunk)
                     if self.staged > limit:
@@ -50,6 +60,8 @@ class Downloads:
                     yield chunk
         except OutboundError as exc:
             raise BackendError(exc.detail) from None
+        except StorageError as exc:
+            raise BackendError(f"input {href[:200]}: {exc}") from None
 
 
 def command_outputs_manifest(outputs: dict[str, str], exists: dict[str, bool], job_dir: str) -> dict[str, Any]:

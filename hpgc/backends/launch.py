@@ -55,5 +55,15 @@ def check_container(container: Container, runtime: str | None, image_cache: obje
     return runtime
 
 
-def container_argv(runtime: str, image: str, argv: list[str]) -> list[str]:
-    return [runtime, "exec", image, *argv]
+def container_argv(runtime: str, image: str, argv: list[str], binds: list[str] | None = None) -> list[str]:
+    return [runtime, "exec", *bind_options(binds), image, *argv]
+
+
+def bind_options(binds: list[str] | None) -> list[str]:
+    """Files used in place, visible read-only at the same path inside the container (apptainer/singularity)."""
+    out: list[str] = []
+    for path in binds or []:
+        if not path.startswith("/") or any(c in path for c in ",:\n"):
+            raise BackendError(f"{path!r} cannot be bound into a container (',' and ':' separate bind paths)")
+        out += ["--bind", f"{path}:{path}:ro"]
+    return out

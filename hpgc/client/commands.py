@@ -20,6 +20,7 @@ from hpgc.client.errors import EXIT_JOB_FAILED, EXIT_OK, ClientError, UsageError
 from hpgc.client.inputs import parse_inputs
 from hpgc.client.progress import ProgressDisplay
 from hpgc.client.tables import jobs_table, results_text, table
+from hpgc.client.uploads import with_uploads
 from hpgc.models.ogc import StatusInfo
 
 Handler = Callable[[AsyncClient, argparse.Namespace], Awaitable[int]]
@@ -133,14 +134,14 @@ async def finish(client: AsyncClient, status: StatusInfo, args: argparse.Namespa
 
 async def cmd_run(client: AsyncClient, args: argparse.Namespace) -> int:
     desc = await client.describe(args.process)
-    inputs = parse_inputs(args.input or [], desc)
+    inputs = await with_uploads(client.http, parse_inputs(args.input or [], desc))
     return await _started(client, await client.execute(args.process, inputs), args, "")
 
 
 async def cmd_rerun(client: AsyncClient, args: argparse.Namespace) -> int:
     old = await client.status(args.job)
     desc = await client.describe(old.processID or "")
-    job = await client.rerun(args.job, parse_inputs(args.input or [], desc))
+    job = await client.rerun(args.job, await with_uploads(client.http, parse_inputs(args.input or [], desc)))
     return await _started(client, job, args, f" (again {args.job})")
 
 

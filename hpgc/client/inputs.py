@@ -1,22 +1,21 @@
 """`-i name=value` on the command line → an execute request's inputs, typed by the process description.
 
 `-i n=3` is an integer if the schema says so, `-i list=1,2,3` an array, `-i obj={"a":1}` JSON, `-i f=https://…`
-a file by reference, `-i f=@local.tif` a local file sent inline (base64, up to INLINE_MAX bytes: the
-server has no upload yet, docs/clients.md). Repeating a name gives several values (maxOccurs > 1).
+a file by reference, `-i f=@local.tif` a local file, uploaded (POST /files) when the request is sent
+(hpgc/client/uploads.py). Repeating a name gives several values (maxOccurs > 1).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import mimetypes
 from pathlib import Path
 from typing import Any
 
 from hpgc.client.errors import UsageError
+from hpgc.client.uploads import LocalFile
 from hpgc.models.ogc import InputDescription, ProcessDescription
 
-INLINE_MAX = 10 * 1024 * 1024  # base64 makes it 13.4 MiB: under the server's default 16 MiB body limit
 TRUE, FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
 
 
@@ -61,18 +60,16 @@ def _scalar(name: str, kind: str | None, text: str) -> Any:
     return text
 
 
-def local_file(name: str, path: str, media_type: str | None) -> dict[str, Any]:
+def local_file(name: str, path: str, media_type: str | None) -> LocalFile:
     file = Path(path).expanduser()
+    if not file.is_file():
+        raise UsageError(f"input {name!r}: cannot read {path}: not a file")
     try:
-        size = file.stat().st_size
+        file.open("rb").close()
     except OSError as exc:
         raise UsageError(f"input {name!r}: cannot read {path}: {exc.strerror}") from None
-    if size > INLINE_MAX:
-        raise UsageError(f"input {name!r}: {path} is {size / 2**20:.1f} MiB; local files are sent inline up to "
-                         f"{INLINE_MAX // 2**20} MiB, and this server has no upload yet: put the file where the "
-                         f"server can fetch it and give -i {name}=https://…")
     media = media_type or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-    return {"value": base64.b64encode(file.read_bytes()).decode(), "encoding": "base64", "mediaType": media}
+    return LocalFile(name, file, media)
 
 
 def value_of(name: str, desc: InputDescription | None, text: str) -> Any:
@@ -81,9 +78,10 @@ def value_of(name: str, desc: InputDescription | None, text: str) -> Any:
         media = schema.get("contentMediaType")
         if text.startswith("@"):
             return local_file(name, text[1:], media if isinstance(media, str) else None)
-        if text.startswith(("http://", "https://")):
+        if text.startswith(("http://", "https://", "s3://", "file:///")):
             return {"href": text, **({"type": media} if isinstance(media, str) else {})}
-        raise UsageError(f"input {name!r} is a file: give an http(s) URL or @local-file, not {text[:60]!r}")
+        raise UsageError(f"input {name!r} is a file: give an http(s), s3:// or file:/// URL or @local-file, "
+                         f"not {text[:60]!r}")
     if text.startswith("@"):  # curl's convention: the value is the file's content
         try:
             text = Path(text[1:]).expanduser().read_text().rstrip("\n")

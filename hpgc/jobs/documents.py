@@ -103,6 +103,10 @@ async def build_results_document(
             else:
                 doc[oid] = {"value": base64.b64encode(data).decode(), "mediaType": item.media_type,
                             "encoding": "base64"}
+        elif item.delivered:  # copied where the request said (hpgc:outputs): that object, and its checksum
+            doc[oid] = {"href": item.delivered["href"], "type": item.media_type,
+                        "rel": "http://www.opengis.net/def/rel/iana/1.0/enclosure",
+                        "hpgc:size": item.delivered.get("size"), "hpgc:sha256": item.delivered.get("sha256")}
         else:
             doc[oid] = {"href": item.public_url or f"{base}/jobs/{job_id}/results/{oid}", "type": item.media_type,
                         "rel": "http://www.opengis.net/def/rel/iana/1.0/enclosure"}

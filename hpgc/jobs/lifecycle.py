@@ -82,6 +82,8 @@ class Lifecycle(ServiceParts):
             current = await self.db(self.store.get_job, job_id)
         if current is None or StatusCode(current["status"]).terminal:
             return None
+        if st.status == StatusCode.successful and await self.deliver_first(job_id, current, st):
+            return None  # applied once its outputs are where the request said
         changes = changes_of(current, st)
         if not changes:
             return None
@@ -99,7 +101,8 @@ class Lifecycle(ServiceParts):
                 changes["progress"] = 100
             if st.status == StatusCode.successful and current.get("tasks") is None:  # a sweep's are its tasks'
                 try:
-                    changes["results"] = await self.backends[current["backend"]].outputs(job_ref(current))
+                    changes["results"] = self.with_delivered(
+                        job_id, await self.backends[current["backend"]].outputs(job_ref(current)))
                 except (BackendError, OSError) as exc:
                     changes.update(status=StatusCode.failed.value, message=f"results unreadable: {exc}")
             if changes.get("status") == StatusCode.failed.value:

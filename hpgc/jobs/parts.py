@@ -14,8 +14,11 @@ from typing import Any, Protocol, TypeVar
 from hpgc.backends.base import Backend
 from hpgc.jobs.batching import GroupCommit
 from hpgc.jobs.limits import LimitSettings
+from hpgc.jobs.upload_settings import UploadSettings
+from hpgc.models.run import BackendStatus
 from hpgc.net import GuardedClient
 from hpgc.packages.registry import ProcessRegistry
+from hpgc.storage import ObjectStores
 from hpgc.store import Store
 
 log = logging.getLogger("hpgc.jobs.service")
@@ -50,9 +53,22 @@ class ServiceParts:
         self.callbacks: Callbacks | None = None
         self.outbound: GuardedClient | None = None  # href inputs are checked with it at submission
         self.on_submitted: Callable[[str], None] = lambda backend: None
+        self.upload_settings = UploadSettings()  # the app sets the configured ones (POST /files, hpgc/jobs/uploads.py)
+        self.storage: ObjectStores | None = None  # s3:// inputs and destinations (hpgc/jobs/delivery.py)
+        self._delivering: set[str] = set()  # jobs whose outputs are being delivered
+        self._delivered: dict[str, dict[str, Any]] = {}  # job id → output id → where it went, until applied
         # jobs submitted together (one SSH command) come back together: their ids are one transaction
         self._submitted = GroupCommit[tuple[str, dict[str, Any], str], bool](
             lambda items: self.db(self.store.update_jobs, items), "record-submitted")
+
+    async def deliver_first(self, job_id: str, current: dict[str, Any], st: BackendStatus) -> bool:
+        """Whether a job the backend reports successful must first have its outputs delivered (then it is
+        applied again when they are: hpgc/jobs/delivery.py)."""
+        return False
+
+    def with_delivered(self, job_id: str, results: dict[str, Any]) -> dict[str, Any]:
+        """The results manifest with where its files were delivered (hpgc/jobs/delivery.py)."""
+        return results
 
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
         """Store (and registry) work, in the store's one worker thread."""

@@ -34,6 +34,7 @@ class OutputFile:
     media_type: str
     size: int | None = None
     public_url: str | None = None  # where the site serves the file itself, if it does
+    delivered: dict[str, Any] | None = None  # where hpgc copied it (hpgc:outputs): href, size, sha256
 
 
 
@@ -137,7 +138,8 @@ def _outputs(manifest: dict[str, Any], process: Process | None) -> dict[str, Out
             continue  # an optional output the job did not produce (CWL `null`): results documents have no null
         if isinstance(value, dict) and value.get("class") == "File":
             path = value.get("path") or str(value.get("location", "")).removeprefix("file://")
-            result[oid] = OutputFile(path=path, media_type=_media_type(oid, path, process), size=value.get("size"))
+            result[oid] = OutputFile(path=path, media_type=_media_type(oid, path, process), size=value.get("size"),
+                                     delivered=value.get("hpgc:delivered"))
         else:
             result[oid] = OutputValue(value)
     return result

@@ -18,8 +18,11 @@ from hpgc.errors import (
     NotAllowed,
     ProcessNotReady,
 )
+from hpgc.jobs.delivery import check_data
 from hpgc.jobs.metrics import SUBMISSIONS, SUBMIT_SECONDS
 from hpgc.jobs.parts import ServiceParts, log
+from hpgc.jobs.paths import resolve_paths
+from hpgc.jobs.uploads import resolve_uploads
 from hpgc.logs import set_fields
 from hpgc.models.ogc import Execute, JobControlOption, StatusCode
 from hpgc.models.package import param
@@ -65,7 +68,10 @@ class Submission(ServiceParts):
         if backend_name not in self.backends:
             raise BackendUnavailable(f"backend '{backend_name}' is not configured on this server")
         cluster = self._cluster(backend_name, cluster or package_cluster(process))
+        inputs, uploads = await resolve_uploads(self, principal.subject, inputs, backend_name, cluster)
+        inputs = await resolve_paths(self, principal.unix_user, inputs, backend_name, cluster)
         self._check_hrefs(inputs, self.backends[backend_name], cluster)
+        await check_data(self, inputs, execute, self.backends[backend_name], cluster, principal.unix_user)
         subscriber = execute.subscriber.model_dump(exclude_none=True) if execute.subscriber else None
         if subscriber and self.callbacks is not None:
             await self.callbacks.check(subscriber)
@@ -88,6 +94,8 @@ class Submission(ServiceParts):
             raise LimitReached(f"you have {limit} jobs accepted or running, the most this server runs for one user "
                                "at once; wait for one to end or dismiss one", "active_jobs_per_user", limit,
                                self.limits.retry_after_s)
+        if uploads:  # an upload a job was given is kept while the job is active, and expire_s after it
+            await self.db(self.store.use_uploads, job_id, uploads, now + self.upload_settings.expire_s)
         self._notify(row)
         self._spawn(self._submit(row, spec))
         return row
@@ -99,7 +107,7 @@ class Submission(ServiceParts):
             return
         for input_id, values in inputs.items():
             for value in values:
-                if isinstance(value, FileRef):
+                if isinstance(value, FileRef) and not value.href.startswith("s3://"):  # checked by check_data
                     self.outbound.check_url(value.href, f"input '{input_id}'")
 
     async def _submit(self, row: dict[str, Any], spec: RunSpec | None = None) -> None:
@@ -115,6 +123,8 @@ class Submission(ServiceParts):
                 process = await self.db(self.registry.get, row["process_id"])
                 execute = Execute.model_validate(row["request"])
                 inputs = validate_inputs(process.description, execute.inputs, self.max_inputs)
+                inputs, _ = await resolve_uploads(self, row["owner"], inputs, row["backend"], row.get("cluster"))
+                inputs = await resolve_paths(self, row.get("unix_user"), inputs, row["backend"], row.get("cluster"))
                 spec = build_run_spec(process, job_id, inputs, execute.outputs, execute.resources,
                                       backend.resource_limits(row.get("cluster")))
             spec.unix_user = row.get("unix_user")

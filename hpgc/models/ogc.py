@@ -144,6 +144,15 @@ class ResponseType(StrEnum):
     document = "document"
 
 
+class OutputDelivery(Model):
+    """hpgc's extension of an execute request: deliver the file outputs to an object store prefix."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    destination: str = Field(max_length=1100, description="s3://bucket/prefix/: each file output goes to "
+                             "PREFIX<output id><its extension>.")
+
+
 class Execute(Model):
     """An execute request. Inputs stay loosely typed here: they are checked against the process schemas."""
 
@@ -154,6 +163,10 @@ class Execute(Model):
     response: ResponseType = ResponseType.raw
     subscriber: Subscriber | None = None
     mode: str | None = None  # 1.0 drafts sent it; accepted and ignored in favour of Prefer
+    delivery: OutputDelivery | None = Field(
+        default=None, alias="hpgc:outputs",
+        description="hpgc's extension: where the job's file outputs go after it succeeded, e.g. "
+        "{\"destination\": \"s3://bucket/prefix/\"} (docs/data.md).")
     resources: ResourceRequest | None = Field(
         default=None, alias="hpgc:resources",
         description="hpgc's extension: resources for this job (CPUs, memory, time, scratch, GPUs, partition), "

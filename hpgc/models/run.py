@@ -21,6 +21,16 @@ class StagedFile(BaseModel):
     path: str = Field(description="Generated path relative to the job directory, e.g. 'inputs/il_0.tif'.")
     content: bytes | None = Field(default=None, description="Literal content (decoded base64 or text).")
     href: str | None = Field(default=None, description="URL to download the content from.")
+    source: str | None = Field(default=None, description="Absolute path, where the job runs, of a file the backend "
+                               "holds (an upload): hard-linked into place, or copied where it cannot be.")
+
+
+class UploadRef(BaseModel):
+    """Where a backend keeps one uploaded file: its id (generated), the cluster and the Unix account."""
+
+    file_id: str = Field(pattern=r"^[A-Za-z0-9_-]{16,64}$")
+    cluster: str | None = None
+    unix_user: str | None = None
 
 
 class Resources(BaseModel):
@@ -75,6 +85,8 @@ class RunSpec(BaseModel):
         "'outputs.json' (CWL output-object form: {id: {'class': 'File', 'path': ...}}) for those that exist.",
     )
     env: dict[str, str] = Field(default_factory=dict)
+    binds: list[str] = Field(default_factory=list, description="Absolute paths of files used in place (cluster "
+                             "paths, checked as the user): bound read-only into the container at the same path.")
     resources: Resources = Field(default_factory=Resources)
     cluster: str | None = Field(default=None, description="Cluster name; None: the default one.")
     cwl_runner: Literal["cwltool", "toil"] | None = Field(

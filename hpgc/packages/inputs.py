@@ -18,7 +18,8 @@ import jsonschema
 from hpgc.errors import InvalidParameterValue
 from hpgc.models.ogc import ProcessDescription
 
-ALLOWED_HREF_SCHEMES = ("http://", "https://")
+# s3://: an endpoint the site configured (hpgc/storage); file:///: a path where jobs run (hpgc/jobs/paths.py)
+ALLOWED_HREF_SCHEMES = ("http://", "https://", "s3://", "file://")
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,23 @@ class FileData:
     media_type: str | None = None
 
 
-InputValue = Literal | FileRef | FileData
+@dataclass(frozen=True)
+class FileSource:
+    """A file the backend holds already (an upload): `source` is its absolute path where the job runs."""
+
+    source: str
+    media_type: str | None = None
+
+
+@dataclass(frozen=True)
+class FileInPlace:
+    """A file where jobs run, read in place (a cluster path the user may read, checked as them)."""
+
+    path: str
+    media_type: str | None = None
+
+
+InputValue = Literal | FileRef | FileData | FileSource | FileInPlace
 
 
 def is_binary(schema: dict[str, Any]) -> bool:
@@ -60,7 +77,7 @@ def _one(input_id: str, schema: dict[str, Any], raw: Any) -> InputValue:
     if isinstance(raw, dict) and "href" in raw:
         href = raw["href"]
         if not isinstance(href, str) or not href.startswith(ALLOWED_HREF_SCHEMES):
-            raise InvalidParameterValue(f"input '{input_id}': href must be an http(s) URL")
+            raise InvalidParameterValue(f"input '{input_id}': href must be an http(s), s3:// or file:/// URL")
         return FileRef(href, raw.get("type") or raw.get("mediaType"))
     if isinstance(raw, dict) and "value" in raw and set(raw) <= {
         "value", "mediaType", "encoding", "schema", "format"

@@ -7,7 +7,7 @@ import re
 from urllib.parse import urlsplit
 
 from hpgc.models.run import StagedFile
-from hpgc.packages.inputs import FileData, FileRef, InputValue, Literal
+from hpgc.packages.inputs import FileData, FileInPlace, FileRef, FileSource, InputValue, Literal
 
 _SAFE = re.compile(r"[^A-Za-z0-9_-]")
 EXTENSIONS = {"image/tiff": ".tif", "image/png": ".png", "image/jpeg": ".jpg", "application/json": ".json",
@@ -28,6 +28,9 @@ def stage(input_id: str, values: list[InputValue]) -> tuple[list[StagedFile], li
         if isinstance(v, Literal):
             seen.append(v.value)
             continue
+        if isinstance(v, FileInPlace):  # used where it is: the command gets its path, nothing is staged
+            seen.append(StagedFile(path=v.path))
+            continue
         media_type = v.media_type
         if media_type is None and isinstance(v, FileRef):
             # the extension tells tools like OTB/GDAL the format; the URL's own suffix is only mapped
@@ -38,5 +41,7 @@ def stage(input_id: str, values: list[InputValue]) -> tuple[list[StagedFile], li
             files.append(StagedFile(path=path, href=v.href))
         elif isinstance(v, FileData):
             files.append(StagedFile(path=path, content=v.content))
+        elif isinstance(v, FileSource):
+            files.append(StagedFile(path=path, source=v.source))
         seen.append(StagedFile(path=path))
     return files, seen

@@ -12,7 +12,7 @@ from hpgc.packages import cwl
 from hpgc.packages.command import command_limits, command_run_spec
 from hpgc.packages.cwl_resources import cwl_resources
 from hpgc.packages.cwl_runner import asked_runner, is_parallel_workflow
-from hpgc.packages.inputs import InputValue
+from hpgc.packages.inputs import FileInPlace, InputValue
 from hpgc.packages.registry import Process
 from hpgc.packages.resources import job_resources
 from hpgc.packages.staging import stage
@@ -91,4 +91,5 @@ def build_run_spec(
         spec = command_run_spec(process.description, process.package, job_id, inputs, requested)
         limits = command_limits(process.package)
     spec.resources = job_resources(spec.resources, limits, site or ResourceLimits(), resources)
+    spec.binds = sorted({v.path for values in inputs.values() for v in values if isinstance(v, FileInPlace)})
     return spec

@@ -24,11 +24,12 @@ from hpgc.store.retention import RetentionTable
 from hpgc.store.schema import MIGRATIONS, SCHEMA_VERSION
 from hpgc.store.stats import StatsTable
 from hpgc.store.tasks import TaskTable
+from hpgc.store.uploads import UploadTable
 
 T = TypeVar("T")
 
 
-class Store(ProcessTable, JobTable, OutboxTable, StatsTable, RetentionTable, TaskTable):
+class Store(ProcessTable, JobTable, OutboxTable, StatsTable, RetentionTable, TaskTable, UploadTable):
     def __init__(self, path: Path | str) -> None:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
@@ -96,5 +96,18 @@ def _migrate_8(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migrate_9(db: sqlite_utils.Database) -> None:
+    """Uploaded files (POST /files), and which jobs use them (an upload in use by an active job never expires)."""
+    db["uploads"].create(
+        {"id": str, "owner": str, "backend": str, "cluster": str, "unix_user": str, "name": str,
+         "media_type": str, "size": int, "sha256": str, "status": str, "created": float, "expires": float},
+        pk="id",
+    )
+    db["uploads"].create_index(["owner", "created"])
+    db["uploads"].create_index(["expires"])
+    db["upload_uses"].create({"upload_id": str, "job_id": str}, pk=("upload_id", "job_id"))
+    db["upload_uses"].create_index(["job_id"])
+
+
 MIGRATIONS = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3, 4: _migrate_4, 5: _migrate_5, 6: _migrate_6,
-              7: _migrate_7, 8: _migrate_8}
+              7: _migrate_7, 8: _migrate_8, 9: _migrate_9}

@@ -15,7 +15,7 @@ HPGC = Path(__file__).resolve().parents[2] / "hpgc"
 # settings (leaf modules), `cli` and `client` are entry points on top.
 LAYERS = [
     {"models", "errors", "datadir", "logs"},
-    {"net", "auth"},
+    {"net", "auth", "storage"},
     {"store"},
     {"backends"},
     {"packages"},
@@ -25,7 +25,8 @@ LAYERS = [
     {"client", "cli"},
 ]
 # config.py may reach only the settings modules of the layers above it (each package owns its settings)
-SETTINGS_MODULES = {"hpgc.jobs.callbacks.settings", "hpgc.jobs.limits", "hpgc.jobs.ops_settings"}
+SETTINGS_MODULES = {"hpgc.jobs.callbacks.settings", "hpgc.jobs.limits", "hpgc.jobs.ops_settings",
+                    "hpgc.jobs.upload_settings"}
 MAX_LINES = 320  # "about 300"
 
 

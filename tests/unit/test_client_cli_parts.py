@@ -15,8 +15,9 @@ from hpgc.cli import build_parser
 from hpgc.client.api import package_request, since_interval
 from hpgc.client.completion import script
 from hpgc.client.errors import UsageError
-from hpgc.client.inputs import INLINE_MAX, parse_inputs
+from hpgc.client.inputs import parse_inputs
 from hpgc.client.progress import ProgressDisplay, bar, line
+from hpgc.client.uploads import INLINE_MAX, LocalFile, inline
 from hpgc.models.ogc import ProcessDescription, StatusInfo
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,7 +39,8 @@ def test_inputs_are_typed_by_the_description() -> None:
 
 @pytest.mark.parametrize(("pair", "message"), [
     ("n=three", "input 'n': 'three' is not an integer"), ("flag=maybe", "is not a boolean"),
-    ("obj=[1", "expected a JSON object"), ("f=/etc/passwd", r"input 'f' is a file: give an http\(s\) URL"),
+    ("obj=[1", "expected a JSON object"),
+    ("f=/etc/passwd", r"input 'f' is a file: give an http\(s\), s3:// or file:/// URL"),
     ("noequals", "expected name=value"), ("f=@/no/such/file", "cannot read /no/such/file"),
 ])
 def test_bad_inputs_are_usage_errors(pair: str, message: str) -> None:
@@ -51,16 +53,18 @@ def test_a_single_input_given_twice_is_refused() -> None:
         parse_inputs(["n=1", "n=2"], DESC)
 
 
-def test_a_small_local_file_goes_inline_a_large_one_is_refused(tmp_path: Path) -> None:
+def test_a_local_file_is_uploaded_or_inline_where_the_server_has_no_uploads(tmp_path: Path) -> None:
     small = tmp_path / "a.tif"
     small.write_bytes(b"II*\x00data")
-    assert parse_inputs([f"f=@{small}"], DESC) == {"f": {"value": base64.b64encode(b"II*\x00data").decode(),
-                                                          "encoding": "base64", "mediaType": "image/tiff"}}
+    local = parse_inputs([f"f=@{small}"], DESC)["f"]
+    assert local == LocalFile("f", small, "image/tiff")  # uploaded when the request is sent
+    assert inline(local, "no uploads") == {"value": base64.b64encode(b"II*\x00data").decode(),
+                                           "encoding": "base64", "mediaType": "image/tiff"}
     big = tmp_path / "big.tif"
     with big.open("wb") as f:
         f.truncate(INLINE_MAX + 1)
-    with pytest.raises(UsageError, match="this server has no upload yet"):
-        parse_inputs([f"f=@{big}"], DESC)
+    with pytest.raises(UsageError, match="MiB and no uploads; local files are sent inline up to 10 MiB"):
+        inline(parse_inputs([f"f=@{big}"], DESC)["f"], "no uploads")
 
 
 def test_at_file_of_a_literal_input_is_its_content(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ def test_file_inputs_by_href_and_base64() -> None:
                                          {"value": base64.b64encode(b"II*").decode(), "mediaType": "image/tiff"}]})
     assert got["img"] == [FileRef("https://x/a.tif"), FileData(b"II*", "image/tiff")]
     with pytest.raises(InvalidParameterValue, match="img"):
-        validate_inputs(desc, {"img": {"href": "file:///etc/passwd"}})
+        validate_inputs(desc, {"img": {"href": "gopher://x/etc/passwd"}})  # file:/// is a cluster path: docs/data.md
     with pytest.raises(InvalidParameterValue, match="base64"):
         validate_inputs(desc, {"img": {"value": "%%%notbase64"}})
 

@@ -30,7 +30,7 @@ def store(tmp_path: Path) -> Any:
 
 def test_schema_version_and_wal(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite")
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     store.close()
 
@@ -42,7 +42,7 @@ def test_reopening_migrates_nothing_and_keeps_data(tmp_path: Path) -> None:
                        "description": {"id": "tool"}})
     store.close()
     again = Store(tmp_path / "db.sqlite")
-    assert again.db.execute("PRAGMA user_version").fetchone()[0] == 8
+    assert again.db.execute("PRAGMA user_version").fetchone()[0] == 9
     job = again.get_job("job-00001")
     assert job is not None and job["status"] == "running" and job["request"] == {"inputs": {"n": 1}}
     assert [e["message"] for e in again.job_events("job-00001")] == ["job created"]
@@ -52,9 +52,9 @@ def test_reopening_migrates_nothing_and_keeps_data(tmp_path: Path) -> None:
 
 def test_a_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "db.sqlite")
-    conn.execute("PRAGMA user_version=9")
+    conn.execute("PRAGMA user_version=10")
     conn.close()
-    with pytest.raises(RuntimeError, match=r"database schema 9 is newer than this hpgc \(8\)"):
+    with pytest.raises(RuntimeError, match=r"database schema 10 is newer than this hpgc \(9\)"):
         Store(tmp_path / "db.sqlite")
 
 

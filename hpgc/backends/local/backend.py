@@ -37,6 +37,7 @@ from hpgc.backends.jobfiles import (
 from hpgc.backends.launch import check_container, command_argv, container_argv, cwltool_argv
 from hpgc.backends.local.environment import find_command, job_environment
 from hpgc.backends.local.orphans import PID_FILE, kill_orphan
+from hpgc.backends.local.paths import LocalPaths
 from hpgc.backends.local.results import (
     COMMAND_FILE,
     SMALL_FILE_BYTES,
@@ -46,10 +47,12 @@ from hpgc.backends.local.results import (
     stream_file,
 )
 from hpgc.backends.local.settings import LocalBackendSettings
+from hpgc.backends.local.uploads import LocalUploads, link_or_copy
 from hpgc.backends.local.zygote_client import Zygote, ZygoteJob, use_zygote, zygote_environment
 from hpgc.models.ogc import StatusCode
 from hpgc.models.run import BackendStatus, Container, JobRef, Logs, RunSpec
 from hpgc.net import GuardedClient
+from hpgc.storage import ObjectStores
 
 log = logging.getLogger(__name__)
 EXIT_FILE = "exit_code"
@@ -60,18 +63,19 @@ STDERR_TAIL = 2000
 JOB_DIR_MODE = 0o700
 
 
-class LocalBackend(Backend):
+class LocalBackend(LocalUploads, LocalPaths, Backend):
     name = "local"
     # a job here runs as the server's account: deploying to it is an admin's decision (deploy_needs_admin)
     capabilities = Capabilities(resumable=False, runs_as_server=True)
 
     def __init__(self, settings: LocalBackendSettings, jobs_dir: Path, outbound: GuardedClient | None = None,
-                 poll_max_s: float = 1.0) -> None:
+                 poll_max_s: float = 1.0, storage: ObjectStores | None = None) -> None:
         self.settings = settings
         self.poll_max_s = poll_max_s
         self.jobs_dir = jobs_dir
         self.outbound = outbound or GuardedClient()  # href inputs; the app passes its one client
         self._own_outbound = outbound is None
+        self.storage = storage  # s3:// inputs
         self._slots = asyncio.Semaphore(settings.max_jobs)
         self._procs: dict[str, asyncio.subprocess.Process | ZygoteJob] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -125,12 +129,14 @@ class LocalBackend(Backend):
         helper = jd / "bin" / "hpgc-progress"
         helper.write_text(PROGRESS_HELPER)
         helper.chmod(0o755)
-        downloads = Downloads(self.outbound)
+        downloads = Downloads(self.outbound, self.storage, spec.unix_user)
         for f in spec.files:
             target = self._inside(jd, f.path)
             target.parent.mkdir(parents=True, exist_ok=True)
             if f.content is not None:
                 target.write_bytes(f.content)
+            elif f.source is not None:
+                await asyncio.to_thread(link_or_copy, f.source, target)
             elif f.href is not None:
                 with target.open("wb") as out:
                     async for chunk in downloads.fetch(f.href, MAX_INPUT_BYTES):
@@ -155,7 +161,7 @@ class LocalBackend(Backend):
         assert cache is not None  # check_container refused none
         image = next((cache / n for n in spec.container.candidates() if (cache / n).exists()),
                      cache / spec.container.image)
-        return container_argv(runtime, str(image), argv)
+        return container_argv(runtime, str(image), argv, spec.binds)
 
     async def submit_sweep(self, job_id: str, specs: list[RunSpec], max_parallel: int | None) -> tuple[str, list[str]]:
         gate = asyncio.Semaphore(max_parallel or len(specs))

@@ -29,6 +29,11 @@ class LocalBackendSettings(BaseModel):
         "backend. A deployed package runs as the server's own account and can read what it can (the database, "
         "the issuer's keys): leave false unless every user with the deploy scope is trusted like an admin.",
     )
+    data_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders whose files users may name as inputs (file:///...), used in place. Local jobs run as "
+        "the server's own account, so every user can then read every file under them: list only shared data "
+        "(never the data dir). Empty: file paths are refused (403).")
     pass_env: list[str] = Field(
         default_factory=list,
         description="Variables of the server's environment passed on to local jobs, besides the minimal set "

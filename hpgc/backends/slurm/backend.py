@@ -19,13 +19,12 @@ from urllib.parse import quote
 
 from hpgc.backends.base import Backend, BackendError, Capabilities
 from hpgc.backends.files import OUTPUTS_FILE, PROGRESS_HELPER
-from hpgc.backends.slurm import images, jobdir, toil
+from hpgc.backends.slurm import images, jobdir, toil, toil_steps
 from hpgc.backends.slurm.batcher import SubmitBatcher
 from hpgc.backends.slurm.commands.cancel import cancelled
 from hpgc.backends.slurm.commands.private_dir import private_dir_command
 from hpgc.backends.slurm.commands.read_file import FILE_MISSING, read_command
 from hpgc.backends.slurm.commands.remove import remove_command
-from hpgc.backends.slurm.commands.toil_cancel import toil_cancel_command
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.backends.slurm.follower import Followers
 from hpgc.backends.slurm.health import cluster_healthy
@@ -34,13 +33,15 @@ from hpgc.backends.slurm.jobid import SlurmJobId, external_id, parse_external_id
 from hpgc.backends.slurm.poller import PolledJob, Poller
 from hpgc.backends.slurm.script import render
 from hpgc.backends.slurm.ssh import HostKeyError, RemoteExit, SSHClient, SSHError, SSHPool
-from hpgc.backends.slurm.stage_in import needs_server_stage_in, upload_hrefs
+from hpgc.backends.slurm.stage_in import needs_server_stage_in, sign_s3_inputs, upload_hrefs
 from hpgc.backends.slurm.sweeps import SlurmSweeps
+from hpgc.backends.slurm.uploads import SlurmUploads
 from hpgc.logs import set_fields
 from hpgc.models.ogc import StatusCode
 from hpgc.models.resources import ResourceLimits
 from hpgc.models.run import BackendStatus, Container, JobRef, Logs, RunSpec
 from hpgc.net import GuardedClient
+from hpgc.storage import ObjectStores
 
 log = logging.getLogger(__name__)
 CHUNK = 256 * 1024
@@ -48,15 +49,17 @@ MAX_SMALL_BYTES = 16 * 1024 * 1024  # outputs.json, job.sbatch, slurm_job_id: re
 SUBMIT_RETRY_S = 2.0
 
 
-class SlurmBackend(SlurmSweeps, Backend):
+class SlurmBackend(toil_steps.SlurmToilSteps, SlurmSweeps, SlurmUploads, Backend):  # Uploads: SlurmPaths too
     name = "slurm"
     capabilities = Capabilities(resumable=True, runs_as_server=False)
 
-    def __init__(self, clusters: dict[str, ClusterSettings], outbound: GuardedClient | None = None) -> None:
+    def __init__(self, clusters: dict[str, ClusterSettings], outbound: GuardedClient | None = None,
+                 storage: ObjectStores | None = None) -> None:
         if not clusters:
             raise BackendError("the slurm backend needs at least one cluster in [clusters]")
         self.outbound = outbound or GuardedClient()  # server-side stage-in; the app passes its one client
         self._own_outbound = outbound is None
+        self.storage = storage  # s3:// inputs: read by the server, or signed URLs for the job
         self.clusters = clusters
         self.default_cluster = next(iter(clusters))
         self.pool = SSHPool(clusters)
@@ -150,6 +153,7 @@ class SlurmBackend(SlurmSweeps, Backend):
     async def _submit(self, spec: RunSpec) -> str:
         cluster, settings = self._cluster(spec.cluster)
         jd = job_dir(settings, spec.job_id, spec.unix_user)
+        spec = await sign_s3_inputs(spec, self.storage) if settings.stage_in == "job" else spec  # s3:// → signed URLs
         text = render(spec, settings, jd)
         client = self.pool.client(cluster, spec.unix_user)
         files: dict[str, tuple[bytes, int]] = {}
@@ -168,7 +172,7 @@ class SlurmBackend(SlurmSweeps, Backend):
             # be running already (the batch command asks Slurm), so its inputs are not rewritten.
             if await self._read_small(client, f"{jd}/{SCRIPT_FILE}") is None:
                 await self._private_root(client, jd)
-                await upload_hrefs(self.outbound, client, spec, jd, settings.max_input_bytes)
+                await upload_hrefs(self.outbound, client, spec, jd, settings.max_input_bytes, self.storage)
         rel = jd.removeprefix(settings.work_root.rstrip("/") + "/")
         kind, slurm_id = await self._batcher(client).submit(rel, job_name(spec.job_id), files)
         set_fields(slurm_id=slurm_id, cluster=cluster)  # the rest of this job's submission logs with them
@@ -244,7 +248,7 @@ class SlurmBackend(SlurmSweeps, Backend):
     async def cancel(self, job: JobRef) -> None:
         client, jd, slurm_id = self._ref(job)
         # submitted but the id never stored: Slurm knows it by name; a Toil leader's steps go with it
-        result = await client.run(toil_cancel_command(slurm_id, job_name(job.job_id), jd))
+        result = await client.run(toil.cancel_command(slurm_id, job_name(job.job_id), jd))
         if not cancelled(result.exit_status, result.stderr):
             raise BackendError(f"scancel failed: {result.stderr.strip()[-500:]}")
         self._on_change()
@@ -314,7 +318,3 @@ class SlurmBackend(SlurmSweeps, Backend):
     async def script(self, job: JobRef) -> str | None:
         client, jd, _ = self._ref(job)
         return await self._read_small(client, f"{jd}/{SCRIPT_FILE}")
-
-    async def steps(self, job: JobRef) -> list[dict[str, Any]] | None:  # a Toil workflow's step jobs (toil.py)
-        client, jd, _ = self._ref(job)
-        return toil.parse_tasks(await self._read_small(client, f"{jd}/{toil.TASKS_FILE}"), jd)

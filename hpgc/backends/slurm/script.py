@@ -9,13 +9,14 @@ generated or validated values.
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import shlex
 from dataclasses import dataclass
 
 from hpgc.backends.base import BackendError
 from hpgc.backends.files import OUTPUTS_FILE, PROGRESS_FILE
-from hpgc.backends.launch import check_container, command_argv, container_argv, cwltool_argv
+from hpgc.backends.launch import bind_options, check_container, command_argv, container_argv, cwltool_argv
 from hpgc.backends.slurm import toil
 from hpgc.backends.slurm.commands.follow import EVENTS_FILE, notice_trap
 from hpgc.backends.slurm.config import ClusterSettings
@@ -96,10 +97,15 @@ def _env_lines(spec: RunSpec, cluster: ClusterSettings, jd: str) -> list[str]:
 
 
 def _stage_in_lines(spec: RunSpec, cluster: ClusterSettings) -> list[str]:
-    if cluster.stage_in != "job":
-        return []
     q = shlex.quote
     lines = []
+    for f in spec.files:
+        if f.content is None and f.source is not None:  # an upload: linked (no copy) from the user's folder
+            gone = q("hpgc: the uploaded input for " + f.path + " is gone (deleted or expired)")
+            lines.append(f"mkdir -p {q(posixpath.dirname(f.path) or '.')} && {{ ln -f -- {q(f.source)} {q(f.path)} "
+                         f"2>/dev/null || cp -- {q(f.source)} {q(f.path)}; }} || {{ echo {gone} >&2; exit 1; }}")
+    if cluster.stage_in != "job":
+        return lines
     for f in spec.files:
         if f.content is None and f.href is not None:
             # the job's own request, on the cluster's network (not the server's, not through its guard): it
@@ -125,8 +131,9 @@ def _command_lines(spec: RunSpec, cluster: ClusterSettings, jd: str) -> list[str
             site = f"{cluster.image_cache}/{spec.container.site_image}"
             pick = f"hpgc_image={q(image)}; if [ -e {q(site)} ]; then hpgc_image={q(site)}; fi"
             # the image is a shell variable here, so this one line is not container_argv's
-            return [*mkdir_lines(spec), pick, f'{shlex.join([runtime, "exec"])} "$hpgc_image" {shlex.join(argv)}']
-        argv = container_argv(runtime, image, argv)
+            head = shlex.join([runtime, "exec", *bind_options(spec.binds)])
+            return [*mkdir_lines(spec), pick, f'{head} "$hpgc_image" {shlex.join(argv)}']
+        argv = container_argv(runtime, image, argv, spec.binds)
     return [*mkdir_lines(spec), shlex.join(argv)]
 
 

@@ -22,6 +22,7 @@ from hpgc.backends.launch import toil_argv
 from hpgc.backends.runner import Runner, choose_runner
 from hpgc.backends.slurm import toil_watch
 from hpgc.backends.slurm.commands.toil_cancel import STEP_SUFFIX
+from hpgc.backends.slurm.commands.toil_cancel import toil_cancel_command as cancel_command  # noqa: F401
 from hpgc.backends.slurm.config import ClusterSettings
 from hpgc.backends.slurm.jobdir import job_name
 from hpgc.backends.slurm.jobid import SlurmJobId
