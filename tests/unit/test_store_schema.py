@@ -15,7 +15,7 @@ import sqlite_utils
 from hpgc.store import Store
 from hpgc.store.schema import MIGRATIONS
 
-# sqlite_master as migrations 1 to 8 leave it: (type, name, table) -> the SQL SQLite keeps
+# sqlite_master as migrations 1 to 9 leave it: (type, name, table) -> the SQL SQLite keeps
 SCHEMA = {
     ("table", "processes", "processes"):
         'CREATE TABLE "processes" (\n   "id" TEXT PRIMARY KEY,\n   "kind" TEXT,\n   "owner" TEXT,\n'
@@ -65,6 +65,20 @@ SCHEMA = {
     ("index", "sqlite_autoindex_processes_1", "processes"): None,  # the text primary keys
     ("index", "sqlite_autoindex_jobs_1", "jobs"): None,
     ("index", "sqlite_autoindex_job_tasks_1", "job_tasks"): None,
+    ("table", "uploads", "uploads"):
+        'CREATE TABLE "uploads" (\n   "id" TEXT PRIMARY KEY,\n   "owner" TEXT,\n   "backend" TEXT,\n'
+        '   "cluster" TEXT,\n   "unix_user" TEXT,\n   "name" TEXT,\n   "media_type" TEXT,\n   "size" INTEGER,\n'
+        '   "sha256" TEXT,\n   "status" TEXT,\n   "created" REAL,\n   "expires" REAL\n)',
+    ("index", "idx_uploads_owner_created", "uploads"):
+        'CREATE INDEX "idx_uploads_owner_created"\n    ON "uploads" ("owner", "created")',
+    ("index", "idx_uploads_expires", "uploads"): 'CREATE INDEX "idx_uploads_expires"\n    ON "uploads" ("expires")',
+    ("table", "upload_uses", "upload_uses"):
+        'CREATE TABLE "upload_uses" (\n   "upload_id" TEXT,\n   "job_id" TEXT,\n'
+        '   PRIMARY KEY ("upload_id", "job_id")\n)',
+    ("index", "idx_upload_uses_job_id", "upload_uses"):
+        'CREATE INDEX "idx_upload_uses_job_id"\n    ON "upload_uses" ("job_id")',
+    ("index", "sqlite_autoindex_uploads_1", "uploads"): None,
+    ("index", "sqlite_autoindex_upload_uses_1", "upload_uses"): None,
 }
 
 
@@ -75,11 +89,11 @@ def _schema(db: sqlite3.Connection) -> dict[tuple[str, str, str], str | None]:
 def test_a_new_database_has_exactly_the_schema(tmp_path: Path) -> None:
     store = Store(tmp_path / "db.sqlite")
     assert _schema(store.db.conn) == SCHEMA
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 8
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 9
     store.close()
 
 
-@pytest.mark.parametrize("version", [0, 1, 2, 3, 4, 5, 6, 7, 8])
+@pytest.mark.parametrize("version", [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
 def test_a_database_of_any_version_ends_with_the_same_schema(tmp_path: Path, version: int) -> None:
     """What the migrations after `version` add is what a new database has: no index forgotten on the way."""
     path = tmp_path / "old.sqlite"
@@ -90,12 +104,12 @@ def test_a_database_of_any_version_ends_with_the_same_schema(tmp_path: Path, ver
     db.conn.close()
     store = Store(path)
     assert _schema(store.db.conn) == SCHEMA
-    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 8
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == 9
     store.close()
 
 
-def test_the_migrations_are_numbered_one_to_eight() -> None:
-    assert sorted(MIGRATIONS) == [1, 2, 3, 4, 5, 6, 7, 8]
+def test_the_migrations_are_numbered_one_to_nine() -> None:
+    assert sorted(MIGRATIONS) == [1, 2, 3, 4, 5, 6, 7, 8, 9]
 
 
 def test_the_connection_settings(tmp_path: Path) -> None:
@@ -117,7 +131,7 @@ def test_the_connection_is_usable_from_another_thread(tmp_path: Path) -> None:
     thread = threading.Thread(target=lambda: seen.append(store.db.execute("PRAGMA user_version").fetchone()[0]))
     thread.start()
     thread.join()
-    assert seen == [8]
+    assert seen == [9]
     store.close()
 
 
