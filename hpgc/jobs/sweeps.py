@@ -13,6 +13,7 @@ import uuid
 from collections import Counter
 from typing import Any
 
+from hpgc.auth.grants import authorize_resources
 from hpgc.auth.principal import Principal
 from hpgc.backends.base import Backend, BackendError
 from hpgc.errors import BackendUnavailable, InvalidRequest, LimitReached
@@ -20,10 +21,12 @@ from hpgc.jobs.lifecycle import Lifecycle
 from hpgc.jobs.metrics import SUBMISSIONS
 from hpgc.jobs.parts import log
 from hpgc.jobs.submission import Submission, package_cluster
+from hpgc.jobs.uploads import upload_id_of
 from hpgc.logs import set_fields
 from hpgc.models.ogc import Execute, StatusCode
 from hpgc.models.run import BackendStatus, JobRef, RunSpec
 from hpgc.models.sweep import split_task_key, task_key
+from hpgc.packages.inputs import FileRef, InputValue
 from hpgc.packages.registry import Process
 from hpgc.packages.sweep import sweep_inputs
 from hpgc.packages.translate import build_run_spec
@@ -68,6 +71,22 @@ def task_changes(task: dict[str, Any], st: BackendStatus, now: float) -> dict[st
     return change
 
 
+def refuse_unsupported_data(tasks: list[dict[str, list[InputValue]]], execute: Execute) -> None:
+    """A 400 for what a sweep's tasks cannot use yet: uploads, file:// and s3:// inputs and an hpgc:outputs
+    destination are resolved and delivered per job (jobs/uploads.py, paths.py, delivery.py), not per task."""
+    if execute.delivery is not None:
+        raise InvalidRequest("hpgc:outputs cannot be combined with hpgc:sweep yet: a sweep's outputs stay on the "
+                             "server (GET /jobs/{id}/results); deliver them with separate jobs (docs/data.md)")
+    for index, inputs in enumerate(tasks):
+        for input_id, values in inputs.items():
+            for value in values:
+                if isinstance(value, FileRef) and (value.href.startswith(("file:", "s3:"))
+                                                   or upload_id_of(value.href) is not None):
+                    raise InvalidRequest(f"hpgc:sweep: task {index}, input '{input_id}': uploads, file:// and "
+                                         "s3:// inputs are not supported in a sweep yet; give an http(s) URL or "
+                                         "the value, or run separate jobs (docs/data.md)")
+
+
 def task_ref(row: dict[str, Any], index: int, external_id: str | None) -> JobRef:
     return JobRef(job_id=task_key(row["id"], index), external_id=external_id, cluster=row.get("cluster"),
                   unix_user=row.get("unix_user"))
@@ -81,6 +100,9 @@ class Sweeps(Submission, Lifecycle):
         # thousands of validations and RunSpecs take a while: off the event loop, which serves everyone else
         tasks = await asyncio.to_thread(sweep_inputs, process.description, execute.inputs, execute.sweep,
                                         self.limits.sweep_max_tasks, self.max_inputs)
+        refuse_unsupported_data(tasks, execute)
+        # as for a single job: the identity's account and allowed partitions/QOS (a 403 naming what is not)
+        execute.resources = authorize_resources(principal, execute.resources)
         if execute.outputs and (unknown := sorted(set(execute.outputs) - set(process.description.outputs))):
             raise InvalidRequest(f"unknown output '{unknown[0]}'; process '{process.id}' has: "
                                  + ", ".join(sorted(process.description.outputs)))

@@ -186,3 +186,29 @@ async def test_the_client_uploads_local_files(files_client: TestClient, tmp_path
     assert (uploads_dir(files_client) / file_id).read_bytes() == local.read_bytes()
     doc = await (await files_client.get(f"/files/{file_id}", headers=bearer(files_client, "alice"))).json()
     assert doc["name"] == "scene.tif" and doc["sha256"] == hashlib.sha256(local.read_bytes()).hexdigest()
+
+
+async def test_a_sweep_over_uploads_paths_or_s3_is_a_400_until_sweeps_resolve_them(files_client: TestClient) -> None:
+    """A sweep's tasks do not resolve uploads, file:// or s3:// inputs, nor deliver outputs: a clear 400 naming
+    the task and input, nothing stored, rather than tasks that fail on the cluster."""
+    client = files_client
+    admin = bearer(client, "root-admin", "hpgc:execute hpgc:deploy hpgc:admin")
+    resp = await client.post("/processes", data=CATFILE, headers={**admin, "Content-Type": "application/cwl+yaml"})
+    assert resp.status == 201, await resp.text()
+    alice = bearer(client, "alice")
+    status, doc = await upload(client, alice, b"hello\n")
+    assert status == 201, doc
+    before = client.app[STORE].db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+    for href in (doc["href"], "file:///etc/hostname", "s3://bucket/key.tif"):
+        body = {"inputs": {}, "hpgc:sweep": {"inputs": {"f": [{"href": "https://example.org/a.txt"}, {"href": href}]}}}
+        resp = await client.post("/processes/catfile/execution", json=body,
+                                 headers={**alice, "Prefer": "respond-async"})
+        problem = await resp.json()
+        assert resp.status == 400, problem
+        assert "task 1, input 'f'" in problem["detail"] and "not supported in a sweep" in problem["detail"], problem
+    body = {"inputs": {}, "hpgc:sweep": {"inputs": {"f": [{"href": "https://example.org/a.txt"}]}},
+            "hpgc:outputs": {"destination": "s3://bucket/prefix/"}}
+    resp = await client.post("/processes/catfile/execution", json=body, headers={**alice, "Prefer": "respond-async"})
+    problem = await resp.json()
+    assert resp.status == 400 and "hpgc:outputs cannot be combined with hpgc:sweep" in problem["detail"], problem
+    assert client.app[STORE].db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == before

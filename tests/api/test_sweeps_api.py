@@ -4,6 +4,7 @@ while the others' results are served, dismiss cancelling every task, restart res
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -181,3 +182,30 @@ async def test_a_failed_submission_fails_the_sweep_and_every_task(client: TestCl
                                   "dismissed": 0}
     tasks = (await (await client.get(f"/jobs/{doc['jobID']}/tasks")).json())["tasks"]
     assert [t["status"] for t in tasks] == ["failed", "failed"] and "said no" in tasks[0]["message"]
+
+
+async def test_a_sweep_asking_for_a_qos_the_user_may_not_use_is_a_403(
+        aiohttp_client: Any, settings: Settings, fake_backend: FakeBackend) -> None:
+    """The identity's Slurm grants hold for a sweep as for a single job (auth/grants.py): a QOS outside them is a
+    403 naming it, nothing stored; within them the group's account is filled in."""
+    from hpgc.api.bearer import DEV_ISSUER
+    from hpgc.api.keys import SETTINGS
+    from hpgc.auth.dev_issuer import dev_issuer_url
+    from hpgc.auth.grants import GroupGrant, SlurmGrantSettings
+    from hpgc.auth.settings import AuthSettings, IdentitySettings
+
+    grants = SlurmGrantSettings(claim="groups", groups={"geo": GroupGrant(account="geo", qos=["normal"])})
+    cfg = settings.model_copy(update={"auth": AuthSettings(identity=IdentitySettings(slurm=grants))})
+    client = await aiohttp_client(create_app(cfg, backends={"local": fake_backend}))
+    tok = client.app[DEV_ISSUER].mint(dev_issuer_url(client.app[SETTINGS]), "alice", "hpgc:execute", groups=["geo"])
+    who = {"Authorization": f"Bearer {tok}", **ASYNC}
+    body = {**sweep({"stringInput": ["a", "b"]}), "hpgc:resources": {"qos": "high"}}
+    resp = await client.post("/processes/echo/execution", json=body, headers=who)
+    problem = await resp.json()
+    assert resp.status == 403 and "QOS 'high'" in problem["detail"], problem
+    assert await jobs_stored(client) == 0
+    body["hpgc:resources"] = {"qos": "normal"}
+    resp = await client.post("/processes/echo/execution", json=body, headers=who)
+    assert resp.status == 201, await resp.text()
+    stored = json.loads(client.app[STORE].db.execute("SELECT request FROM jobs").fetchone()[0])
+    assert stored["resources"] == {"account": "geo", "qos": "normal"}
