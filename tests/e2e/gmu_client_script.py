@@ -221,7 +221,9 @@ def main(url: str, token: str | None) -> None:
     assert results["arrayOutput"].actual_instance.actual_instance == [1, 2, 3], results
     assert results["doubleOutput"].actual_instance.actual_instance == 2.5, results
     link = results["stringOutput"].actual_instance
-    assert link.href == f"{url}/jobs/{job_id}/results/stringOutput", link
+    # with auth on, a signed link: the output's URL with its expiry and signature in the query (docs/api.md)
+    assert link.href.split("?")[0] == f"{url}/jobs/{job_id}/results/stringOutput", link
+    assert ("&sig=" in link.href) == (token is not None), link
     value = quiet(lambda: api.call_api(link.href.removeprefix(url), "GET", response_types_map={"200": "object"},
                                        _return_http_data_only=True))
     assert value == "Hello, HPC!", value

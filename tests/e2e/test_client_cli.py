@@ -113,7 +113,9 @@ def test_device_login_and_every_command(auth_server: Server, tmp_path: Path) -> 
         original = next(job_dir.rglob(name))
         assert (tmp_path / "dl" / produced).read_bytes() == original.read_bytes(), name
     results = json.loads(hpgc(env, "results", job, "--json").stdout)
-    assert set(results) == {"data", "note"} and results["data"]["href"].endswith(f"/jobs/{job}/results/data")
+    assert set(results) == {"data", "note"}
+    assert results["data"]["href"].split("?")[0].endswith(f"/jobs/{job}/results/data")
+    assert "sig=" in results["data"]["href"]  # with auth on, a signed link (it opens without the token)
 
     again = hpgc(env, "rerun", job, "-i", "steps=1", "--json")
     assert again.returncode == 0, again.stderr
