@@ -80,8 +80,13 @@ class Followers:
         self.on_change()
 
     async def close(self) -> None:
-        for task in self._tasks.values():
-            task.cancel()
+        tasks, self._tasks = list(self._tasks.values()), {}
+        loop = asyncio.get_running_loop()
+        for task in tasks:
+            with contextlib.suppress(RuntimeError):  # its loop already closed: the task is gone with it
+                task.cancel()
+        # only this loop's tasks can be awaited here: one started from another loop (a backend shared by tests
+        # that each run their own loop) would never finish for this one, and close() would hang
+        mine = [t for t in tasks if t.get_loop() is loop]
         with contextlib.suppress(Exception):
-            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-        self._tasks.clear()
+            await asyncio.gather(*mine, return_exceptions=True)
