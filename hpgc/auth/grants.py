@@ -57,7 +57,8 @@ class SlurmGrantSettings(BaseModel):
         return self.claim is not None or self.account_template is not None
 
 
-def _claim(claims: dict[str, Any], path: str) -> Any:
+def claim(claims: dict[str, Any], path: str) -> Any:
+    """The value at a dotted `path` of the token's claims; None where the path leads nowhere."""
     node: Any = claims
     for part in path.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -76,12 +77,12 @@ def slurm_grant(claims: dict[str, Any], s: SlurmGrantSettings) -> SlurmGrant | N
     """The grant of these claims; None when the site grants nothing by identity (no restriction here)."""
     if not s.active:
         return None
-    values = _claim(claims, s.claim) if s.claim else None
+    values = claim(claims, s.claim) if s.claim else None
     values = values.split() if isinstance(values, str) else values if isinstance(values, list) else []
     matched = [s.groups[v] for v in values if isinstance(v, str) and v in s.groups]
     accounts = [g.account for g in matched if g.account]
     if s.account_template:
-        filled = _FIELD.sub(lambda m: v if isinstance(v := _claim(claims, m.group(1)), str) else "", s.account_template)
+        filled = _FIELD.sub(lambda m: v if isinstance(v := claim(claims, m.group(1)), str) else "", s.account_template)
         if filled and PARTITION.match(filled):
             accounts.append(filled)
     accounts = list(dict.fromkeys(accounts))

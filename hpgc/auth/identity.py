@@ -5,19 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from hpgc.auth.grants import slurm_grant
+from hpgc.auth.grants import claim, slurm_grant
 from hpgc.auth.principal import InsufficientScope, InvalidToken, Principal, UnmappedUser
 from hpgc.auth.settings import AuthSettings, IdentitySettings
 from hpgc.models.names import unix_user_error
-
-
-def claim(claims: dict[str, Any], path: str) -> Any:
-    node: Any = claims
-    for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def claim_values(claims: dict[str, Any], path: str) -> list[str]:
