@@ -40,7 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, host=args.host, port=args.port, data_dir=args.data_dir)
     _private_umask()
     configure(settings.log_level, settings.log_format)
-    app = create_app(settings)
+    app = create_app(settings, server_process=True)
     print(f"hpgc serving on http://{settings.host}:{settings.port}/ (data in {settings.data_dir})", flush=True)
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
     return 0

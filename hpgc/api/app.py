@@ -24,6 +24,7 @@ from hpgc.api import (
     tasks,
 )
 from hpgc.api.bearer import auth_middleware, setup_auth
+from hpgc.api.heap import tune_collector
 from hpgc.api.hosts import host_middleware
 from hpgc.api.keys import DEPLOY_WORKERS, JOBS, OUTBOUND, REGISTRY, SETTINGS, STORE, TEMPLATES
 from hpgc.api.links import openapi_links, setup_links
@@ -65,7 +66,10 @@ def default_backends(settings: Settings, outbound: GuardedClient | None = None,
     return backends
 
 
-def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -> web.Application:
+def create_app(settings: Settings, backends: dict[str, Backend] | None = None,
+               server_process: bool = False) -> web.Application:
+    """The application; `server_process` when it is the process's one app (`hpgc serve`): its garbage
+    collector is then tuned for latency (hpgc/api/heap.py)."""
     app = web.Application(
         middlewares=[request_id_middleware, metrics_middleware, problem_middleware, host_middleware,
                      cors.cors_middleware, body_limit_middleware, ui_forms_middleware, auth_middleware],
@@ -156,4 +160,6 @@ def create_app(settings: Settings, backends: dict[str, Backend] | None = None) -
         await app[DEPLOY_WORKERS].close()
 
     app.cleanup_ctx.append(deploy_workers)
+    if server_process:
+        tune_collector(app)
     return app

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from hpgc.api.keys import JOBS
 from hpgc.api.principal import principal
-from hpgc.api.render import JSON, base_url
+from hpgc.api.render import JSON, base_url, json_response
 from hpgc.jobs.documents import iso
 from hpgc.models.ogc import Link
 
@@ -49,7 +49,7 @@ async def job_callbacks(request: web.Request) -> web.Response:
     job_url = f"{base_url(request)}/jobs/{job_id}"
     links = [Link(href=f"{job_url}/callbacks", rel="self", type=JSON, title="this job's callbacks"),
              Link(href=job_url, rel="up", type=JSON, title="the job")]
-    return web.json_response({
+    return json_response({
         "jobID": job_id, "callbacks": [callback_document(r) for r in rows],
         "links": [link.wire() for link in links],
     })

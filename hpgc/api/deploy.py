@@ -10,7 +10,7 @@ from hpgc.api.keys import DEPLOY_WORKERS, JOBS, OUTBOUND
 from hpgc.api.openapi import too_many
 from hpgc.api.principal import principal
 from hpgc.api.processes import process_links
-from hpgc.api.render import base_url
+from hpgc.api.render import base_url, json_response
 from hpgc.auth.principal import require_deploy
 from hpgc.errors import HpgcError, InvalidPackage
 from hpgc.net import GuardedClient, OutboundError
@@ -67,7 +67,7 @@ async def deploy(request: web.Request) -> web.Response:
     body = summary.wire()
     if process.status != "ready":
         body["hpgc:status"] = process.status
-    return web.json_response(body, status=201, headers={"Location": f"{base_url(request)}/processes/{process.id}"})
+    return json_response(body, status=201, headers={"Location": f"{base_url(request)}/processes/{process.id}"})
 
 
 @routes.put("/processes/{process_id}")
@@ -97,7 +97,7 @@ async def package(request: web.Request) -> web.Response:
     process = await request.app[JOBS].process_for(principal(request), request.match_info["process_id"])
     if process.source_type.endswith("json"):
         try:
-            return web.json_response(json.loads(process.source), content_type=process.source_type)
+            return json_response(json.loads(process.source), content_type=process.source_type)
         except ValueError:
             pass
     return web.Response(text=process.source, content_type=process.source_type)

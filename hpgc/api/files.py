@@ -13,7 +13,7 @@ from aiohttp import web
 
 from hpgc.api.keys import JOBS
 from hpgc.api.principal import principal
-from hpgc.api.render import base_url
+from hpgc.api.render import base_url, json_response
 from hpgc.errors import InvalidParameterValue
 
 routes = web.RouteTableDef()
@@ -59,13 +59,13 @@ async def upload(request: web.Request) -> web.Response:
     row = await request.app[JOBS].upload(principal(request), _body(request), request.content_length,
                                          _name(request.query.get("name")), media_type, cluster)
     doc = file_document(request, row)
-    return web.json_response(doc, status=201, headers={"Location": doc["href"]})
+    return json_response(doc, status=201, headers={"Location": doc["href"]})
 
 
 @routes.get("/files")
 async def list_files(request: web.Request) -> web.Response:
     rows = await request.app[JOBS].uploads(principal(request))
-    return web.json_response({"files": [file_document(request, r) for r in rows],
+    return json_response({"files": [file_document(request, r) for r in rows],
                               "links": [{"href": f"{base_url(request)}/files", "rel": "self",
                                          "type": "application/json"}]})
 
@@ -73,7 +73,7 @@ async def list_files(request: web.Request) -> web.Response:
 @routes.get("/files/{file_id}")
 async def file_info(request: web.Request) -> web.Response:
     row = await request.app[JOBS].upload_info(principal(request), request.match_info["file_id"])
-    return web.json_response(file_document(request, row))
+    return json_response(file_document(request, row))
 
 
 @routes.delete("/files/{file_id}")

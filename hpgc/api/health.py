@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from hpgc.api.keys import JOBS, SETTINGS
+from hpgc.api.render import json_response
 
 routes = web.RouteTableDef()
 PUBLIC = ("/health/live", "/health/ready")
@@ -16,7 +17,7 @@ PUBLIC = ("/health/live", "/health/ready")
 
 @routes.get("/health/live", allow_head=False)
 async def live(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
+    return json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
 
 @routes.get("/health/ready", allow_head=False)
@@ -26,7 +27,7 @@ async def ready(request: web.Request) -> web.Response:
     ok = all(checks.values())
     body = {"status": "ok" if ok else "unavailable",
             "checks": {name: "ok" if passed else "failed" for name, passed in sorted(checks.items())}}
-    return web.json_response(body, status=200 if ok else 503, headers={"Cache-Control": "no-store"})
+    return json_response(body, status=200 if ok else 503, headers={"Cache-Control": "no-store"})
 
 
 def openapi_paths(app: web.Application, doc: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from hpgc.api.keys import JOBS
 from hpgc.api.principal import principal
+from hpgc.api.render import json_response
 
 routes = web.RouteTableDef()
 
@@ -19,7 +20,7 @@ async def job_inputs(request: web.Request) -> web.Response:
     body = {k: sent[k] for k in ("inputs", "outputs", "response") if k in sent}
     if sent.get("sweep"):  # stored under its field name: given back as it was sent, so a rerun sweeps again
         body["hpgc:sweep"] = sent["sweep"]
-    return web.json_response({"inputs": {}, **body})
+    return json_response({"inputs": {}, **body})
 
 
 def openapi_paths(app: web.Application, doc: dict) -> None:

@@ -11,12 +11,13 @@ from aiohttp import web
 from hpgc.api.keys import JOBS
 from hpgc.api.params import int_param, number_param
 from hpgc.api.principal import principal
-from hpgc.api.render import JSON, base_url, respond, self_links, status_info, wants_html
+from hpgc.api.render import JSON, base_url, json_response, respond, self_links, status_info, wants_html
 from hpgc.api.results import results_document, stream_output
 from hpgc.api.ui.context import job_page
 from hpgc.errors import InvalidParameterValue
+from hpgc.jobs.documents import link, status_document
 from hpgc.models.joblist import JobQuery
-from hpgc.models.ogc import Execute, Link, StatusCode
+from hpgc.models.ogc import Execute, StatusCode
 
 routes = web.RouteTableDef()
 FILTERS = ("type", "processID", "status", "datetime", "minDuration", "maxDuration", "limit")
@@ -81,13 +82,13 @@ async def list_jobs(request: web.Request) -> web.Response:
     base = base_url(request)
     links = self_links(request, "/jobs", "jobs")
     if older and rows:
-        links.append(Link(href=f"{base}/jobs?{urlencode([*kept, ('next', _token(rows[-1]))])}", rel="next",
-                          type=JSON, title="older jobs"))
+        links.append(link(f"{base}/jobs?{urlencode([*kept, ('next', _token(rows[-1]))])}", "next", JSON,
+                          "older jobs"))
     if newer and rows:
-        links.append(Link(href=f"{base}/jobs?{urlencode([*kept, ('prev', _token(rows[0]))])}", rel="prev",
-                          type=JSON, title="newer jobs"))
-    # status_info is StatusInfo's wire form already (tests/unit/test_results_document.py): no model round trip
-    doc = {"jobs": [status_info(request, r) for r in rows], "links": [link.wire() for link in links]}
+        links.append(link(f"{base}/jobs?{urlencode([*kept, ('prev', _token(rows[0]))])}", "prev", JSON,
+                          "newer jobs"))
+    # status_document is StatusInfo's wire form already (tests/unit/test_results_document.py): no model round trip
+    doc = {"jobs": [status_document(r, base) for r in rows], "links": links}
     return respond(request, doc, "jobs.html")
 
 
@@ -101,7 +102,7 @@ async def get_job(request: web.Request) -> web.Response:
 @routes.delete("/jobs/{job_id}")
 async def dismiss_job(request: web.Request) -> web.Response:
     row = await request.app[JOBS].dismiss(principal(request), request.match_info["job_id"])
-    return web.json_response(status_info(request, row))
+    return json_response(status_info(request, row))
 
 
 @routes.get("/jobs/{job_id}/results")
@@ -111,9 +112,9 @@ async def job_results(request: web.Request) -> web.Response:
     row = await jobs.get(principal(request), job_id)
     if row.get("tasks") is not None:  # a sweep: each output an array in task order
         await jobs.results(principal(request), job_id)  # a failed or unfinished sweep answers as a job does
-        return web.json_response(await jobs.sweep_results_document(row, base_url(request)))
+        return json_response(await jobs.sweep_results_document(row, base_url(request)))
     req = Execute.model_validate(row["request"] or {})
-    return web.json_response(await results_document(request, job_id, req))
+    return json_response(await results_document(request, job_id, req))
 
 
 routes.get("/jobs/{job_id}/results/{output_id}")(stream_output)
@@ -124,7 +125,7 @@ async def job_logs(request: web.Request) -> web.Response:
     full = request.query.get("full", "false").lower() in ("1", "true", "yes")
     tail = None if full else int_param(request, "tail", 65536, 1, 10**9)
     logs = await request.app[JOBS].logs(principal(request), request.match_info["job_id"], tail)
-    return web.json_response(logs)
+    return json_response(logs)
 
 
 @routes.get("/jobs/{job_id}/script")

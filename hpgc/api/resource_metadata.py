@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hpgc.api.render import base_url
+from hpgc.api.render import base_url, json_response
 
 PATH = "/.well-known/oauth-protected-resource"
 
 
 def add_resource_metadata(app: web.Application, issuers: list[str], scopes: list[str]) -> None:
     async def metadata(request: web.Request) -> web.Response:
-        return web.json_response({"resource": base_url(request), "authorization_servers": issuers,
+        return json_response({"resource": base_url(request), "authorization_servers": issuers,
                                   "scopes_supported": scopes, "bearer_methods_supported": ["header"]},
                                  headers={"Cache-Control": "max-age=60"})
 

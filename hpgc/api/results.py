@@ -13,7 +13,7 @@ from hpgc.api.keys import JOBS
 from hpgc.api.links import sign_results
 from hpgc.api.principal import principal
 from hpgc.api.problems import problem
-from hpgc.api.render import base_url
+from hpgc.api.render import base_url, json_response
 from hpgc.backends.base import BackendError
 from hpgc.errors import NoSuchOutput
 from hpgc.jobs.documents import INLINE_LIMIT, build_results_document
@@ -44,7 +44,7 @@ async def results_response(
     """The answer to a finished synchronous execute, in the form the request asked for."""
     doc = await results_document(request, job_id, req)
     if req.response == ResponseType.document or len(doc) != 1:
-        return web.json_response(doc, headers=headers)
+        return json_response(doc, headers=headers)
     ((oid, item),) = doc.items()
     if isinstance(item, dict) and "href" in item:
         headers["Link"] = f'<{item["href"]}>; rel="{oid}"; type="{item.get("type", "")}"'
@@ -121,7 +121,7 @@ async def stream_output(request: web.Request) -> web.StreamResponse:
 async def send_output(request: web.Request, result: OutputValue | ResultFile, oid: str) -> web.StreamResponse:
     """One output: a value as JSON, a file streamed (with one byte range if asked for)."""
     if isinstance(result, OutputValue):
-        return web.json_response(result.value)
+        return json_response(result.value)
     try:
         size = await result.size()
     except BackendError as exc:

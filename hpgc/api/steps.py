@@ -9,7 +9,7 @@ from aiohttp import web
 
 from hpgc.api.keys import JOBS
 from hpgc.api.principal import principal
-from hpgc.api.render import JSON, base_url
+from hpgc.api.render import JSON, base_url, json_response
 
 
 async def steps_response(request: web.Request, job_id: str) -> web.Response | None:
@@ -17,5 +17,5 @@ async def steps_response(request: web.Request, job_id: str) -> web.Response | No
     steps = await request.app[JOBS].steps(principal(request), job_id)
     if steps is None:
         return None
-    return web.json_response({"jobID": job_id, "tasks": steps, "links": [
+    return json_response({"jobID": job_id, "tasks": steps, "links": [
         {"href": f"{base_url(request)}/jobs/{job_id}", "rel": "up", "type": JSON, "title": "the job's status"}]})

@@ -9,7 +9,7 @@ from aiohttp import web
 from hpgc.api.keys import JOBS
 from hpgc.api.params import int_param
 from hpgc.api.principal import principal
-from hpgc.api.render import JSON, base_url
+from hpgc.api.render import JSON, base_url, json_response
 from hpgc.api.results import send_output
 from hpgc.api.steps import steps_response
 from hpgc.errors import NoSuchJob
@@ -51,7 +51,7 @@ async def list_tasks(request: web.Request) -> web.Response:
     if offset + len(tasks) < row["tasks"]["total"]:
         links.append({"href": f"{base}/jobs/{job_id}/tasks?offset={offset + len(tasks)}&limit={limit}",
                       "rel": "next", "type": JSON, "title": "the next tasks"})
-    return web.json_response({"jobID": job_id, "hpgc:tasks": row["tasks"],
+    return json_response({"jobID": job_id, "hpgc:tasks": row["tasks"],
                               "tasks": [task_document(base, job_id, t) for t in tasks], "links": links})
 
 
@@ -71,7 +71,7 @@ async def task_results(request: web.Request) -> web.Response:
         else:
             doc[oid] = {"href": item.public_url or f"{url}/{oid}", "type": item.media_type,
                         "rel": "http://www.opengis.net/def/rel/iana/1.0/enclosure"}
-    return web.json_response(doc)
+    return json_response(doc)
 
 
 @routes.get(f"/jobs/{{job_id}}/tasks/{INDEX}/results/{{output_id}}")
@@ -87,7 +87,7 @@ async def task_logs(request: web.Request) -> web.Response:
     tail = int_param(request, "tail", 65536, 1, 10**9)
     logs = await request.app[JOBS].task_logs(principal(request), request.match_info["job_id"],
                                              int(request.match_info["index"]), tail)
-    return web.json_response(logs)
+    return json_response(logs)
 
 
 def _problem(description: str) -> dict[str, Any]:

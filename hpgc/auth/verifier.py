@@ -105,17 +105,17 @@ class TokenVerifier:
     async def verify(self, token: str) -> tuple[Issuer, dict[str, Any]]:
         if len(token) > MAX_TOKEN:
             raise InvalidToken("the token is too long")
-        parts = split_jwt(token)
-        if parts is None:
-            return await self._opaque(token)
-        header, unverified = parts
-        cache_key = digest(token)
+        cache_key = digest(token)  # only JWTs are cached: a hit needs no parsing of the token
         hit = self._verified.get(cache_key)
         if hit is not None:
             found = await self._cached(hit)
             if found is not None:
                 return found
             self._verified.drop(cache_key)
+        parts = split_jwt(token)
+        if parts is None:
+            return await self._opaque(token)
+        header, unverified = parts
         iss = unverified.get("iss")
         issuer = self.issuers.get(iss) if isinstance(iss, str) else None
         if issuer is None:

@@ -31,8 +31,13 @@ def _time(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()[:-6] + "Z"
 
 
-def _link(href: str, rel: str, media_type: str, title: str) -> dict[str, str]:
+def link(href: str, rel: str, media_type: str, title: str) -> dict[str, str]:
+    """A link as the Link model writes it, without the model."""
     return {"href": href, "rel": rel, "type": media_type, "title": title}
+
+
+STATUSES = {s.value: s for s in StatusCode}  # a stored status by its name, without the enum's slow lookup
+TERMINAL = frozenset(s.value for s in StatusCode if s.terminal)
 
 
 def status_document(row: dict[str, Any], base: str) -> dict[str, Any]:
@@ -42,35 +47,37 @@ def status_document(row: dict[str, Any], base: str) -> dict[str, Any]:
     poll renders, and the models were a third of its cost (docs/performance.md); tests/unit/test_documents.py
     holds it equal to the model's form."""
     job_url = f"{base}/jobs/{row['id']}"
-    status = StatusCode(row["status"]).value
+    status = STATUSES[row["status"]].value
     links = [
-        _link(job_url, "self", JSON, "this job's status"),
-        _link(f"{job_url}?f=html", "alternate", HTML, "this job's status as HTML"),
-        _link(f"{job_url}/logs", "logs", JSON, "stdout, stderr and the event log"),
+        link(job_url, "self", JSON, "this job's status"),
+        link(f"{job_url}?f=html", "alternate", HTML, "this job's status as HTML"),
+        link(f"{job_url}/logs", "logs", JSON, "stdout, stderr and the event log"),
     ]
-    if status == StatusCode.successful.value:
-        links.append(_link(f"{job_url}/results", "http://www.opengis.net/def/rel/ogc/1.0/results", JSON, "results"))
-    elif status == StatusCode.failed.value:
-        links.append(_link(f"{job_url}/results", "http://www.opengis.net/def/rel/ogc/1.0/exceptions",
-                           "application/problem+json", "why the job failed"))
-    links.append(_link(f"{base}/processes/{row['process_id']}", "up", JSON, "the process"))
-    fields = {
-        "processID": row["process_id"], "type": "process", "jobID": row["id"], "status": status,
-        "message": row.get("message"), "created": _time(row["created"]), "started": _time(row.get("started")),
-        "finished": _time(row.get("finished")), "updated": _time(row.get("updated")),
-        "progress": row.get("progress"),
-    }
-    doc: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+    if status == "successful":
+        links.append(link(f"{job_url}/results", "http://www.opengis.net/def/rel/ogc/1.0/results", JSON, "results"))
+    elif status == "failed":
+        links.append(link(f"{job_url}/results", "http://www.opengis.net/def/rel/ogc/1.0/exceptions",
+                          "application/problem+json", "why the job failed"))
+    links.append(link(f"{base}/processes/{row['process_id']}", "up", JSON, "the process"))
+    doc: dict[str, Any] = {"processID": row["process_id"], "type": "process", "jobID": row["id"], "status": status}
+    if (message := row.get("message")) is not None:
+        doc["message"] = message
+    doc["created"] = _time(row["created"])
+    for name in ("started", "finished", "updated"):
+        if (ts := row.get(name)) is not None:
+            doc[name] = _time(ts)
+    if (progress := row.get("progress")) is not None:
+        doc["progress"] = progress
     doc["links"] = links
     # hpgc's extensions: what the job asked for (to size the next run) and, once it ended, what it used
     if row.get("resources"):
         doc["hpgc:resources"] = row["resources"]
-    if row.get("usage") and StatusCode(status).terminal:
+    if row.get("usage") and status in TERMINAL:
         doc["hpgc:usage"] = row["usage"]
     if row.get("tasks") is not None:  # a sweep: its tasks by state, and where each is
         doc["hpgc:tasks"] = row["tasks"]
-        doc["links"].append({"href": f"{job_url}/tasks", "rel": "hpgc:tasks", "type": JSON,
-                             "title": "the sweep's tasks, each with its state and results"})
+        links.append(link(f"{job_url}/tasks", "hpgc:tasks", JSON,
+                          "the sweep's tasks, each with its state and results"))
     return doc
 
 

@@ -22,6 +22,6 @@ class JobQuery:
 
 @dataclass
 class JobPage:
-    rows: list[dict[str, Any]]
+    rows: list[dict[str, Any]]  # the columns a statusInfo document shows (hpgc/store/jobs.py's LIST_COLUMNS)
     has_older: bool
     has_newer: bool

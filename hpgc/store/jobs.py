@@ -3,6 +3,7 @@ provenance log and the job cannot disagree; job lists use keyset paging over (cr
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -13,6 +14,16 @@ from hpgc.models.joblist import JobPage, JobQuery
 from hpgc.store.base import Tables
 from hpgc.store.rows import EventRow, JobRow
 from hpgc.store.sql import TERMINAL, _decode, _encode, _insert, _rows, _select_one, _update
+
+# What a job list may cost the event loop on the read-only connection: at most this many rows, and about a
+# millisecond of SQLite's work (10-20 million virtual machine steps a second here); more goes to the thread.
+READ_LIMIT = 100
+READ_STEPS = 20_000
+PROGRESS_EVERY = 1000
+# what a job list's statusInfo documents show (hpgc/jobs/documents.py): not the request, results or error,
+# the large JSON columns, which a list would decode only to drop
+LIST_COLUMNS = ("id", "process_id", "owner", "status", "message", "progress", "created", "started", "finished",
+                "updated", "resources", "usage", "tasks")
 
 
 class JobTable(Tables):
@@ -128,53 +139,86 @@ class JobTable(Tables):
             return [_decode(r) for r in _rows(self.db.execute(sql, args))]  # type: ignore[misc]
 
     def list_jobs(self, q: JobQuery, now: float | None = None) -> JobPage:
-        where: list[str] = []
-        args: list[Any] = []
-        if q.owner is not None:
-            where.append("owner = ?")
-            args.append(q.owner)
-        for column, values in (("process_id", q.process_ids), ("status", q.statuses)):
-            if values:
-                where.append(f"{column} IN ({','.join('?' * len(values))})")
-                args.extend(values)
-        if q.created_min is not None:
-            where.append("created >= ?")
-            args.append(q.created_min)
-        if q.created_max is not None:
-            where.append("created <= ?")
-            args.append(q.created_max)
-        duration = "(COALESCE(finished, ?) - COALESCE(started, created))"
-        for bound, op in ((q.min_duration, ">="), (q.max_duration, "<=")):
-            if bound is not None:
-                where.append(f"{duration} {op} ?")
-                args.extend([now or time.time(), bound])
-        page_where = list(where)
-        page_args = list(args)
-        order = "DESC"
-        if q.after is not None:
-            page_where.append("(created < ? OR (created = ? AND id < ?))")
-            page_args.extend([q.after[0], q.after[0], q.after[1]])
-        elif q.before is not None:
-            page_where.append("(created > ? OR (created = ? AND id > ?))")
-            page_args.extend([q.before[0], q.before[0], q.before[1]])
-            order = "ASC"
-        sql = "SELECT * FROM jobs"
-        if page_where:
-            sql += " WHERE " + " AND ".join(page_where)
-        sql += f" ORDER BY created {order}, id {order} LIMIT ?"
+        sql, args, ascending = _page_sql(q, now or time.time())
         with self._lock:
-            rows = _rows(self.db.execute(sql, [*page_args, q.limit + 1]))
-        more = len(rows) > q.limit
-        rows = rows[: q.limit]
-        if order == "ASC":
-            rows.reverse()
-            has_newer, has_older = more, True
-        else:
-            has_older, has_newer = more, q.after is not None
-        return JobPage([_decode(r) for r in rows], has_older=has_older, has_newer=has_newer)  # type: ignore[misc]
+            rows = _rows(self.db.execute(sql, args))
+        return _page(q, rows, ascending)
+
+    def read_jobs_page(self, q: JobQuery) -> JobPage | None:
+        """list_jobs on the event loop's read-only connection, when SQLite answers within READ_STEPS virtual
+        machine steps (an indexed page: well under a millisecond); None for a long page or one that would take
+        longer (a filter that scans many rows), for the caller to run list_jobs in the worker thread instead."""
+        if self._reader is None or q.limit > READ_LIMIT:
+            return None
+        sql, args, ascending = _page_sql(q, now=time.time())
+        steps = 0
+
+        def budget() -> int:
+            nonlocal steps
+            steps += 1
+            return 1 if steps * PROGRESS_EVERY > READ_STEPS else 0
+
+        self._reader.set_progress_handler(budget, PROGRESS_EVERY)
+        try:
+            rows = _rows(self._reader.execute(sql, args))
+        except sqlite3.OperationalError as exc:
+            if "interrupted" not in str(exc):
+                raise
+            return None
+        finally:
+            self._reader.set_progress_handler(None, 0)
+        return _page(q, rows, ascending)
 
     def bulk_insert_jobs(self, rows: Iterable[JobRow]) -> None:
         """For benchmarks and imports: many rows in one transaction, without events."""
         with self.transaction() as db:
             db["jobs"].insert_all((_encode(r) for r in rows), batch_size=1000)
 
+
+def _page_sql(q: JobQuery, now: float) -> tuple[str, list[Any], bool]:
+    """A job list's query (keyset paging over (created, id)), its arguments, and whether it runs oldest first
+    (a `prev` page)."""
+    where: list[str] = []
+    args: list[Any] = []
+    if q.owner is not None:
+        where.append("owner = ?")
+        args.append(q.owner)
+    for column, values in (("process_id", q.process_ids), ("status", q.statuses)):
+        if values:
+            where.append(f"{column} IN ({','.join('?' * len(values))})")
+            args.extend(values)
+    if q.created_min is not None:
+        where.append("created >= ?")
+        args.append(q.created_min)
+    if q.created_max is not None:
+        where.append("created <= ?")
+        args.append(q.created_max)
+    duration = "(COALESCE(finished, ?) - COALESCE(started, created))"
+    for bound, op in ((q.min_duration, ">="), (q.max_duration, "<=")):
+        if bound is not None:
+            where.append(f"{duration} {op} ?")
+            args.extend([now, bound])
+    order = "DESC"
+    if q.after is not None:
+        where.append("(created < ? OR (created = ? AND id < ?))")
+        args.extend([q.after[0], q.after[0], q.after[1]])
+    elif q.before is not None:
+        where.append("(created > ? OR (created = ? AND id > ?))")
+        args.extend([q.before[0], q.before[0], q.before[1]])
+        order = "ASC"
+    sql = f"SELECT {', '.join(LIST_COLUMNS)} FROM jobs"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY created {order}, id {order} LIMIT ?"
+    return sql, [*args, q.limit + 1], order == "ASC"
+
+
+def _page(q: JobQuery, rows: list[dict[str, Any]], ascending: bool) -> JobPage:
+    more = len(rows) > q.limit
+    rows = rows[: q.limit]
+    if ascending:
+        rows.reverse()
+        has_newer, has_older = more, True
+    else:
+        has_older, has_newer = more, q.after is not None
+    return JobPage([_decode(r) for r in rows], has_older=has_older, has_newer=has_newer)  # type: ignore[misc]

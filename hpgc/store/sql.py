@@ -45,4 +45,8 @@ def _select_one(conn: sqlite3.Connection | sqlite_utils.Database, table: str, ke
 def _decode(row: dict[str, Any] | None) -> dict[str, Any] | None:
     if row is None:
         return None
-    return {k: (json.loads(v) if k in JSON_COLUMNS and isinstance(v, str) else v) for k, v in row.items()}
+    out = dict(row)
+    for k in JSON_COLUMNS:
+        if isinstance(v := out.get(k), str):
+            out[k] = json.loads(v)
+    return out

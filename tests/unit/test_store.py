@@ -8,6 +8,8 @@ import pytest
 
 from hpgc.models.joblist import JobQuery
 from hpgc.store import Store
+from hpgc.store import jobs as job_table
+from hpgc.store.jobs import LIST_COLUMNS, READ_LIMIT, _page_sql
 from hpgc.store.schema import SCHEMA_VERSION
 
 
@@ -156,20 +158,8 @@ def test_keyset_paging_with_equal_timestamps(store: Store) -> None:
 
 
 def _list_sql(store: Store, q: JobQuery) -> tuple[str, list[Any]]:
-    """The SQL and arguments list_jobs itself sends to SQLite for `q`."""
-    sent: list[tuple[str, list[Any]]] = []
-    execute = store.db.execute
-
-    def record(sql: str, args: Any = None) -> Any:
-        sent.append((sql, list(args or [])))
-        return execute(sql, args) if args is not None else execute(sql)
-
-    store.db.execute = record  # type: ignore[method-assign]
-    try:
-        store.list_jobs(q)
-    finally:
-        del store.db.execute
-    ((sql, args),) = [s for s in sent if s[0].startswith("SELECT * FROM jobs")]
+    """The SQL and arguments list_jobs (and read_jobs_page) send to SQLite for `q`."""
+    sql, args, _ = _page_sql(q, now=2000.0)
     return sql, args
 
 
@@ -430,4 +420,42 @@ def test_a_version_7_database_gains_sweeps_with_its_jobs(tmp_path: Path) -> None
     assert store.update_tasks("sw", {0: {"status": "running"}}, {"total": 3}) is False  # final: changes nothing
     assert store.job_task("sw", 0)["status"] == "dismissed"  # type: ignore[index]
     assert store.job_task("sw", 9) is None
+    store.close()
+
+
+@pytest.mark.parametrize("query", [
+    JobQuery(), JobQuery(limit=3), JobQuery(owner="alice", statuses=["failed", "running"]),
+    JobQuery(owner="bob"), JobQuery(process_ids=["cat"]), JobQuery(created_min=1010.0, created_max=1030.0),
+    JobQuery(min_duration=15.0), JobQuery(max_duration=5.0), JobQuery(limit=4, after=(1030.0, "job-00030")),
+    JobQuery(limit=4, before=(1030.0, "job-00030")), JobQuery(limit=READ_LIMIT),
+])
+def test_the_event_loops_page_is_list_jobs_page(store: Store, query: JobQuery) -> None:
+    store.bulk_insert_jobs(_job(i, status=("successful", "failed", "running")[i % 3], owner=("alice", "bob")[i % 2],
+                                process_id=("echo", "cat")[i % 5 == 0], finished=1000.0 + i + i % 20,
+                                request={"inputs": {"n": i}}) for i in range(60))
+    page = store.read_jobs_page(query)
+    assert page is not None and page == store.list_jobs(query)
+    assert page.rows and all(set(r) == set(LIST_COLUMNS) for r in page.rows)  # not the request, results, error
+
+
+def test_the_event_loop_reads_neither_long_pages_nor_long_scans(store: Store,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    store.bulk_insert_jobs(_job(i) for i in range(3000))  # none ran that long: the filter walks all of them
+    assert store.read_jobs_page(JobQuery(limit=READ_LIMIT + 1)) is None
+    scan = JobQuery(owner="alice", min_duration=10**6)
+    assert store.list_jobs(scan).rows == []
+    assert store.read_jobs_page(scan) is None  # interrupted: more than READ_STEPS of SQLite's work
+    monkeypatch.setattr(job_table, "READ_STEPS", 10**9)
+    assert store.read_jobs_page(scan) == store.list_jobs(scan)  # the same query within a larger budget
+    monkeypatch.undo()
+    assert store.read_jobs_page(scan) is None
+    sql, args = _list_sql(store, scan)
+    assert store._reader is not None and store._reader.execute(sql, args).fetchall() == []  # no budget left set
+    assert store.read_job("job-00001") is not None
+
+
+def test_an_in_memory_store_has_no_reader_for_pages() -> None:
+    store = Store(":memory:")
+    store.bulk_insert_jobs([_job(1)])
+    assert store.read_jobs_page(JobQuery()) is None and _ids(store.list_jobs(JobQuery())) == ["job-00001"]
     store.close()
