@@ -31,7 +31,6 @@ from hpgc.auth.dev_issuer import (
     dev_issuer_settings,
     dev_issuer_url,
 )
-from hpgc.auth.identity import principal_from_claims
 from hpgc.auth.issuer import Issuer
 from hpgc.auth.principal import AuthUnavailable, InsufficientScope, InvalidToken, UnmappedUser
 from hpgc.auth.settings import AuthSettings
@@ -109,9 +108,7 @@ def _bearer(request: web.Request) -> str:
 
 
 async def _principal_of(request: web.Request, token: str) -> None:
-    settings = request.app[SETTINGS].auth
-    issuer, claims = await request.app[VERIFIER].verify(token)
-    request[PRINCIPAL_KEY] = principal_from_claims(claims, issuer.id, issuer.settings.subject_prefix, settings)
+    request[PRINCIPAL_KEY] = await request.app[VERIFIER].principal(token)
     set_fields(user=request[PRINCIPAL_KEY].subject)  # until the request ends (request_id.py's bind)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from hpgc.errors import HpgcError, NotAllowed
 
@@ -19,6 +19,8 @@ class SlurmGrant(BaseModel):
 
 
 class Principal(BaseModel):
+    model_config = ConfigDict(frozen=True)  # one object serves every request of a token (TokenVerifier.principal)
+
     subject: str
     name: str | None = None
     unix_user: str | None = None

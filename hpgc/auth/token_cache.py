@@ -22,13 +22,14 @@ from typing import Any
 MAX_ENTRIES = 10_000
 
 
-@dataclass(frozen=True)
+@dataclass
 class Verified:
     issuer_id: str
     kid: str | None
     key: object  # the key object that verified the signature: identity is compared, never its value
     claims: dict[str, Any]
     exp: float
+    principal: Any = None  # who the claims stand for, derived on first use (TokenVerifier.principal)
 
 
 def digest(token: str) -> str:

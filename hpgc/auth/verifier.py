@@ -15,6 +15,7 @@ import logging
 import time
 from typing import Any
 
+from hpgc.auth.identity import principal_from_claims
 from hpgc.auth.issuer import Issuer
 from hpgc.auth.jose import (
     BadSignatureError,
@@ -25,7 +26,7 @@ from hpgc.auth.jose import (
     JsonWebToken,
     MissingClaimError,
 )
-from hpgc.auth.principal import AuthUnavailable, InvalidToken
+from hpgc.auth.principal import AuthUnavailable, InvalidToken, Principal
 from hpgc.auth.settings import AuthSettings, IssuerSettings
 from hpgc.auth.token_cache import Verified, VerifiedTokens, digest
 
@@ -102,38 +103,54 @@ class TokenVerifier:
             except AuthUnavailable as exc:
                 log.warning("%s (retried on the first request that needs it)", exc.detail)
 
+    async def principal(self, token: str) -> Principal:
+        """Who the token stands for (identity.py): verified as `verify` does; derived from the claims once
+        per cached verification, since the same token and settings always give the same principal."""
+        issuer, claims, entry = await self._verify(token)
+        if entry is not None and entry.principal is not None:
+            return entry.principal
+        who = principal_from_claims(claims, issuer.id, issuer.settings.subject_prefix, self.settings)
+        if entry is not None:
+            entry.principal = who
+        return who
+
     async def verify(self, token: str) -> tuple[Issuer, dict[str, Any]]:
+        issuer, claims, _ = await self._verify(token)
+        return issuer, dict(claims)
+
+    async def _verify(self, token: str) -> tuple[Issuer, dict[str, Any], Verified | None]:
+        """The issuer, the claims (not to be changed: they may be the cache's) and the cache entry (None for an
+        introspected token, which is not cached here)."""
         if len(token) > MAX_TOKEN:
             raise InvalidToken("the token is too long")
         cache_key = digest(token)  # only JWTs are cached: a hit needs no parsing of the token
         hit = self._verified.get(cache_key)
         if hit is not None:
-            found = await self._cached(hit)
-            if found is not None:
-                return found
+            if await self._still_valid(hit):
+                return self.issuers[hit.issuer_id], hit.claims, hit
             self._verified.drop(cache_key)
         parts = split_jwt(token)
         if parts is None:
-            return await self._opaque(token)
+            issuer, claims = await self._opaque(token)
+            return issuer, claims, None
         header, unverified = parts
         iss = unverified.get("iss")
         issuer = self.issuers.get(iss) if isinstance(iss, str) else None
         if issuer is None:
             raise InvalidToken(f"the token's issuer {iss!r} is not trusted here"[:200])
         claims, key = await self._verify_jwt(token, header, issuer)
-        kid = header.get("kid")
-        self._verified.put(cache_key, Verified(issuer.id, kid, key, claims, float(claims["exp"])))
-        return issuer, dict(claims)
+        entry = Verified(issuer.id, header.get("kid"), key, claims, float(claims["exp"]))
+        self._verified.put(cache_key, entry)
+        return issuer, claims, entry
 
-    async def _cached(self, hit: Verified) -> tuple[Issuer, dict[str, Any]] | None:
-        """A verified token's issuer and claims while the key that verified it is still the issuer's key for
-        its kid (the issuer's keys are fetched again after jwks_max_age_s); None: verify it again."""
-        issuer = self.issuers[hit.issuer_id]
+    async def _still_valid(self, hit: Verified) -> bool:
+        """Whether the key that verified a cached token is still its issuer's key for its kid (the issuer's
+        keys are fetched again after jwks_max_age_s); False: verify it again."""
         try:
-            current = await issuer.key(hit.kid)
+            current = await self.issuers[hit.issuer_id].key(hit.kid)
         except InvalidToken:
-            return None
-        return (issuer, dict(hit.claims)) if current is hit.key else None
+            return False
+        return current is hit.key
 
     async def _verify_jwt(self, token: str, header: dict[str, Any], issuer: Issuer) -> tuple[dict[str, Any], object]:
         """The token's claims, and the key that verified its signature."""

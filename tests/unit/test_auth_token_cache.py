@@ -4,8 +4,10 @@ go first. Attacks on it are in tests/security/test_token_cache.py."""
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from hpgc.auth import verifier as verifier_module
+from hpgc.auth.principal import InvalidToken
 from hpgc.auth.token_cache import Verified, VerifiedTokens
 from tests.security.test_token_cache import fake_clock, setup
 from tests.unit.test_auth_issuer_keys import Clock
@@ -58,3 +60,27 @@ def test_a_cache_of_size_zero_keeps_nothing(clock: Clock) -> None:
     cache = VerifiedTokens(leeway_s=0, size=0)
     cache.put("a", entry(clock.wall + 100))
     assert cache.get("a") is None and len(cache) == 0
+
+
+
+async def test_a_verified_tokens_principal_is_derived_once(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    verifier, fake, _ = setup()
+    derived = []
+    real = verifier_module.principal_from_claims
+
+    def counting(*args: object, **kwargs: object) -> object:
+        derived.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(verifier_module, "principal_from_claims", counting)
+    token = fake.token()
+    first = await verifier.principal(token)
+    assert first.subject.endswith("alice-sub") and await verifier.principal(token) is first
+    assert len(derived) == 1
+    other = await verifier.principal(fake.token(sub="bob"))
+    assert other.subject.endswith("bob") and len(derived) == 2
+    with pytest.raises(ValidationError):
+        first.subject = "mallory"  # type: ignore[misc]  # shared between requests: it cannot be changed
+    clock.advance(10 * 3600)  # expired: verified (and refused) again, never served from the cache
+    with pytest.raises(InvalidToken):
+        await verifier.principal(token)
