@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from functools import lru_cache
 from typing import Any
 
 from aiohttp import web
@@ -28,9 +29,19 @@ COLLECTOR: web.AppKey[StoreCollector] = web.AppKey("store_collector")
 STORE_REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("store_registry")
 
 
+# a client may send any token as its method: the others count as one, so that they add no series either
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "(other)"
+
+
 def route_of(request: web.Request) -> str:
     resource = request.match_info.route.resource
     return UNMATCHED if resource is None else resource.canonical
+
+
+@lru_cache(maxsize=4096)  # routes × methods × statuses: bounded; labels() costs a lock and a tuple per call
+def _series(route: str, method: str, status: int) -> tuple[Any, Any]:
+    return REQUESTS.labels(route, method, str(status)), REQUEST_SECONDS.labels(route, method)
 
 
 @web.middleware
@@ -45,9 +56,10 @@ async def metrics_middleware(request: web.Request, handler: Any) -> web.StreamRe
         status = exc.status
         raise
     finally:
-        route = route_of(request)
-        REQUESTS.labels(route, request.method, str(status)).inc()
-        REQUEST_SECONDS.labels(route, request.method).observe(time.monotonic() - started)
+        method = request.method if request.method in METHODS else OTHER_METHOD
+        count, seconds = _series(route_of(request), method, status)
+        count.inc()
+        seconds.observe(time.monotonic() - started)
 
 
 async def exposition(app: web.Application) -> bytes:

@@ -27,7 +27,19 @@ def dumps(data: Any) -> str:
 json_response = partial(web.json_response, dumps=dumps)
 
 
+HTML_WANTED: web.RequestKey[bool] = web.RequestKey("hpgc_wants_html", bool)
+
+
 def wants_html(request: web.Request) -> bool:
+    """Whether the client asked for HTML (f=html, or an Accept header that prefers it); decided once per
+    request, which asks it for the body and again for its links."""
+    wanted = request.get(HTML_WANTED)
+    if wanted is None:
+        wanted = request[HTML_WANTED] = _wants_html(request)
+    return wanted
+
+
+def _wants_html(request: web.Request) -> bool:
     f = request.query.get("f")
     if f is not None:
         if f not in ("json", "html"):

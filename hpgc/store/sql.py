@@ -43,10 +43,10 @@ def _select_one(conn: sqlite3.Connection | sqlite_utils.Database, table: str, ke
 
 
 def _decode(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The row with its JSON columns decoded, in place: every caller passes a row it has just read."""
     if row is None:
         return None
-    out = dict(row)
     for k in JSON_COLUMNS:
-        if isinstance(v := out.get(k), str):
-            out[k] = json.loads(v)
-    return out
+        if isinstance(v := row.get(k), str):
+            row[k] = json.loads(v)
+    return row

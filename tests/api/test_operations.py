@@ -61,6 +61,16 @@ async def test_requests_are_counted_by_route_pattern_never_the_raw_path(client: 
     assert sample(after, "hpgc_http_request_seconds_count", route="/jobs/{job_id}", method="GET") >= 3
 
 
+async def test_unknown_methods_are_counted_as_one(client: TestClient) -> None:
+    before = await scrape(client)
+    for method in ("PROPFIND", "MKCOL"):  # WebDAV: methods the HTTP parser knows, no route here
+        assert (await client.request(method, "/jobs")).status == 405
+    after = await scrape(client)
+    key = {"route": "(unmatched)", "method": "(other)", "status": "405"}
+    assert sample(after, "hpgc_http_requests_total", **key) - sample(before, "hpgc_http_requests_total", **key) == 2
+    assert "PROPFIND" not in after and "MKCOL" not in after  # no series per method a client makes up
+
+
 async def test_jobs_by_state_and_submissions_move_with_the_jobs(client: TestClient) -> None:
     before = await scrape(client)
     resp = await client.post("/processes/echo/execution", json={"inputs": {"stringInput": "hi"}},
