@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from hpgc.models.resources import ResourceLimits
 from hpgc.models.run import BackendStatus, Container, JobRef, Logs, RunSpec, UploadRef
 
+
+class OnChange(Protocol):
+    """How a backend tells the job monitor that a job (or some job) changed (Backend.start)."""
+
+    def __call__(self, job_id: str | None = None) -> None: ...
 
 class BackendError(Exception):
     """A backend could not do what was asked; the message is meant for the user."""
@@ -37,9 +42,11 @@ class Backend(ABC):
 
     # life ------------------------------------------------------------------------------------------
     @abstractmethod
-    async def start(self, on_change: Callable[[], None]) -> None:
+    async def start(self, on_change: OnChange) -> None:
         """Open connections. `on_change` may be called when the backend knows a job changed state, so the
-        monitor polls at once instead of at its next tick."""
+        monitor polls at once instead of at its next tick: `on_change(job_id)` polls that job alone, right
+        away (cheap: a local job's end); `on_change()` polls every active job, at most once per minimum
+        poll interval."""
 
     @abstractmethod
     async def close(self) -> None: ...

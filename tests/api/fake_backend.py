@@ -12,7 +12,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from hpgc.backends.base import Backend, BackendError, Capabilities
+from hpgc.backends.base import Backend, BackendError, Capabilities, OnChange
 from hpgc.models.ogc import StatusCode
 from hpgc.models.run import BackendStatus, Container, JobRef, Logs, RunSpec
 
@@ -46,7 +46,7 @@ class FakeBackend(Backend):
         self.resumable = resumable
         self.cancelled: list[str] = []
         self.files: dict[tuple[str, str], bytes] = {}
-        self.on_change: Callable[[], None] = lambda: None
+        self.on_change: OnChange = lambda job_id=None: None
         self.pulled: list[str] = []
         self.removed_images: list[str] = []
         self.removed: list[str] = []
@@ -88,7 +88,7 @@ class FakeBackend(Backend):
                 raise AssertionError(f"the fake backend never saw: {what}") from None
 
     # the Backend interface ----------------------------------------------------------------------------
-    async def start(self, on_change: Callable[[], None]) -> None:
+    async def start(self, on_change: OnChange) -> None:
         self.on_change = on_change
 
     async def close(self) -> None:

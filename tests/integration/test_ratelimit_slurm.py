@@ -33,7 +33,7 @@ async def test_a_thousand_jobs_through_the_rate_limit(cluster: dict) -> None:
         key_file=cluster["users"]["alice"], work_root=root, partition=cluster.get("partition"),
         poll_min_s=1, poll_max_s=2, command_timeout_s=300, unreachable_timeout_s=600)
     backend = SlurmBackend({"test": settings})
-    await backend.start(lambda: None)
+    await backend.start(lambda job_id=None: None)
     try:
         started = time.monotonic()
         specs = [RunSpec(job_id=f"rl-{run}-{i}", process_id="burst", kind="command", argv=["true"], outputs={})

@@ -64,7 +64,7 @@ async def backend(cluster: dict, root: str, tmp_path_factory: pytest.TempPathFac
     # no completion follower: this backend outlives the tests' own event loops, and a follower started from one
     # of them cannot be awaited at the module's end (its close hung there); the API test below has one
     b = SlurmBackend({"test": settings_for(cluster, root, follow_completions=False)})
-    await b.start(lambda: None)
+    await b.start(lambda job_id=None: None)
     yield b
     await b.close()
 

@@ -130,7 +130,7 @@ async def test_slurms_own_refusal_is_a_failed_job_with_its_message(api: TestClie
 async def test_expired_certificate_is_replaced_without_failing_a_job(cluster: dict, tmp_path: Path) -> None:
     settings = cert_cluster(cluster, ca_copy(cluster, tmp_path), validity_minutes=0.5, renew_before_s=10)
     backend = SlurmBackend({"test": settings})
-    await backend.start(lambda: None)
+    await backend.start(lambda job_id=None: None)
     try:
         spec = RunSpec(job_id=f"cert-{RUN}", process_id="sleep", kind="command", argv=["sh", "-c", "sleep 40"],
                        outputs={}, unix_user="bob")

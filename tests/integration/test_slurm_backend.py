@@ -63,7 +63,7 @@ def ctl(cluster: dict, *args: str) -> None:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def backend(cluster: dict) -> AsyncIterator[SlurmBackend]:
     b = SlurmBackend({"test": settings_for(cluster)})
-    await b.start(lambda: None)
+    await b.start(lambda job_id=None: None)
     yield b
     await b.close()
 

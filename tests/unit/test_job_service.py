@@ -671,6 +671,28 @@ async def test_monitor_start_wake_and_stop(svc: JobService) -> None:
     await Monitor(svc, fake, 0.01, 0.02).stop()  # never started: nothing to stop
 
 
+async def test_a_job_the_backend_names_is_polled_at_once_and_alone(svc: JobService) -> None:
+    """A local job's end (on_change(job_id)) is polled right away, without the min_interval a full cycle
+    waits after a wake, and only that job; a name that is no active job of this backend makes a full cycle."""
+    fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
+    for job_id in ("j1", "j2"):
+        await insert(svc, job_id=job_id)
+        fake.late[job_id] = BackendStatus(status=S.running, progress=5, message="running")
+    monitor = Monitor(svc, fake, 3600.0, 3600.0)  # a full cycle only at start
+    monitor.start()
+    await fake.until(lambda: fake.polled == [{"j1", "j2"}], "the first full cycle")
+    fake.late["j1"] = BackendStatus(status=S.failed, exit_code=3, message="boom")
+    ended = asyncio.Event()
+    svc.listeners.append(lambda r: ended.set() if r["id"] == "j1" and r["status"] == "failed" else None)
+    monitor.wake("j1")
+    await asyncio.wait_for(ended.wait(), 10)  # not the hour a full cycle would wait
+    assert fake.polled[1:] == [{"j1"}]
+    assert svc.store.get_job("j2")["status"] == "running"
+    await monitor.stop()
+    monitor.wake("no-such-job")  # not an active job here: the next cycle polls every active job
+    assert await monitor.poll_changed() == 0 and monitor._wake.is_set() and fake.polled[1:] == [{"j1"}]
+
+
 async def test_stop_right_after_a_wake_stops_the_monitor() -> None:
     """A submission at shutdown wakes the monitor as it is stopped: the stop must still end it (on Python 3.11,
     asyncio.wait_for returned the set event and lost that cancel: the loop ran on and stop() waited forever)."""

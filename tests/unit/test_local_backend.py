@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 async def _start(backend: LocalBackend) -> asyncio.Event:
     """Start the backend; the event is set at each of its changes (what the job monitor waits on)."""
     changed = asyncio.Event()
-    await backend.start(changed.set)
+    await backend.start(lambda job_id=None: changed.set())
     return changed
 
 

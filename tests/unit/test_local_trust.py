@@ -54,7 +54,7 @@ def test_pass_env_adds_names_and_patterns_but_never_hpgc(tmp_path: Path) -> None
 async def _start(backend: LocalBackend) -> asyncio.Event:
     """Start the backend; the event is set at each of its changes (what the job monitor waits on)."""
     changed = asyncio.Event()
-    await backend.start(changed.set)
+    await backend.start(lambda job_id=None: changed.set())
     return changed
 
 
@@ -141,7 +141,7 @@ def test_outputs_json_may_only_name_the_jobs_files(jd: Path) -> None:
 
 async def test_outputs_naming_server_files_fail_the_job_clearly(tmp_path: Path) -> None:
     backend = LocalBackend(LocalBackendSettings(), tmp_path / "jobs")
-    await backend.start(lambda: None)
+    await backend.start(lambda job_id=None: None)
     jd = tmp_path / "jobs" / "j"
     jd.mkdir(parents=True)
     for path in ("/etc/passwd", f"{jd}/../../hpgc.sqlite"):

@@ -63,7 +63,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
                                squeue_grace_s=30,
                                follow_completions=False)  # the fake answers when a command ends: it cannot follow
     backend = SlurmBackend({"fake": settings})
-    await backend.start(lambda: None)
+    await backend.start(lambda job_id=None: None)
     try:
         yield Env(server, state, work, settings, backend)
     finally:
@@ -308,7 +308,7 @@ async def test_start_connects_in_the_background(env: Env, caplog: pytest.LogCapt
     assert client.connects == 1
     await env.server.stop()
     down = env.new_backend(connect_timeout_s=1)
-    await down.start(lambda: None)
+    await down.start(lambda job_id=None: None)
     # start returned before the connection attempt even began: an unreachable cluster does not hold it up
     assert down._warmups and not any(t.done() for t in down._warmups)
     await asyncio.wait_for(asyncio.gather(*down._warmups), 20)

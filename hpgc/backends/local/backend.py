@@ -16,11 +16,11 @@ import logging
 import os
 import shutil
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from hpgc.backends.base import Backend, BackendError, Capabilities
+from hpgc.backends.base import Backend, BackendError, Capabilities, OnChange
 from hpgc.backends.files import (
     OUTPUTS_FILE,
     PROGRESS_FILE,
@@ -81,13 +81,12 @@ class LocalBackend(LocalUploads, LocalPaths, Backend):
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._gates: dict[str, asyncio.Semaphore] = {}  # a sweep's tasks share its maxParallel
         self._lost: dict[str, str] = {}  # jobs whose end could not be written into their directory
-        self._on_change: Callable[[], None] = lambda: None
+        self._on_change: OnChange = lambda job_id=None: None
         self._zygote = Zygote(zygote_environment(settings), jobs_dir) if use_zygote(settings) else None
 
     @property
     def poll_intervals(self) -> tuple[float, float]:
-        # a job's end wakes the monitor (on_change): polls only catch progress. A woken monitor polls at most
-        # once per minimum interval: this one is what a short sync job waits at most after its end, and a
+        # a job's end has the monitor poll that job at once (on_change(job_id)): polls only catch progress; a
         # poll here is only file reads (docs/performance.md)
         return (0.05, self.poll_max_s)
 
@@ -98,7 +97,7 @@ class LocalBackend(LocalUploads, LocalPaths, Backend):
     def stages_in_on_server(self, cluster: str | None) -> bool:
         return True  # the job runs here: the server is where it downloads from
 
-    async def start(self, on_change: Callable[[], None]) -> None:
+    async def start(self, on_change: OnChange) -> None:
         self.jobs_dir.mkdir(parents=True, exist_ok=True, mode=JOB_DIR_MODE)
         self.jobs_dir.chmod(JOB_DIR_MODE)
         self._on_change = on_change
@@ -179,7 +178,7 @@ class LocalBackend(LocalUploads, LocalPaths, Backend):
                     proc = await self._start_process(spec, argv, jd, env, out.fileno(), err.fileno())
                     self._procs[spec.job_id] = proc
                     write_inside(jd, PID_FILE, str(proc.pid))
-                    self._on_change()
+                    self._on_change(spec.job_id)
                     code = await proc.wait()
             except OSError as exc:
                 (jd / "stderr.log").write_text(f"could not start {argv[0]}: {exc}\n")
@@ -195,7 +194,7 @@ class LocalBackend(LocalUploads, LocalPaths, Backend):
             except OSError as exc:  # the job removed or replaced its own directory
                 log.warning("job %s: its exit code could not be recorded: %s", spec.job_id, exc)
                 self._lost[spec.job_id] = f"the job's directory was changed under hpgc: {exc}"
-            self._on_change()
+            self._on_change(spec.job_id)  # polled at once: a sync execute is waiting for this
 
     async def _start_process(self, spec: RunSpec, argv: list[str], jd: Path, env: dict[str, str], out: int,
                              err: int) -> asyncio.subprocess.Process | ZygoteJob:
@@ -275,7 +274,7 @@ class LocalBackend(LocalUploads, LocalPaths, Backend):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._tasks[job.job_id]), timeout=KILL_GRACE_S)
             self._kill(job.job_id, signal.SIGKILL)
-        self._on_change()
+        self._on_change(job.job_id)
 
     def _kill(self, job_id: str, sig: int) -> None:
         proc = self._procs.get(job_id)

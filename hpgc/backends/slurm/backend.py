@@ -13,11 +13,11 @@ import json
 import logging
 import posixpath
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
-from hpgc.backends.base import Backend, BackendError, Capabilities
+from hpgc.backends.base import Backend, BackendError, Capabilities, OnChange
 from hpgc.backends.files import OUTPUTS_FILE, PROGRESS_HELPER
 from hpgc.backends.slurm import images, jobdir, toil, toil_steps
 from hpgc.backends.slurm.batcher import SubmitBatcher
@@ -64,7 +64,7 @@ class SlurmBackend(toil_steps.SlurmToilSteps, SlurmSweeps, SlurmUploads, Backend
         self.default_cluster = next(iter(clusters))
         self.pool = SSHPool(clusters)
         self.poller = Poller()
-        self._on_change: Callable[[], None] = lambda: None
+        self._on_change: OnChange = lambda job_id=None: None
         self._batchers: dict[tuple[str, str], SubmitBatcher] = {}
         self._warmups: list[asyncio.Task[None]] = []
         self._private_roots: set[tuple[str, str]] = set()
@@ -79,7 +79,7 @@ class SlurmBackend(toil_steps.SlurmToilSteps, SlurmSweeps, SlurmUploads, Backend
         return (min(c.poll_min_s for c in self.clusters.values()),
                 max(c.poll_max_s for c in self.clusters.values()))
 
-    async def start(self, on_change: Callable[[], None]) -> None:
+    async def start(self, on_change: OnChange) -> None:
         # Each cluster's connection opens in the background: the first job does not wait for the SSH
         # handshake, an unreachable cluster is reported at once, and it does not keep the server from starting.
         self._on_change = self.followers.on_change = on_change

@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 
-from hpgc.backends.base import BackendError
+from hpgc.backends.base import BackendError, OnChange
 from hpgc.backends.slurm.commands.follow import BEAT_S, events_path, follow_command, parse_notices
 from hpgc.backends.slurm.ssh import SSHClient
 
@@ -30,7 +29,7 @@ WAKE_AFTER_S = (0.5, 3.0)
 class Followers:
     def __init__(self) -> None:
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self.on_change: Callable[[], None] = lambda: None
+        self.on_change: OnChange = lambda job_id=None: None
         self.notices = 0  # job ends seen (for tests and /metrics-like checks)
 
     def follow(self, client: SSHClient) -> None:
