@@ -693,6 +693,71 @@ async def test_a_job_the_backend_names_is_polled_at_once_and_alone(svc: JobServi
     assert await monitor.poll_changed() == 0 and monitor._wake.is_set() and fake.polled[1:] == [{"j1"}]
 
 
+async def test_only_active_plain_jobs_of_its_backend_are_polled_alone(svc: JobService) -> None:
+    fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
+    await insert(svc, job_id="mine")
+    await insert(svc, job_id="ended", status="successful")
+    await insert(svc, job_id="elsewhere", backend="slurm")
+    await insert(svc, job_id="sweep", tasks={"total": 2, "running": 2})
+    fake.late["mine"] = BackendStatus(status=S.running, progress=5, message="running")
+    monitor = Monitor(svc, fake, 3600.0, 3600.0)
+    monitor.wake("mine")
+    await monitor.poll_changed()
+    assert fake.polled == [{"mine"}] and not monitor._wake.is_set()  # all it was told of was polled
+    for job_id in ("mine", "ended", "elsewhere", "sweep"):
+        monitor.wake(job_id)
+    await monitor.poll_changed()
+    assert fake.polled[1:] == [{"mine"}] and monitor._changed == set()
+    assert monitor._wake.is_set()  # the others: the next full cycle (a sweep's tasks are polled there)
+
+
+async def test_polls_of_single_jobs_leave_the_cycle_its_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the monitor waits out its interval, a spurious signal polls nothing, a named job is polled alone at
+    once, and the full cycle still comes when the interval ends, not later and not earlier."""
+    monitor = Monitor(SimpleNamespace(), SimpleNamespace(name="x"), 2.0, 10.0)  # type: ignore[arg-type]
+    clock = _Clock()
+    cycles: list[float] = []
+    alone: list[set[str]] = []
+    waits: list[float] = []
+
+    async def poll_once() -> int:
+        cycles.append(clock.now)
+        if len(cycles) == 2:
+            raise asyncio.CancelledError
+        return 0
+
+    async def poll_changed() -> int:
+        alone.append(set(monitor._changed))
+        monitor._changed.clear()
+        clock.now += 0.5
+        return 1
+
+    @contextlib.asynccontextmanager
+    async def timeout(seconds: float) -> AsyncIterator[None]:
+        waits.append(seconds)
+        if len(waits) == 1:
+            clock.now += 0.5
+            monitor._signal.set()  # spurious: nothing changed
+        elif len(waits) == 2:
+            clock.now += 1.5
+            monitor.wake("j1")
+        else:
+            clock.now += seconds
+            raise TimeoutError
+        yield
+
+    monitor.poll_once = poll_once  # type: ignore[method-assign]
+    monitor.poll_changed = poll_changed  # type: ignore[method-assign]
+    monkeypatch.setattr(monitor_module, "asyncio", SimpleNamespace(
+        timeout=timeout, sleep=None, CancelledError=asyncio.CancelledError))
+    monkeypatch.setattr(monitor_module, "time", clock)
+    with pytest.raises(asyncio.CancelledError):
+        await monitor._run()
+    assert alone == [{"j1"}]
+    assert waits == [3.0, 2.5, 0.5]  # the quiet cycle's 3 s, less what passed, less the single job's poll
+    assert cycles == [1000.0, 1003.0]
+
+
 async def test_stop_right_after_a_wake_stops_the_monitor() -> None:
     """A submission at shutdown wakes the monitor as it is stopped: the stop must still end it (on Python 3.11,
     asyncio.wait_for returned the set event and lost that cancel: the loop ran on and stop() waited forever)."""

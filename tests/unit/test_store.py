@@ -431,7 +431,8 @@ def test_a_version_7_database_gains_sweeps_with_its_jobs(tmp_path: Path) -> None
 ])
 def test_the_event_loops_page_is_list_jobs_page(store: Store, query: JobQuery) -> None:
     store.bulk_insert_jobs(_job(i, status=("successful", "failed", "running")[i % 3], owner=("alice", "bob")[i % 2],
-                                process_id=("echo", "cat")[i % 5 == 0], finished=1000.0 + i + i % 20,
+                                process_id=("echo", "cat")[i % 5 == 0],
+                                finished=None if i % 3 == 2 else 1000.0 + i + i % 20,  # running: lasts until now
                                 request={"inputs": {"n": i}}) for i in range(60))
     page = store.read_jobs_page(query)
     assert page is not None and page == store.list_jobs(query)
@@ -459,3 +460,27 @@ def test_an_in_memory_store_has_no_reader_for_pages() -> None:
     store.bulk_insert_jobs([_job(1)])
     assert store.read_jobs_page(JobQuery()) is None and _ids(store.list_jobs(JobQuery())) == ["job-00001"]
     store.close()
+
+
+def test_the_event_loops_budget_is_read_steps(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A query that needs S virtual-machine steps is answered with a budget of S plus one progress interval,
+    and interrupted with S less two."""
+    store.bulk_insert_jobs(_job(i) for i in range(400))
+    scan = JobQuery(owner="alice", min_duration=10**6)
+    sql, args = _list_sql(store, scan)
+    assert store._reader is not None
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    store._reader.set_progress_handler(count, 1)
+    store._reader.execute(sql, args).fetchall()
+    store._reader.set_progress_handler(None, 0)
+    assert steps > 4 * job_table.PROGRESS_EVERY
+    monkeypatch.setattr(job_table, "READ_STEPS", steps + job_table.PROGRESS_EVERY)
+    assert store.read_jobs_page(scan) == store.list_jobs(scan)
+    monkeypatch.setattr(job_table, "READ_STEPS", steps - 2 * job_table.PROGRESS_EVERY)
+    assert store.read_jobs_page(scan) is None
