@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from hpgc.auth.principal import Principal
 from hpgc.backends.base import BackendError
@@ -35,6 +36,7 @@ from hpgc.jobs.limits import LimitSettings
 from hpgc.jobs.monitor import Monitor
 from hpgc.jobs.results import OutputFile, OutputValue, ResultFile
 from hpgc.jobs.service import JobService
+from hpgc.logs import current as log_fields
 from hpgc.models.joblist import JobQuery
 from hpgc.models.ogc import Execute, StatusCode
 from hpgc.models.run import BackendStatus, JobRef
@@ -620,8 +622,12 @@ async def test_monitor_interval_grows_while_quiet_and_resets_on_change(
     monitor.poll_once = poll_once  # type: ignore[method-assign]
     monkeypatch.setattr(monitor_module, "asyncio", SimpleNamespace(
         timeout=timeout, sleep=None, CancelledError=asyncio.CancelledError))
+    failures = REGISTRY.get_sample_value("hpgc_poll_failures_total", {"backend": "x"}) or 0.0
+    cycles = REGISTRY.get_sample_value("hpgc_poll_cycle_seconds_count", {"backend": "x"}) or 0.0
     with pytest.raises(asyncio.CancelledError):
         await monitor._run()
+    assert REGISTRY.get_sample_value("hpgc_poll_failures_total", {"backend": "x"}) == failures + 1
+    assert REGISTRY.get_sample_value("hpgc_poll_cycle_seconds_count", {"backend": "x"}) == cycles + 8  # with the last
     assert waits == [1.5, 2.25, 3.0, 3.0, 1.0, 1.5, 2.25]
     assert [r.getMessage() for r in caplog.records] == ["polling x failed; trying again"]  # and it went on
 
@@ -709,6 +715,27 @@ async def test_only_active_plain_jobs_of_its_backend_are_polled_alone(svc: JobSe
     await monitor.poll_changed()
     assert fake.polled[1:] == [{"mine"}] and monitor._changed == set()
     assert monitor._wake.is_set()  # the others: the next full cycle (a sweep's tasks are polled there)
+    monitor._wake.clear()
+    monitor.wake("sweep")
+    await monitor.poll_changed()
+    assert monitor._wake.is_set() and fake.polled[2:] == []  # a sweep alone, too
+
+
+async def test_a_jobs_status_is_applied_with_its_log_fields(svc: JobService) -> None:
+    """Whatever the monitor logs while it applies a job's change names the job, its process, owner and cluster."""
+    fake: FakeBackend = svc.fake  # type: ignore[attr-defined]
+    await insert(svc, job_id="j1", cluster="c1")
+    fake.late["j1"] = BackendStatus(status=S.failed, exit_code=3, message="boom")
+    seen: list[dict[str, str]] = []
+    apply = svc.apply
+
+    async def recording(*args: Any) -> Any:
+        seen.append(log_fields())
+        return await apply(*args)
+
+    svc.apply = recording  # type: ignore[method-assign]
+    assert await Monitor(svc, fake, 1.0, 1.0).poll_once() == 1
+    assert seen == [{"job_id": "j1", "process_id": "echo", "user": "alice", "cluster": "c1"}]
 
 
 async def test_polls_of_single_jobs_leave_the_cycle_its_time(monkeypatch: pytest.MonkeyPatch) -> None:
