@@ -624,10 +624,12 @@ async def test_monitor_interval_grows_while_quiet_and_resets_on_change(
         timeout=timeout, sleep=None, CancelledError=asyncio.CancelledError))
     failures = REGISTRY.get_sample_value("hpgc_poll_failures_total", {"backend": "x"}) or 0.0
     cycles = REGISTRY.get_sample_value("hpgc_poll_cycle_seconds_count", {"backend": "x"}) or 0.0
+    took = REGISTRY.get_sample_value("hpgc_poll_cycle_seconds_sum", {"backend": "x"}) or 0.0
     with pytest.raises(asyncio.CancelledError):
         await monitor._run()
     assert REGISTRY.get_sample_value("hpgc_poll_failures_total", {"backend": "x"}) == failures + 1
     assert REGISTRY.get_sample_value("hpgc_poll_cycle_seconds_count", {"backend": "x"}) == cycles + 8  # with the last
+    assert 0 <= (REGISTRY.get_sample_value("hpgc_poll_cycle_seconds_sum", {"backend": "x"}) or 0.0) - took < 5
     assert waits == [1.5, 2.25, 3.0, 3.0, 1.0, 1.5, 2.25]
     assert [r.getMessage() for r in caplog.records] == ["polling x failed; trying again"]  # and it went on
 
@@ -707,6 +709,10 @@ async def test_only_active_plain_jobs_of_its_backend_are_polled_alone(svc: JobSe
     await insert(svc, job_id="sweep", tasks={"total": 2, "running": 2})
     fake.late["mine"] = BackendStatus(status=S.running, progress=5, message="running")
     monitor = Monitor(svc, fake, 3600.0, 3600.0)
+    monitor.wake("sweep")  # a sweep's tasks are polled in a full cycle (which also ends a sweep left taskless)
+    await monitor.poll_changed()
+    assert monitor._wake.is_set() and fake.polled == [] and svc.store.get_job("sweep")["status"] == "running"
+    monitor._wake.clear()
     monitor.wake("mine")
     await monitor.poll_changed()
     assert fake.polled == [{"mine"}] and not monitor._wake.is_set()  # all it was told of was polled
@@ -714,11 +720,9 @@ async def test_only_active_plain_jobs_of_its_backend_are_polled_alone(svc: JobSe
         monitor.wake(job_id)
     await monitor.poll_changed()
     assert fake.polled[1:] == [{"mine"}] and monitor._changed == set()
-    assert monitor._wake.is_set()  # the others: the next full cycle (a sweep's tasks are polled there)
-    monitor._wake.clear()
-    monitor.wake("sweep")
-    await monitor.poll_changed()
-    assert monitor._wake.is_set() and fake.polled[2:] == []  # a sweep alone, too
+    assert monitor._wake.is_set()  # the others: the next full cycle
+    await monitor.poll_once()
+    assert fake.polled[2:] == [{"mine"}]  # a sweep is polled as its tasks (it has none here), never as one job
 
 
 async def test_a_jobs_status_is_applied_with_its_log_fields(svc: JobService) -> None:
