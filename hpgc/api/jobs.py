@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
+from functools import lru_cache
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -49,7 +50,15 @@ def _cursor(token: str) -> tuple[float, str]:
 
 
 def _token(row: dict) -> str:
-    return base64.urlsafe_b64encode(f"{row['created']!r}|{row['id']}".encode()).decode()
+    """The page cursor, ready for a query string: URL-safe base64, whose padding '=' is the one character to
+    escape."""
+    return base64.urlsafe_b64encode(f"{row['created']!r}|{row['id']}".encode()).decode().replace("=", "%3D")
+
+
+@lru_cache(maxsize=256)  # a client pages through one list: the same filters for every page
+def _filters_query(kept: tuple[tuple[str, str], ...]) -> str:
+    """The list's filters as the start of a next/prev link's query string (ending in '&' when not empty)."""
+    return urlencode(kept) + "&" if kept else ""
 
 
 def _split(values: list[str]) -> list[str]:
@@ -78,14 +87,14 @@ async def list_jobs(request: web.Request) -> web.Response:
     else:
         page = await request.app[JOBS].list(principal(request), q)
         rows, older, newer = page.rows, page.has_older, page.has_newer
-    kept = [(k, v) for k, v in request.query.items() if k in FILTERS]
+    kept = _filters_query(tuple((k, v) for k, v in request.query.items() if k in FILTERS))
     base = base_url(request)
     links = self_links(request, "/jobs", "jobs")
     if older and rows:
-        links.append(link(f"{base}/jobs?{urlencode([*kept, ('next', _token(rows[-1]))])}", "next", JSON,
+        links.append(link(f"{base}/jobs?{kept}next={_token(rows[-1])}", "next", JSON,
                           "older jobs"))
     if newer and rows:
-        links.append(link(f"{base}/jobs?{urlencode([*kept, ('prev', _token(rows[0]))])}", "prev", JSON,
+        links.append(link(f"{base}/jobs?{kept}prev={_token(rows[0])}", "prev", JSON,
                           "newer jobs"))
     # status_document is StatusInfo's wire form already (tests/unit/test_results_document.py): no model round trip
     doc = {"jobs": [status_document(r, base) for r in rows], "links": links}

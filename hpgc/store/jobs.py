@@ -13,7 +13,7 @@ import sqlite_utils
 from hpgc.models.joblist import JobPage, JobQuery
 from hpgc.store.base import Tables
 from hpgc.store.rows import EventRow, JobRow
-from hpgc.store.sql import TERMINAL, _decode, _encode, _insert, _rows, _select_one, _update
+from hpgc.store.sql import JSON_COLUMNS, TERMINAL, _decode, _encode, _insert, _rows, _select_one, _update
 
 # What a job list may cost the event loop on the read-only connection: at most this many rows, and about a
 # millisecond of SQLite's work (10-20 million virtual machine steps a second here); more goes to the thread.
@@ -24,6 +24,7 @@ PROGRESS_EVERY = 1000
 # the large JSON columns, which a list would decode only to drop
 LIST_COLUMNS = ("id", "process_id", "owner", "status", "message", "progress", "created", "started", "finished",
                 "updated", "resources", "usage", "tasks")
+LIST_JSON_COLUMNS = tuple(c for c in LIST_COLUMNS if c in JSON_COLUMNS)
 
 
 class JobTable(Tables):
@@ -221,4 +222,5 @@ def _page(q: JobQuery, rows: list[dict[str, Any]], ascending: bool) -> JobPage:
         has_newer, has_older = more, True
     else:
         has_older, has_newer = more, q.after is not None
-    return JobPage([_decode(r) for r in rows], has_older=has_older, has_newer=has_newer)  # type: ignore[misc]
+    return JobPage([_decode(r, LIST_JSON_COLUMNS) for r in rows], has_older=has_older,  # type: ignore[misc]
+                   has_newer=has_newer)

@@ -42,11 +42,12 @@ def _select_one(conn: sqlite3.Connection | sqlite_utils.Database, table: str, ke
     return _decode(rows[0]) if rows else None
 
 
-def _decode(row: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The row with its JSON columns decoded, in place: every caller passes a row it has just read."""
+def _decode(row: dict[str, Any] | None, columns: tuple[str, ...] = JSON_COLUMNS) -> dict[str, Any] | None:
+    """The row with its JSON columns (those of `columns` it has) decoded, in place: every caller passes a row
+    it has just read."""
     if row is None:
         return None
-    for k in JSON_COLUMNS:
+    for k in columns:
         if isinstance(v := row.get(k), str):
             row[k] = json.loads(v)
     return row

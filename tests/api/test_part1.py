@@ -350,3 +350,15 @@ async def test_request_or_package_chooses_the_cluster(client: TestClient, fake_b
     assert resp.status == 400 and "small, big" in (await resp.json())["detail"]
     resp = await client.post("/processes/echo/execution", json=ECHO, headers={"Prefer": "respond-async"})
     assert (await submitted(fake_backend, (await resp.json())["jobID"])).cluster is None  # the default one
+
+
+async def test_paging_links_keep_the_filters_escaped(client: TestClient) -> None:
+    for i in range(2):
+        await client.post("/processes/echo/execution", json={"inputs": {"stringInput": f"p{i}"}},
+                          headers={"Prefer": "respond-async"})
+    doc = await (await client.get("/jobs", params={"limit": "1", "processID": "echo,x&y=z"})).json()
+    nxt = next(link["href"] for link in doc["links"] if link["rel"] == "next")
+    query = nxt.split("?", 1)[1]
+    assert query.startswith("limit=1&processID=echo%2Cx%26y%3Dz&next=") and "=" not in query.rsplit("next=", 1)[1]
+    older = await (await client.get("/" + nxt.split("://", 1)[1].split("/", 1)[1])).json()
+    assert len(older["jobs"]) == 1 and older["jobs"][0]["jobID"] != doc["jobs"][0]["jobID"]
