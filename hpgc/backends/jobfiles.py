@@ -11,9 +11,11 @@ following a symlink (O_NOFOLLOW), without blocking (O_NONBLOCK), and checked on 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import uuid
+from functools import lru_cache
 from pathlib import Path
 
 from hpgc.backends.base import BackendError
@@ -27,8 +29,13 @@ class UnsafeFile(BackendError):
     """The file exists but is not one hpgc serves (symlink out, hard link, device, FIFO, folder)."""
 
 
+@lru_cache(maxsize=64)
+def _real_folder(folder: str) -> str:
+    return os.path.realpath(folder)  # the jobs folder is the server's: trusted, and it stays where it is
+
+
 def _real_jd(jd: Path) -> Path:
-    return Path(os.path.realpath(jd.parent)) / jd.name  # the jobs folder is the server's: trusted
+    return Path(_real_folder(str(jd.parent))) / jd.name
 
 
 def _named_parts(jd: Path, path: str | Path) -> tuple[str, ...] | None:
@@ -66,9 +73,24 @@ def open_inside(jd: Path, path: str | Path) -> int:
     """A read-only descriptor of a regular file with one link inside `jd`; the caller closes it.
 
     BackendError when it does not exist; UnsafeFile (a BackendError) when it is not served."""
-    parts = relative_parts(jd, path)
+    parts = _named_parts(jd, path)
+    if parts is None:
+        raise UnsafeFile(f"{path} is outside the job directory")
+    try:
+        # the path as written, no symlink followed: what hpgc's own files and most outputs are
+        return _open_parts(jd, parts, symlinks_resolved=False)
+    except _SymlinkOnTheWay:
+        # symlinks that stay inside the job directory are served as their targets
+        return _open_parts(jd, relative_parts(jd, path), symlinks_resolved=True)
+
+
+class _SymlinkOnTheWay(Exception):
+    pass
+
+
+def _open_parts(jd: Path, parts: tuple[str, ...], symlinks_resolved: bool) -> int:
     shown = "/".join(parts)
-    fd = os.open(os.path.realpath(jd.parent), _DIR_FLAGS & ~os.O_NOFOLLOW)
+    fd = os.open(_real_folder(str(jd.parent)), _DIR_FLAGS & ~os.O_NOFOLLOW)
     try:
         for i, name in enumerate((jd.name, *parts)):
             last = i == len(parts)
@@ -76,7 +98,9 @@ def open_inside(jd: Path, path: str | Path) -> int:
                 new = os.open(name, _FILE_FLAGS if last else _DIR_FLAGS, dir_fd=fd)
             except FileNotFoundError:
                 raise BackendError(f"{shown} does not exist") from None
-            except OSError:  # ELOOP: a symlink swapped in; ENOTDIR; ENXIO: a socket...
+            except OSError as exc:  # ELOOP: a symlink (swapped in); ENOTDIR; ENXIO: a socket...
+                if not symlinks_resolved and i > 0 and exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise _SymlinkOnTheWay from None
                 raise UnsafeFile(_refused(shown, "it is not a regular file in the job directory")) from None
             os.close(fd)
             fd = new

@@ -105,6 +105,12 @@ def test_a_regular_file_is_served(jd: Path) -> None:
     assert size_inside(jd, jd / "outputs/ok.txt") == 4
     (jd / "outputs" / "alias.txt").symlink_to("ok.txt")  # a symlink that stays inside is followed
     assert read_inside(jd, "outputs/alias.txt") == b"fine"
+    (jd / "results").symlink_to("outputs")  # a folder too, also on the way to the file
+    assert read_inside(jd, "results/ok.txt") == b"fine" and read_inside(jd, "results/alias.txt") == b"fine"
+    with pytest.raises(BackendError, match="does not exist"):
+        read_inside(jd, "results/missing.txt")
+    with pytest.raises(UnsafeFile):
+        read_inside(jd, "outputs/ok.txt/x")  # not a folder
 
 
 def test_links_out_hard_links_fifos_and_folders_are_refused(jd: Path, tmp_path: Path) -> None:
