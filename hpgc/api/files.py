@@ -66,8 +66,8 @@ async def upload(request: web.Request) -> web.Response:
 async def list_files(request: web.Request) -> web.Response:
     rows = await request.app[JOBS].uploads(principal(request))
     return json_response({"files": [file_document(request, r) for r in rows],
-                              "links": [{"href": f"{base_url(request)}/files", "rel": "self",
-                                         "type": "application/json"}]})
+                          "links": [{"href": f"{base_url(request)}/files", "rel": "self",
+                                     "type": "application/json"}]})
 
 
 @routes.get("/files/{file_id}")

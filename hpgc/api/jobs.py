@@ -91,11 +91,9 @@ async def list_jobs(request: web.Request) -> web.Response:
     base = base_url(request)
     links = self_links(request, "/jobs", "jobs")
     if older and rows:
-        links.append(link(f"{base}/jobs?{kept}next={_token(rows[-1])}", "next", JSON,
-                          "older jobs"))
+        links.append(link(f"{base}/jobs?{kept}next={_token(rows[-1])}", "next", JSON, "older jobs"))
     if newer and rows:
-        links.append(link(f"{base}/jobs?{kept}prev={_token(rows[0])}", "prev", JSON,
-                          "newer jobs"))
+        links.append(link(f"{base}/jobs?{kept}prev={_token(rows[0])}", "prev", JSON, "newer jobs"))
     # status_document is StatusInfo's wire form already (tests/unit/test_results_document.py): no model round trip
     doc = {"jobs": [status_document(r, base) for r in rows], "links": links}
     return respond(request, doc, "jobs.html")

@@ -13,7 +13,7 @@ PATH = "/.well-known/oauth-protected-resource"
 def add_resource_metadata(app: web.Application, issuers: list[str], scopes: list[str]) -> None:
     async def metadata(request: web.Request) -> web.Response:
         return json_response({"resource": base_url(request), "authorization_servers": issuers,
-                                  "scopes_supported": scopes, "bearer_methods_supported": ["header"]},
-                                 headers={"Cache-Control": "max-age=60"})
+                              "scopes_supported": scopes, "bearer_methods_supported": ["header"]},
+                             headers={"Cache-Control": "max-age=60"})
 
     app.router.add_get(PATH, metadata)

@@ -52,7 +52,7 @@ async def list_tasks(request: web.Request) -> web.Response:
         links.append({"href": f"{base}/jobs/{job_id}/tasks?offset={offset + len(tasks)}&limit={limit}",
                       "rel": "next", "type": JSON, "title": "the next tasks"})
     return json_response({"jobID": job_id, "hpgc:tasks": row["tasks"],
-                              "tasks": [task_document(base, job_id, t) for t in tasks], "links": links})
+                          "tasks": [task_document(base, job_id, t) for t in tasks], "links": links})
 
 
 @routes.get(f"/jobs/{{job_id}}/tasks/{INDEX}/results")

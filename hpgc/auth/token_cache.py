@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from hpgc.auth.principal import Principal
+
 MAX_ENTRIES = 10_000
 
 
@@ -29,7 +31,7 @@ class Verified:
     key: object  # the key object that verified the signature: identity is compared, never its value
     claims: dict[str, Any]
     exp: float
-    principal: Any = None  # who the claims stand for, derived on first use (TokenVerifier.principal)
+    principal: Principal | None = None  # who the claims stand for, derived on first use (TokenVerifier.principal)
 
 
 def digest(token: str) -> str:

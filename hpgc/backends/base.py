@@ -22,6 +22,7 @@ class OnChange(Protocol):
 
     def __call__(self, job_id: str | None = None) -> None: ...
 
+
 class BackendError(Exception):
     """A backend could not do what was asked; the message is meant for the user."""
 

@@ -14,9 +14,9 @@ from hpgc.jobs.lifecycle import POLL_COLUMNS, changes_of, job_ref
 from hpgc.jobs.metrics import POLL_FAILURES, POLL_SECONDS
 from hpgc.jobs.service import JobService
 from hpgc.logs import bind
+from hpgc.models.ogc import StatusCode
 
 log = logging.getLogger(__name__)
-ACTIVE = ("accepted", "running")
 
 
 class Monitor:
@@ -59,8 +59,8 @@ class Monitor:
         rate limit; a sweep's task, or a job not found active, makes the next cycle a full one."""
         ids, self._changed = sorted(self._changed), set()
         rows = await self.service.db(self.service.store.get_jobs, ids)
-        active = [r for r in rows.values() if r["status"] in ACTIVE and r["backend"] == self.backend.name
-                  and r.get("tasks") is None]
+        active = [r for r in rows.values() if not StatusCode(r["status"]).terminal
+                  and r["backend"] == self.backend.name and r.get("tasks") is None]
         if len(active) < len(ids):
             self._wake.set()
         return await self._poll(active)
